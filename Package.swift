@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module map and allowed imports: see Sources/README.md (from ../shared/ARCHITECTURE.md).
+//   nekochat → NekoChat, NekoModel · NekoChat → NekoModel · NekoModel → NekoKernels
+//   NekoKernels → CNekoKernels, COpenBLAS
+let package = Package(
+    name: "nekochat",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "nekochat", targets: ["nekochat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        // Hot loops that need SIMD intrinsics, with runtime CPU dispatch (AVX2+FMA+F16C or portable C).
+        .target(
+            name: "CNekoKernels",
+            path: "Sources/CNekoKernels",
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
+        ),
+        .target(name: "NekoKernels", dependencies: ["CNekoKernels", "COpenBLAS"]),
+        .target(name: "NekoModel", dependencies: ["NekoKernels"]),
+        .target(name: "NekoChat", dependencies: ["NekoModel"]),
+        .executableTarget(
+            name: "nekochat",
+            dependencies: [
+                "NekoChat", "NekoModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "NekoKernelsTests", dependencies: ["NekoKernels", "CNekoKernels"]),
+        // Fixtures are read from Tests/Fixtures through #filePath (see FixturePaths.swift).
+        .testTarget(name: "NekoModelTests", dependencies: ["NekoModel", "NekoKernels"]),
+        .testTarget(name: "NekoChatTests", dependencies: ["NekoChat", "NekoModel"]),
+    ]
+)

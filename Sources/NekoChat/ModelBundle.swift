@@ -1,0 +1,93 @@
+import Foundation
+import NekoModel
+
+/// `generation_config.json`: extra EOS ids and sampling defaults (all optional).
+public struct GenerationConfig: Decodable, Sendable, Equatable {
+    public var eosTokenIds: [Int] = []
+    public var doSample: Bool?
+    public var temperature: Float?
+    public var topK: Int?
+    public var topP: Float?
+    public var minP: Float?
+    public var repetitionPenalty: Float?
+
+    enum CodingKeys: String, CodingKey {
+        case eosTokenId = "eos_token_id", doSample = "do_sample", temperature, topK = "top_k",
+             topP = "top_p", minP = "min_p", repetitionPenalty = "repetition_penalty"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        if (try? c.decodeNil(forKey: .eosTokenId)) == false {
+            if let one = try? c.decode(Int.self, forKey: .eosTokenId) {
+                eosTokenIds = [one]
+            } else {
+                eosTokenIds = try c.decode([Int].self, forKey: .eosTokenId)
+            }
+        }
+        doSample = try c.decodeIfPresent(Bool.self, forKey: .doSample)
+        temperature = try c.decodeIfPresent(Float.self, forKey: .temperature)
+        topK = try c.decodeIfPresent(Int.self, forKey: .topK)
+        topP = try c.decodeIfPresent(Float.self, forKey: .topP)
+        minP = try c.decodeIfPresent(Float.self, forKey: .minP)
+        repetitionPenalty = try c.decodeIfPresent(Float.self, forKey: .repetitionPenalty)
+    }
+
+    /// Reads `path` if it exists; a missing file is an empty config.
+    public static func load(path: String) throws -> GenerationConfig {
+        guard FileManager.default.fileExists(atPath: path) else { return GenerationConfig() }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ModelError.io(path: path, message: "cannot read the file")
+        }
+        do {
+            return try JSONDecoder().decode(GenerationConfig.self, from: data)
+        } catch let error as DecodingError {
+            throw ModelError.config(file: path, field: ModelConfig.fieldName(of: error), message: "is malformed")
+        }
+    }
+
+    /// `defaults` with this file's sampling settings applied (flags are applied after this).
+    /// `do_sample: false` means greedy, as in transformers.
+    public func apply(to defaults: SamplingParameters) -> SamplingParameters {
+        var p = defaults
+        if let temperature { p.temperature = temperature }
+        if doSample == false { p.temperature = 0 }
+        if let topK { p.topK = topK }
+        if let topP { p.topP = topP }
+        if let minP { p.minP = minP }
+        if let repetitionPenalty { p.repeatPenalty = repetitionPenalty }
+        return p
+    }
+}
+
+/// A model directory made ready for generation: the model, its generation config and the
+/// token ids that end generation. (The tokenizer and chat template join it in later issues.)
+public final class ModelBundle: @unchecked Sendable {
+    public let directory: String
+    public let model: NekoMindModel
+    public let generationConfig: GenerationConfig
+    /// EOS ids: config.json's and generation_config.json's, united.
+    public let eosTokenIds: Set<Int>
+
+    public init(directory: String) throws {
+        self.directory = directory
+        model = try NekoMindModel.load(directory: directory)
+        let generationPath = directory + "/generation_config.json"
+        generationConfig = try GenerationConfig.load(path: generationPath)
+        for id in generationConfig.eosTokenIds where id < 0 || id >= model.config.vocabSize {
+            throw ModelError.config(file: generationPath, field: "eos_token_id",
+                                    message: "\(id) is outside the vocabulary (vocab_size \(model.config.vocabSize))")
+        }
+        eosTokenIds = Set(model.config.eosTokenIds + generationConfig.eosTokenIds)
+    }
+
+    /// Where the model comes from: `--model`, else `$NEKOCHAT_MODEL`.
+    public static func resolveDirectory(_ flag: String?) throws -> String {
+        if let flag, !flag.isEmpty { return flag }
+        if let env = ProcessInfo.processInfo.environment["NEKOCHAT_MODEL"], !env.isEmpty { return env }
+        throw ModelError.input("no model: pass --model DIR or set NEKOCHAT_MODEL"
+            + " (the built-in demo model is not part of this build yet)")
+    }
+}

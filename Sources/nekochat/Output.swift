@@ -1,0 +1,35 @@
+import Foundation
+
+/// Unbuffered writes to stdout and stderr (C's `stdout` global is off limits in Swift 6 mode).
+enum Output {
+    static func out(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    static func err(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    static func json(_ value: JSON) throws {
+        out(try value.serialized() + "\n")
+    }
+
+    /// Peak resident memory of this process (VmHWM), in bytes; 0 where /proc is missing.
+    static func peakRSS() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            return kb * 1024
+        }
+        return 0
+    }
+}
+
+/// An error of the command line itself (exit 1, one `error:` line).
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A rate with one decimal.
+func format(_ value: Double) -> String { String(format: "%.1f", value) }

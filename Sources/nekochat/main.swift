@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import NekoModel
+
+struct Nekochat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nekochat",
+        abstract: "Run NekoMind MoE models locally and watch them think.",
+        version: "0.1.0",
+        subcommands: [Chat.self, Generate.self, Score.self, Info.self, Bench.self],
+        defaultSubcommand: Chat.self)
+}
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The chat UI (the default command).")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    func run() throws {
+        throw CLIError("the chat UI is not part of this build yet; use `nekochat generate --prompt-ids …`")
+    }
+}
+
+/// Runs the command line: one `error:` line and exit 1 for failures, exit 2 for bad usage
+/// (swift-argument-parser would print a usage block and exit 64).
+enum Entry {
+    static func main() -> Never {
+        do {
+            var command = try Nekochat.parseAsRoot()
+            try command.run()
+            exit(0)
+        } catch let error as ModelError {
+            fail(error.description, code: 1)
+        } catch let error as CLIError {
+            fail(error.description, code: 1)
+        } catch let error as JSON.NonFiniteNumber {
+            fail(error.description, code: 1)
+        } catch let error as ExitCode {
+            exit(error.rawValue)
+        } catch {
+            let code = Nekochat.exitCode(for: error)
+            if code == .success {
+                Output.out(Nekochat.fullMessage(for: error) + "\n")
+                exit(0)
+            }
+            let message = Nekochat.message(for: error)
+            let firstLine = message.split(separator: "\n").first.map(String.init) ?? message
+            let text = firstLine.hasPrefix("Error: ") ? String(firstLine.dropFirst(7)) : firstLine
+            fail(text, code: code == .validationFailure ? 2 : code.rawValue == 64 ? 2 : 1)
+        }
+    }
+
+    static func fail(_ message: String, code: Int32) -> Never {
+        Output.err("error: \(message)\n")
+        exit(code)
+    }
+}
+
+Entry.main()
