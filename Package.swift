@@ -35,5 +35,7 @@ let package = Package(
         // Fixtures are read from Tests/Fixtures through #filePath (see FixturePaths.swift).
         .testTarget(name: "NekoModelTests", dependencies: ["NekoModel", "NekoKernels"]),
         .testTarget(name: "NekoChatTests", dependencies: ["NekoChat", "NekoModel"]),
+        // Runs the built `nekochat` binary as a user would (exit codes, stderr, JSON on stdout).
+        .testTarget(name: "NekochatCLITests", dependencies: ["nekochat"]),
     ]
 )

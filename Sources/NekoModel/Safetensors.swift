@@ -67,6 +67,12 @@ public final class SafetensorsFile: @unchecked Sendable {
         if let mapping { munmap(mapping, byteCount) }
     }
 
+    /// Whether `pointer` lies inside this file's mapping (weights are used in place, not copied).
+    func contains(_ pointer: UnsafeRawPointer) -> Bool {
+        guard let mapping else { return false }
+        return pointer >= UnsafeRawPointer(mapping) && pointer < UnsafeRawPointer(mapping) + byteCount
+    }
+
     static func parse(base: UnsafeRawPointer, size: Int, path: String) throws
         -> ([String: TensorInfo], [String]) {
         func bad(_ message: String) -> ModelError { .safetensors(file: path, message: message) }

@@ -49,6 +49,7 @@ struct TensorStore {
     let directory: String
     private(set) var tensors: [String: TensorInfo] = [:]
     private var used: Set<String> = []
+    private var ignored: Set<String> = []
 
     init(directory: String, files: [SafetensorsFile]) throws {
         self.directory = directory
@@ -90,10 +91,12 @@ struct TensorStore {
     }
 
     /// Marks a tensor as deliberately ignored.
-    mutating func ignore(_ name: String) { used.insert(name) }
+    mutating func ignore(_ name: String) { ignored.insert(name) }
 
     /// Tensors nobody asked for, in a stable order.
-    var unused: [TensorInfo] { tensors.values.filter { !used.contains($0.name) }.sorted { $0.name < $1.name } }
+    var unused: [TensorInfo] {
+        tensors.values.filter { !used.contains($0.name) && !ignored.contains($0.name) }.sorted { $0.name < $1.name }
+    }
 
     /// Total elements of the tensors used.
     var usedElements: Int { used.reduce(0) { $0 + (tensors[$1]?.elementCount ?? 0) } }

@@ -1,0 +1,117 @@
+import Foundation
+@testable import NekoChat
+import NekoModel
+import Testing
+
+enum EngineFixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/engine")
+    static func path(_ name: String) -> String { root.appendingPathComponent(name).path }
+    static let all: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []).sorted()
+
+    struct Expected: Decodable {
+        var prompt_ids: [Int]
+        var greedy_ids: [Int]
+        var nll: [Double]
+    }
+
+    static func expected(_ name: String) throws -> Expected {
+        try JSONDecoder().decode(Expected.self, from: Data(contentsOf: root.appendingPathComponent("\(name)/expected.json")))
+    }
+}
+
+@Suite struct GeneratorTests {
+    let name = "neko_mini_bf16"
+
+    func setup() throws -> (Generator, EngineFixtures.Expected, GenerationRequest) {
+        let bundle = try ModelBundle(directory: EngineFixtures.path(name))
+        let expected = try EngineFixtures.expected(name)
+        var request = GenerationRequest(promptIds: expected.prompt_ids)
+        request.sampling.temperature = 0
+        request.maxTokens = expected.greedy_ids.count
+        request.recordRouting = true
+        return (Generator(model: bundle.model, threads: 2), expected, request)
+    }
+
+    @Test func greedyGenerationMatchesTheReference() throws {
+        let (generator, expected, request) = try setup()
+        var streamed: [Int] = []
+        let result = try generator.generate(request) { streamed.append($0) }
+        #expect(result.ids == expected.greedy_ids)
+        #expect(streamed == result.ids)
+        #expect(result.finishReason == .length)
+        // N prompt tokens + M generated − 1: the last token is never fed back.
+        #expect(result.routing?.tokens == expected.prompt_ids.count + result.ids.count - 1)
+        #expect(result.prefillTokensPerSecond > 0 && result.decodeTokensPerSecond > 0)
+    }
+
+    @Test func eosStopAndLengthEndGeneration() throws {
+        var (generator, expected, request) = try setup()
+        let g = expected.greedy_ids
+        request.eosIds = [g[3]]
+        var result = try generator.generate(request)
+        let firstEos = g.firstIndex(of: g[3])!
+        #expect(result.ids == Array(g[...firstEos]) && result.finishReason == .eos)
+        request.eosIds = []
+        request.stopIds = [g[2]]
+        result = try generator.generate(request)
+        #expect(result.ids.last == g[2] && result.finishReason == .stop)
+        request.stopIds = []
+        request.maxTokens = 2
+        result = try generator.generate(request)
+        #expect(result.ids == Array(g[..<2]) && result.finishReason == .length)
+        request.maxTokens = 0
+        result = try generator.generate(request)
+        #expect(result.ids.isEmpty && result.finishReason == .length)
+    }
+
+    @Test func fullContextEndsGeneration() throws {
+        let (generator, expected, request) = try setup()
+        let result = try generator.generate(request, contextSize: expected.prompt_ids.count + 3)
+        #expect(result.finishReason == .context)
+        #expect(result.ids == Array(expected.greedy_ids[..<4]))
+        #expect(throws: ModelError.self) {
+            try generator.generate(request, contextSize: expected.prompt_ids.count - 1)
+        }
+    }
+
+    @Test func cancellationStopsBetweenTokensAndBeforePrefill() throws {
+        let (generator, _, request) = try setup()
+        let flag = CancellationFlag()
+        var result = try generator.generate(request, cancel: flag) { _ in
+            if !flag.isCancelled { flag.cancel() }
+        }
+        #expect(result.finishReason == .cancelled && result.ids.count == 1)
+        result = try generator.generate(request, cancel: flag)
+        #expect(result.finishReason == .cancelled && result.ids.isEmpty)
+    }
+
+    @Test(arguments: EngineFixtures.all)
+    func scoreMatchesTheReferenceNLL(name: String) throws {
+        let bundle = try ModelBundle(directory: EngineFixtures.path(name))
+        let expected = try EngineFixtures.expected(name)
+        let generator = Generator(model: bundle.model, threads: 2)
+        for chunk in [512, 3] {
+            generator.prefillChunk = chunk
+            let nll = try generator.score(expected.prompt_ids)
+            #expect(nll.count == expected.nll.count)
+            let d = zip(nll, expected.nll).map { abs($0 - $1) }.max() ?? 0
+            #expect(d < 1e-3, "\(name) chunk \(chunk): max |ΔNLL| \(d)")
+        }
+        #expect(throws: ModelError.self) { try generator.score([1]) }
+    }
+
+    @Test func generationConfigOverridesDefaultsAndAddsEosIds() throws {
+        let bundle = try ModelBundle(directory: EngineFixtures.path(name))
+        let config = try ModelConfig.load(path: EngineFixtures.path(name) + "/config.json")
+        #expect(bundle.eosTokenIds == Set(config.eosTokenIds + bundle.generationConfig.eosTokenIds))
+        var g = GenerationConfig()
+        g.temperature = 0.3
+        g.topK = 7
+        var p = g.apply(to: SamplingParameters())
+        #expect(p.temperature == 0.3 && p.topK == 7 && p.topP == 0.95)
+        g.doSample = false
+        p = g.apply(to: SamplingParameters())
+        #expect(p.temperature == 0)
+    }
+}

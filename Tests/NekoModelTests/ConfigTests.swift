@@ -1,0 +1,90 @@
+import Foundation
+@testable import NekoModel
+import Testing
+
+func writeTemp(_ text: String, name: String = "config.json") throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nekochat-cfg-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let path = dir.appendingPathComponent(name).path
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+/// SPEC.md's NekoMind1.5-Base config.
+let nekoMindConfig = """
+{"hidden_size": 1024, "num_hidden_layers": 18, "num_attention_heads": 8, "num_key_value_heads": 4,
+ "head_dim": 128, "intermediate_size": 2816, "moe_intermediate_size": 768,
+ "shared_expert_intermediate_size": 768, "num_experts": 32, "num_experts_per_tok": 4,
+ "first_k_dense_replace": 2, "rope_theta": 1000000.0, "max_position_embeddings": 32768,
+ "vocab_size": 32006, "tie_word_embeddings": true, "eos_token_id": [2, 32001]}
+"""
+
+@Suite struct ConfigTests {
+    @Test func nekoMindParameterCountsMatchTheModelCard() throws {
+        let config = try ModelConfig.load(path: try writeTemp(nekoMindConfig))
+        let count = config.parameterCount()
+        #expect(count.total == 1_352_990_208)
+        // Active: embedding, attention, dense MLPs, and per MoE layer router + shared + 4 of 32 experts.
+        #expect(count.active == 296_025_600)
+        #expect(config.moeLayers == Array(2..<18))
+        #expect(config.eosTokenIds == [2, 32001])
+    }
+
+    @Test func defaultsFollowTheSpec() throws {
+        let config = try ModelConfig.load(path: try writeTemp("""
+            {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10,
+             "intermediate_size": 8, "eos_token_id": 3}
+            """))
+        #expect(config.numKeyValueHeads == 4)
+        #expect(config.headDim == 16)
+        #expect(config.normTopkProb == false)
+        #expect(config.rmsNormEps == 1e-6)
+        #expect(config.ropeTheta == 1e6)
+        #expect(config.attentionBias == false)
+        #expect(config.tieWordEmbeddings == nil)
+        #expect(config.moeLayers.isEmpty)
+        #expect(config.eosTokenIds == [3])
+    }
+
+    @Test func alternativeSpellingsAreRead() throws {
+        let config = try ModelConfig.load(path: try writeTemp("""
+            {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+             "vocab_size": 10, "intermediate_size": 8, "moe_intermediate_size": 4, "num_local_experts": 6,
+             "num_experts_per_tok": 2, "rope_parameters": {"rope_type": "default", "rope_theta": 5000.0},
+             "qkv_bias": true, "mlp_only_layers": [1], "decoder_sparse_step": 1}
+            """))
+        #expect(config.numExperts == 6)
+        #expect(config.ropeTheta == 5000)
+        #expect(config.attentionBias)
+        #expect(config.moeLayers == [0, 2, 3])
+        let routed = try ModelConfig.load(path: try writeTemp("""
+            {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "vocab_size": 10,
+             "intermediate_size": 8, "moe_intermediate_size": 4, "n_routed_experts": 5, "num_experts_per_tok": 1,
+             "decoder_sparse_step": 2, "first_k_dense_replace": 0}
+            """))
+        #expect(routed.numExperts == 5)
+        #expect(routed.moeLayers == [1, 3])  // (i + 1) % step == 0
+    }
+
+    @Test(arguments: [
+        ("{\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10}", "hidden_size"),
+        ("{\"hidden_size\": \"64\", \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10}", "hidden_size"),
+        ("{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 6, \"num_key_value_heads\": 4, \"head_dim\": 16, \"vocab_size\": 10, \"intermediate_size\": 8}", "num_key_value_heads"),
+        ("{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10}", "intermediate_size"),
+        ("{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10, \"num_experts\": 4, \"num_experts_per_tok\": 5, \"moe_intermediate_size\": 4}", "num_experts_per_tok"),
+        ("{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10, \"intermediate_size\": 8, \"eos_token_id\": 10}", "eos_token_id"),
+        ("{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10, \"intermediate_size\": 8, \"mlp_only_layers\": [2]}", "mlp_only_layers"),
+        ("{\"hidden_size\": 60, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10, \"intermediate_size\": 8, \"head_dim\": 15}", "head_dim"),
+        ("{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10, \"intermediate_size\": 8, \"rope_parameters\": {\"rope_theta\": \"big\"}}", "rope_parameters.rope_theta"),
+        ("{\"hidden_size\": 64,", "(file)"),
+    ])
+    func inconsistentConfigsNameTheField(json: String, field: String) throws {
+        let path = try writeTemp(json)
+        #expect {
+            try ModelConfig.load(path: path)
+        } throws: { error in
+            guard case let ModelError.config(file, f, _) = error else { return false }
+            return file == path && f == field
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+/// Runs the `nekochat` executable built beside the tests.
+enum CLI {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = repo.appendingPathComponent("Tests/Fixtures/engine")
+
+    static let binary: URL? = {
+        var candidates = [Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("nekochat"),
+                          Bundle.main.bundleURL.appendingPathComponent("nekochat")]
+        for config in ["debug", "release"] {
+            candidates.append(repo.appendingPathComponent(".build/\(config)/nekochat"))
+        }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var json: [String: Any]? {
+            (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]
+        }
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = try #require(binary, "the nekochat binary was not built")
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["NEKOCHAT_MODEL"] = nil
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    static func model(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
+
+    static func expected(_ name: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("\(name)/expected.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+}
+
+@Suite struct CLITests {
+    let name = "neko_mini_bf16"
+
+    func isOneErrorLine(_ r: CLI.Result) -> Bool {
+        r.stderr.hasPrefix("error: ") && r.stderr.filter { $0 == "\n" }.count == 1
+    }
+
+    @Test func generateJSONWithRouting() throws {
+        let expected = try CLI.expected(name)
+        let prompt = (expected["prompt_ids"] as! [Int]).map(String.init).joined(separator: ",")
+        let greedy = expected["greedy_ids"] as! [Int]
+        let r = try CLI.run(["generate", "--model", CLI.model(name), "--prompt-ids", prompt, "--temperature", "0",
+                             "--max-tokens", "3", "--json", "--routing", "--threads", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json, "stdout is not one JSON document: \(r.stdout)")
+        #expect(json["ids"] as? [Int] == Array(greedy.prefix(3)))
+        #expect(json["prompt_ids"] as? [Int] == expected["prompt_ids"] as? [Int])
+        #expect(json["finish_reason"] as? String == "length")
+        #expect((json["decode_tokens_per_s"] as? Double ?? 0) > 0)
+        let routing = try #require(json["routing"] as? [[[String: Any]]])
+        #expect(routing.count == (expected["prompt_ids"] as! [Int]).count + 3 - 1)
+        #expect(routing[0].map { $0["layer"] as? Int } == (expected["moe_layers"] as! [Int]).map { $0 })
+    }
+
+    @Test func scoreJSONMatchesTheReference() throws {
+        let expected = try CLI.expected(name)
+        let ids = (expected["prompt_ids"] as! [Int]).map(String.init).joined(separator: ",")
+        let r = try CLI.run(["score", "--model", CLI.model(name), "--ids", ids, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        let nll = try #require(json["nll"] as? [Double])
+        let want = expected["nll"] as! [Double]
+        #expect(json["tokens"] as? Int == want.count + 1)
+        #expect(zip(nll, want).allSatisfy { abs($0 - $1) < 1e-3 })
+        let mean = want.reduce(0, +) / Double(want.count)
+        #expect(abs((json["perplexity"] as? Double ?? 0) / exp(mean) - 1) < 1e-3)
+    }
+
+    @Test func infoJSONSaysWhereTheModelCameFrom() throws {
+        let r = try CLI.run(["info", "--json"], environment: ["NEKOCHAT_MODEL": CLI.model(name)])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        #expect(json["path"] as? String == CLI.model(name))
+        #expect(json["source"] as? String == "NEKOCHAT_MODEL")
+        #expect((json["parameters"] as? Int ?? 0) > (json["active_parameters"] as? Int ?? 0))
+        #expect(json["dtype"] as? String == "BF16")
+    }
+
+    @Test func usageErrorsAreOneLineAndExitTwo() throws {
+        for args in [["generate", "--bogus"], ["generate", "--model", CLI.model(name)],
+                     ["score", "--ids", "1,x"], ["generate", "--prompt-ids", "1", "--top-p", "7"]] {
+            let r = try CLI.run(args)
+            #expect(r.status == 2, "\(args): \(r.status) \(r.stderr)")
+            #expect(isOneErrorLine(r), "\(args): \(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
+    }
+
+    @Test func badModelsAndIdsAreOneLineAndExitOne() throws {
+        var r = try CLI.run(["info", "--model", "/nonexistent"])
+        #expect(r.status == 1 && r.stderr == "error: /nonexistent/config.json: cannot read the file\n")
+        r = try CLI.run(["score", "--model", CLI.model(name), "--ids", "1,2,128", "--json"])
+        #expect(r.status == 1 && isOneErrorLine(r) && r.stderr.contains("128") && r.stderr.contains("vocab_size"))
+        r = try CLI.run(["info"])
+        #expect(r.status == 1 && isOneErrorLine(r) && r.stderr.contains("--model"))
+        r = try CLI.run(["bench", "--model", CLI.model(name), "--weights", "q8"])
+        #expect(r.status == 1 && isOneErrorLine(r))
+    }
+
+    @Test func benchReportsRatesAndMemory() throws {
+        let r = try CLI.run(["bench", "--model", CLI.model(name), "--prompt-tokens", "16", "--gen-tokens", "4", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        #expect((json["prefill_tokens_per_s"] as? Double ?? 0) > 0)
+        #expect((json["decode_tokens_per_s"] as? Double ?? 0) > 0)
+        #expect((json["peak_rss_bytes"] as? Int ?? 0) > 0)
+        #expect(json["weights"] as? String == "bf16")
+    }
+
+    @Test func versionAndHelpExitZero() throws {
+        let v = try CLI.run(["--version"])
+        #expect(v.status == 0 && v.stdout == "0.1.0\n")
+        let h = try CLI.run(["generate", "--help"])
+        #expect(h.status == 0 && h.stdout.contains("--prompt-ids"))
+    }
+}
