@@ -23,18 +23,22 @@ let package = Package(
         ),
         .target(name: "NekoKernels", dependencies: ["CNekoKernels", "COpenBLAS"]),
         .target(name: "NekoModel", dependencies: ["NekoKernels"]),
-        .target(name: "NekoChat", dependencies: ["NekoModel"]),
+        // JSON with ordered keys, compared scalar by scalar (tokenizer.json vocabularies, templates).
+        .target(name: "NekoJSON"),
+        .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),
+        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer"]),
         .executableTarget(
             name: "nekochat",
             dependencies: [
-                "NekoChat", "NekoModel",
+                "NekoChat", "NekoModel", "NekoTokenizer", "NekoJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "NekoKernelsTests", dependencies: ["NekoKernels", "CNekoKernels"]),
         // Fixtures are read from Tests/Fixtures through #filePath (see FixturePaths.swift).
         .testTarget(name: "NekoModelTests", dependencies: ["NekoModel", "NekoKernels"]),
-        .testTarget(name: "NekoChatTests", dependencies: ["NekoChat", "NekoModel"]),
+        .testTarget(name: "NekoTokenizerTests", dependencies: ["NekoTokenizer", "NekoJSON"]),
+        .testTarget(name: "NekoChatTests", dependencies: ["NekoChat", "NekoModel", "NekoTokenizer"]),
         // Runs the built `nekochat` binary as a user would (exit codes, stderr, JSON on stdout).
         .testTarget(name: "NekochatCLITests", dependencies: ["nekochat"]),
     ]

@@ -69,11 +69,14 @@ public final class Generator: @unchecked Sendable {
         return logits
     }
 
+    /// What to do after a token: go on, or end with `stop` (a stop string appeared).
+    public enum TokenAction { case proceed, stop }
+
     /// Generates from `request.promptIds` into a fresh cache of `contextSize` positions.
     /// `onToken` sees each generated id as it is chosen.
     public func generate(_ request: GenerationRequest, contextSize: Int? = nil,
                          cancel: CancellationFlag? = nil,
-                         onToken: (Int) -> Void = { _ in }) throws -> GenerationResult {
+                         onToken: (Int) -> TokenAction = { _ in .proceed }) throws -> GenerationResult {
         let cache = model.makeCache(capacity: contextSize)
         guard !request.promptIds.isEmpty else { throw ModelError.input("the prompt is empty") }
         try model.check(tokens: request.promptIds)
@@ -101,8 +104,9 @@ public final class Generator: @unchecked Sendable {
             let token = sampler.sample(logits: logits, history: history)
             result.ids.append(token)
             history.append(token)
-            onToken(token)
+            let action = onToken(token)
             if request.eosIds.contains(token) { result.finishReason = .eos; break }
+            if action == .stop { result.finishReason = .stop; break }
             if request.stopIds.contains(token) { result.finishReason = .stop; break }
             if result.ids.count >= request.maxTokens { result.finishReason = .length; break }
             if cancel?.isCancelled == true { result.finishReason = .cancelled; break }

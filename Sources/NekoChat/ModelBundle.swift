@@ -1,5 +1,6 @@
 import Foundation
 import NekoModel
+import NekoTokenizer
 
 /// `generation_config.json`: extra EOS ids and sampling defaults (all optional).
 public struct GenerationConfig: Decodable, Sendable, Equatable {
@@ -62,13 +63,14 @@ public struct GenerationConfig: Decodable, Sendable, Equatable {
     }
 }
 
-/// A model directory made ready for generation: the model, its generation config and the
-/// token ids that end generation. (The tokenizer and chat template join it in later issues.)
+/// A model directory made ready for generation: the model, its tokenizer (when the directory
+/// has a tokenizer.json), its generation config and the token ids that end generation.
 public final class ModelBundle: @unchecked Sendable {
     public let directory: String
     public let model: NekoMindModel
+    public let tokenizer: Tokenizer?
     public let generationConfig: GenerationConfig
-    /// EOS ids: config.json's and generation_config.json's, united.
+    /// EOS ids: config.json's, generation_config.json's and the tokenizer's `eos_token`, united.
     public let eosTokenIds: Set<Int>
 
     public init(directory: String) throws {
@@ -80,7 +82,23 @@ public final class ModelBundle: @unchecked Sendable {
             throw ModelError.config(file: generationPath, field: "eos_token_id",
                                     message: "\(id) is outside the vocabulary (vocab_size \(model.config.vocabSize))")
         }
-        eosTokenIds = Set(model.config.eosTokenIds + generationConfig.eosTokenIds)
+        var eos = Set(model.config.eosTokenIds + generationConfig.eosTokenIds)
+        if FileManager.default.fileExists(atPath: directory + "/tokenizer.json") {
+            let tokenizer = try Tokenizer.load(directory)
+            if let token = tokenizer.eosToken, let id = tokenizer.id(for: token) { eos.insert(id) }
+            self.tokenizer = tokenizer
+        } else {
+            tokenizer = nil
+        }
+        eosTokenIds = eos
+    }
+
+    /// The tokenizer, or an error saying the model directory has none.
+    public func requireTokenizer() throws -> Tokenizer {
+        guard let tokenizer else {
+            throw ModelError.io(path: directory + "/tokenizer.json", message: "missing: text input and output need the model's tokenizer")
+        }
+        return tokenizer
     }
 
     /// Where the model comes from: `--model`, else `$NEKOCHAT_MODEL`.

@@ -6,7 +6,7 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Complete a prompt.")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "The prompt text (needs the model's tokenizer).") var prompt: String?
+    @Option(help: "The prompt text (encoded with the tokenizer's special tokens, e.g. BOS).") var prompt: String?
     @Option(name: .customLong("prompt-ids"), help: "The prompt as token ids: 1,2,3.") var promptIds: String?
     @Flag(help: "Treat the prompt as a user message and apply the chat template.") var chat = false
     @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.") var maxTokens = 512
@@ -18,35 +18,48 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt and --prompt-ids") }
+        if chat && prompt == nil { throw ValidationError("--chat needs --prompt") }
         if maxTokens < 0 { throw ValidationError("--max-tokens must be ≥ 0") }
         if let ctxSize, ctxSize < 1 { throw ValidationError("--ctx-size must be at least 1") }
         if let promptIds { _ = try parseIds(promptIds, flag: "--prompt-ids") }
     }
 
     func run() throws {
-        if prompt != nil || chat || !stop.isEmpty {
-            throw CLIError("--prompt, --chat and --stop need the tokenizer, which this build does not have yet; use --prompt-ids")
-        }
+        if chat { throw CLIError("--chat needs the chat template engine, which this build does not have yet") }
         let bundle = try modelOptions.loadBundle()
-        var request = GenerationRequest(promptIds: try parseIds(promptIds ?? "", flag: "--prompt-ids"))
+        let tokenizer = bundle.tokenizer
+        if prompt != nil || !stop.isEmpty { _ = try bundle.requireTokenizer() }
+        let ids = try prompt.map { tokenizer!.encode($0) } ?? parseIds(promptIds ?? "", flag: "--prompt-ids")
+        var request = GenerationRequest(promptIds: ids)
         request.maxTokens = maxTokens
         request.sampling = sampling.parameters(bundle.generationConfig)
         request.eosIds = bundle.eosTokenIds
         request.recordRouting = routing
         let generator = Generator(model: bundle.model, threads: modelOptions.threadCount)
-        if !json { Output.err("note: no tokenizer yet: printing token ids\n") }
+        var stream = tokenizer.map { TextStream(tokenizer: $0, stopStrings: stop) }
+        if tokenizer == nil && !json { Output.err("note: \(bundle.directory) has no tokenizer.json: printing token ids\n") }
         let result = try generator.generate(request, contextSize: ctxSize) { id in
-            if !json { Output.out("\(id) ") }
+            // The end-of-sequence token itself is not part of the text.
+            guard !bundle.eosTokenIds.contains(id) else { return .proceed }
+            guard stream != nil else {
+                if !json { Output.out("\(id) ") }
+                return .proceed
+            }
+            let text = stream!.add(id)
+            if !json { Output.out(text) }
+            return stream!.stopped ? .stop : .proceed
         }
+        let rest = stream?.finish() ?? ""
         if !json {
-            Output.out("\n")
+            Output.out(rest + "\n")
             Output.err("finish: \(result.finishReason.rawValue), seed \(result.seed), "
                 + "prefill \(format(result.prefillTokensPerSecond)) tok/s, "
                 + "decode \(format(result.decodeTokensPerSecond)) tok/s\n")
             return
         }
         var fields: [(String, JSON)] = [
-            ("prompt_ids", .ints(request.promptIds)), ("ids", .ints(result.ids)), ("text", .string("")),
+            ("prompt_ids", .ints(request.promptIds)), ("ids", .ints(result.ids)),
+            ("text", .string(stream?.string ?? "")),
             ("finish_reason", .string(result.finishReason.rawValue)),
             ("prefill_tokens_per_s", .double(result.prefillTokensPerSecond)),
             ("decode_tokens_per_s", .double(result.decodeTokensPerSecond)),

@@ -8,7 +8,7 @@ struct Score: ParsableCommand {
         abstract: "Per-token negative log-likelihood of a text or of token ids, in one batched pass.")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "A text file to score (needs the model's tokenizer).") var file: String?
+    @Option(help: "A UTF-8 text file to score (encoded with the tokenizer's special tokens, e.g. BOS).") var file: String?
     @Option(help: "Token ids to score: 1,2,3.") var ids: String?
     @Flag(help: "Print one JSON document.") var json = false
 
@@ -18,9 +18,16 @@ struct Score: ParsableCommand {
     }
 
     func run() throws {
-        if file != nil { throw CLIError("--file needs the tokenizer, which this build does not have yet; use --ids") }
-        let tokens = try parseIds(ids ?? "", flag: "--ids")
         let bundle = try modelOptions.loadBundle()
+        let tokens: [Int]
+        if let file {
+            let tokenizer = try bundle.requireTokenizer()
+            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("\(file): cannot read the file") }
+            guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("\(file): not valid UTF-8 text") }
+            tokens = tokenizer.encode(text)
+        } else {
+            tokens = try parseIds(ids ?? "", flag: "--ids")
+        }
         let generator = Generator(model: bundle.model, threads: modelOptions.threadCount)
         let nll = try generator.score(tokens)
         let mean = nll.isEmpty ? 0 : nll.reduce(0, +) / Double(nll.count)

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import NekoModel
+import NekoTokenizer
 
 struct Nekochat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nekochat",
         abstract: "Run NekoMind MoE models locally and watch them think.",
         version: "0.1.0",
-        subcommands: [Chat.self, Generate.self, Score.self, Info.self, Bench.self],
+        subcommands: [Chat.self, Generate.self, Score.self, Tokenize.self, Info.self, Bench.self],
         defaultSubcommand: Chat.self)
 }
 
@@ -30,6 +31,8 @@ enum Entry {
             try command.run()
             exit(0)
         } catch let error as ModelError {
+            fail(error.description, code: 1)
+        } catch let error as TokenizerError {
             fail(error.description, code: 1)
         } catch let error as CLIError {
             fail(error.description, code: 1)

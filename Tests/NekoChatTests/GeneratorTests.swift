@@ -36,7 +36,7 @@ enum EngineFixtures {
     @Test func greedyGenerationMatchesTheReference() throws {
         let (generator, expected, request) = try setup()
         var streamed: [Int] = []
-        let result = try generator.generate(request) { streamed.append($0) }
+        let result = try generator.generate(request) { streamed.append($0); return .proceed }
         #expect(result.ids == expected.greedy_ids)
         #expect(streamed == result.ids)
         #expect(result.finishReason == .length)
@@ -65,6 +65,16 @@ enum EngineFixtures {
         #expect(result.ids.isEmpty && result.finishReason == .length)
     }
 
+    @Test func stopActionEndsGenerationWithStop() throws {
+        let (generator, expected, request) = try setup()
+        var seen = 0
+        let result = try generator.generate(request) { _ in
+            seen += 1
+            return seen == 3 ? .stop : .proceed
+        }
+        #expect(result.finishReason == .stop && result.ids == Array(expected.greedy_ids[..<3]))
+    }
+
     @Test func fullContextEndsGeneration() throws {
         let (generator, expected, request) = try setup()
         let result = try generator.generate(request, contextSize: expected.prompt_ids.count + 3)
@@ -80,6 +90,7 @@ enum EngineFixtures {
         let flag = CancellationFlag()
         var result = try generator.generate(request, cancel: flag) { _ in
             if !flag.isCancelled { flag.cancel() }
+            return .proceed
         }
         #expect(result.finishReason == .cancelled && result.ids.count == 1)
         result = try generator.generate(request, cancel: flag)
