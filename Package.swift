@@ -26,11 +26,12 @@ let package = Package(
         // JSON with ordered keys, compared scalar by scalar (tokenizer.json vocabularies, templates).
         .target(name: "NekoJSON"),
         .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),
-        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer"]),
+        .target(name: "NekoTemplate", dependencies: ["NekoJSON"]),
+        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate"]),
         .executableTarget(
             name: "nekochat",
             dependencies: [
-                "NekoChat", "NekoModel", "NekoTokenizer", "NekoJSON",
+                "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -38,6 +39,7 @@ let package = Package(
         // Fixtures are read from Tests/Fixtures through #filePath (see FixturePaths.swift).
         .testTarget(name: "NekoModelTests", dependencies: ["NekoModel", "NekoKernels"]),
         .testTarget(name: "NekoTokenizerTests", dependencies: ["NekoTokenizer", "NekoJSON"]),
+        .testTarget(name: "NekoTemplateTests", dependencies: ["NekoTemplate", "NekoJSON"]),
         .testTarget(name: "NekoChatTests", dependencies: ["NekoChat", "NekoModel", "NekoTokenizer"]),
         // Runs the built `nekochat` binary as a user would (exit codes, stderr, JSON on stdout).
         .testTarget(name: "NekochatCLITests", dependencies: ["nekochat"]),

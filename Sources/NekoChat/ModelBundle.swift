@@ -1,5 +1,7 @@
 import Foundation
+import NekoJSON
 import NekoModel
+import NekoTemplate
 import NekoTokenizer
 
 /// `generation_config.json`: extra EOS ids and sampling defaults (all optional).
@@ -91,6 +93,32 @@ public final class ModelBundle: @unchecked Sendable {
             tokenizer = nil
         }
         eosTokenIds = eos
+    }
+
+    /// The chat template (chat_template.jinja, tokenizer_config.json, or the ChatML default),
+    /// with the tokenizer's special tokens as variables. Loaded when first asked for, so a
+    /// broken template does not stop plain completion.
+    public func chatTemplate() throws -> ChatTemplate {
+        try ChatTemplate.load(directory: directory)
+    }
+
+    /// Chat prompt ids for `messages`: rendered with the generation prompt and encoded without
+    /// added special tokens (the template writes its own), as `apply_chat_template` does.
+    public func chatPrompt(_ messages: [JSONValue], template: ChatTemplate) throws -> [Int] {
+        let tokenizer = try requireTokenizer()
+        let text = try template.render(messages: messages, addGenerationPrompt: true)
+        return tokenizer.encode(text, addSpecialTokens: false)
+    }
+
+    /// The end-of-turn token ids of a chat template: the special token the template writes right
+    /// after an assistant message (`<|im_end|>` for ChatML), when the tokenizer knows it.
+    public func endOfTurnIds(_ template: ChatTemplate) -> Set<Int> {
+        guard let tokenizer, let text = template.endOfTurnText() else { return [] }
+        if let id = tokenizer.id(for: text) { return [id] }
+        // The text may start with a special token followed by more (e.g. "</s>[INST]").
+        let ids = tokenizer.encode(text, addSpecialTokens: false)
+        if let first = ids.first, tokenizer.isSpecial(first) { return [first] }
+        return []
     }
 
     /// The tokenizer, or an error saying the model directory has none.

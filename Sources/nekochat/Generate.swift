@@ -1,5 +1,6 @@
 import ArgumentParser
 import NekoChat
+import NekoJSON
 import NekoModel
 
 struct Generate: ParsableCommand {
@@ -25,12 +26,21 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        if chat { throw CLIError("--chat needs the chat template engine, which this build does not have yet") }
         let bundle = try modelOptions.loadBundle()
         let tokenizer = bundle.tokenizer
         if prompt != nil || !stop.isEmpty { _ = try bundle.requireTokenizer() }
-        let ids = try prompt.map { tokenizer!.encode($0) } ?? parseIds(promptIds ?? "", flag: "--prompt-ids")
+        var stopIds: Set<Int> = []
+        let ids: [Int]
+        if chat, let prompt {
+            let template = try bundle.chatTemplate()
+            if template.isDefault { Output.err("note: the model has no chat template; using the ChatML default\n") }
+            ids = try bundle.chatPrompt([.object([("role", .string("user")), ("content", .string(prompt))])], template: template)
+            stopIds = bundle.endOfTurnIds(template).subtracting(bundle.eosTokenIds)
+        } else {
+            ids = try prompt.map { tokenizer!.encode($0) } ?? parseIds(promptIds ?? "", flag: "--prompt-ids")
+        }
         var request = GenerationRequest(promptIds: ids)
+        request.stopIds = stopIds
         request.maxTokens = maxTokens
         request.sampling = sampling.parameters(bundle.generationConfig)
         request.eosIds = bundle.eosTokenIds
@@ -39,8 +49,8 @@ struct Generate: ParsableCommand {
         var stream = tokenizer.map { TextStream(tokenizer: $0, stopStrings: stop) }
         if tokenizer == nil && !json { Output.err("note: \(bundle.directory) has no tokenizer.json: printing token ids\n") }
         let result = try generator.generate(request, contextSize: ctxSize) { id in
-            // The end-of-sequence token itself is not part of the text.
-            guard !bundle.eosTokenIds.contains(id) else { return .proceed }
+            // The end-of-sequence and end-of-turn tokens themselves are not part of the text.
+            guard !bundle.eosTokenIds.contains(id), !stopIds.contains(id) else { return .proceed }
             guard stream != nil else {
                 if !json { Output.out("\(id) ") }
                 return .proceed

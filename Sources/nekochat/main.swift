@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NekoModel
+import NekoTemplate
 import NekoTokenizer
 
 struct Nekochat: ParsableCommand {
@@ -8,7 +9,7 @@ struct Nekochat: ParsableCommand {
         commandName: "nekochat",
         abstract: "Run NekoMind MoE models locally and watch them think.",
         version: "0.1.0",
-        subcommands: [Chat.self, Generate.self, Score.self, Tokenize.self, Info.self, Bench.self],
+        subcommands: [Chat.self, Generate.self, Score.self, Tokenize.self, TemplateCommand.self, Info.self, Bench.self],
         defaultSubcommand: Chat.self)
 }
 
@@ -31,6 +32,8 @@ enum Entry {
             try command.run()
             exit(0)
         } catch let error as ModelError {
+            fail(error.description, code: 1)
+        } catch let error as TemplateError {
             fail(error.description, code: 1)
         } catch let error as TokenizerError {
             fail(error.description, code: 1)

@@ -1,0 +1,622 @@
+import Foundation
+
+/// Variables of one level: the template, a loop body, a macro call.
+final class Scope {
+    var vars: [String: Value] = [:]
+    let parent: Scope?
+    init(parent: Scope?) { self.parent = parent }
+
+    func lookup(_ name: String) -> Value? {
+        var s: Scope? = self
+        while let scope = s {
+            if let v = scope.vars[name] { return v }
+            s = scope.parent
+        }
+        return nil
+    }
+}
+
+/// The running state of a `for` loop, as `loop` in templates.
+final class LoopObject: TemplateObject, @unchecked Sendable {
+    let items: [Value]
+    var index0 = 0
+    let depth0: Int
+    var lastChanged: Value?
+    /// For `{% for … recursive %}`: renders the loop body over another iterable, one level deeper.
+    var recurse: ((Value) throws -> String)?
+    init(items: [Value], depth0: Int) {
+        self.items = items
+        self.depth0 = depth0
+    }
+    override var typeName: String { "LoopContext" }
+    override func call(_ args: [Value], _ kwargs: [(String, Value)], _ interpreter: Interpreter) throws -> Value? {
+        guard let recurse else { return nil }
+        return .string(try recurse(args.first ?? .list([])))
+    }
+    override func attribute(_ name: String) -> Value? {
+        let n = items.count
+        switch name {
+        case "index": return .int(index0 + 1)
+        case "index0": return .int(index0)
+        case "revindex": return .int(n - index0)
+        case "revindex0": return .int(n - index0 - 1)
+        case "first": return .bool(index0 == 0)
+        case "last": return .bool(index0 == n - 1)
+        case "length": return .int(n)
+        case "depth": return .int(depth0 + 1)
+        case "depth0": return .int(depth0)
+        case "previtem": return index0 > 0 ? items[index0 - 1] : .undefined(hint: "there is no previous item")
+        case "nextitem": return index0 + 1 < n ? items[index0 + 1] : .undefined(hint: "there is no next item")
+        case "changed":
+            return .object(Function("changed") { [self] args, _, _ in
+                let value = Value.tuple(args)
+                defer { lastChanged = value }
+                return .bool(!(lastChanged?.pyEquals(value) ?? false))
+            })
+        case "cycle":
+            let i = index0
+            return .object(Function("cycle") { args, _, _ in
+                guard !args.isEmpty else { throw RenderError("no items for cycling given") }
+                return args[i % args.count]
+            })
+        default: return nil
+        }
+    }
+}
+
+/// A macro defined in the template, closed over the scope it was defined in.
+final class MacroObject: TemplateObject, @unchecked Sendable {
+    let definition: MacroDefinition
+    let scope: Scope
+    init(_ definition: MacroDefinition, scope: Scope) {
+        self.definition = definition
+        self.scope = scope
+    }
+    override var typeName: String { "Macro" }
+    override var repr: String { "<Macro '\(definition.name)'>" }
+    override func attribute(_ name: String) -> Value? {
+        name == "name" ? .string(definition.name) : nil
+    }
+
+    override func call(_ args: [Value], _ kwargs: [(String, Value)], _ interpreter: Interpreter) throws -> Value? {
+        // Python stops runaway recursion (RecursionError); so do we, before the stack runs out.
+        interpreter.callDepth += 1
+        defer { interpreter.callDepth -= 1 }
+        guard interpreter.callDepth <= Interpreter.maxCallDepth else {
+            throw RenderError("maximum recursion depth exceeded")
+        }
+        let local = Scope(parent: scope)
+        var kw = kwargs
+        var extra: [Value] = []
+        let params = definition.parameters
+        if args.count > params.count, !NameUsage.uses("varargs", in: definition.body) {
+            throw RenderError("macro '\(definition.name)' takes not more than \(params.count) argument(s)")
+        }
+        if let unknown = kwargs.first(where: { k, _ in k != "caller" && !params.contains { $0.0 == k } }),
+           !NameUsage.uses("kwargs", in: definition.body) {
+            throw RenderError("macro '\(definition.name)' takes no keyword argument '\(unknown.0)'")
+        }
+        for (i, (name, defaultExpr)) in definition.parameters.enumerated() {
+            if i < args.count {
+                local.vars[name] = args[i]
+            } else if let k = kw.firstIndex(where: { $0.0 == name }) {
+                local.vars[name] = kw[k].1
+                kw.remove(at: k)
+            } else if let defaultExpr {
+                local.vars[name] = try interpreter.evaluate(defaultExpr, local)
+            } else {
+                local.vars[name] = .undefined(hint: "'\(name)' is undefined")
+            }
+        }
+        if args.count > definition.parameters.count { extra = Array(args[definition.parameters.count...]) }
+        if let c = kw.firstIndex(where: { $0.0 == "caller" }) {
+            local.vars["caller"] = kw[c].1
+            kw.remove(at: c)
+        }
+        local.vars["varargs"] = .list(extra)
+        var kwargsDict = Value.Dict()
+        for (k, v) in kw { kwargsDict[k] = v }
+        local.vars["kwargs"] = .dict(kwargsDict)
+        return .string(try interpreter.capture(definition.body, local))
+    }
+}
+
+/// An error while rendering; the interpreter adds the location.
+struct RenderError: Error {
+    let message: String
+    var raised = false
+    init(_ message: String, raised: Bool = false) {
+        self.message = message
+        self.raised = raised
+    }
+}
+
+/// Walks the AST and writes the output.
+final class Interpreter {
+    enum Flow { case normal, breakLoop, continueLoop }
+
+    let globals: Scope
+    var location = SourceLocation(line: 1, column: 1)
+    var callDepth = 0
+    static let maxCallDepth = 300
+    let clock: @Sendable () -> Date
+
+    init(globals: Scope, clock: @escaping @Sendable () -> Date) {
+        self.globals = globals
+        self.clock = clock
+    }
+
+    func render(_ nodes: [Node], _ scope: Scope) throws -> String {
+        var out = ""
+        do {
+            _ = try execute(nodes, scope, into: &out)
+        } catch let e as RenderError {
+            throw TemplateError(e.raised ? .raised : .runtime, e.message, line: location.line, column: location.column)
+        }
+        return out
+    }
+
+    func capture(_ nodes: [Node], _ scope: Scope) throws -> String {
+        var out = ""
+        let saved = location
+        _ = try execute(nodes, scope, into: &out)
+        location = saved
+        return out
+    }
+
+    // MARK: statements
+
+    func execute(_ nodes: [Node], _ scope: Scope, into out: inout String) throws -> Flow {
+        for node in nodes {
+            let flow = try execute(node, scope, into: &out)
+            if flow != .normal { return flow }
+        }
+        return .normal
+    }
+
+    func execute(_ node: Node, _ scope: Scope, into out: inout String) throws -> Flow {
+        switch node {
+        case let .located(inner, loc):
+            location = loc
+            return try execute(inner, scope, into: &out)
+        case let .text(t):
+            out += t
+        case let .output(e):
+            out += try evaluate(e, scope).str
+        case let .ifBlock(branches, otherwise):
+            for (condition, body) in branches where try evaluate(condition, scope).truthy {
+                return try execute(body, scope, into: &out)
+            }
+            return try execute(otherwise, scope, into: &out)
+        case let .forLoop(target, iterable, filter, body, otherwise, recursive):
+            let items = try evaluate(iterable, scope)
+            try runLoop(target, items, filter: filter, body: body, otherwise: otherwise, recursive: recursive,
+                        depth: 0, scope, into: &out)
+        case let .set(target, e):
+            try assign(target, try evaluate(e, scope), scope)
+        case let .setBlock(target, filters, body):
+            var value = Value.string(try capture(body, scope))
+            for (name, args, kwargs) in filters {
+                value = try applyFilter(name, value, try args.map { try evaluate($0, scope) },
+                                        try kwargs.map { ($0.0, try evaluate($0.1, scope)) })
+            }
+            try assign(target, value, scope)
+        case let .macro(def):
+            scope.vars[def.name] = .object(MacroObject(def, scope: scope))
+        case let .callBlock(callExpr, parameters, body):
+            guard case let .call(callee, args, kwargs) = stripLocation(callExpr) else { break }
+            let caller = MacroObject(MacroDefinition(name: "caller", parameters: parameters, body: body), scope: scope)
+            let f = try evaluate(callee, scope)
+            let result = try call(f, try args.map { try evaluate($0, scope) },
+                                  try kwargs.map { ($0.0, try evaluate($0.1, scope)) } + [("caller", .object(caller))])
+            out += result.str
+        case let .filterBlock(filters, body):
+            var value = Value.string(try capture(body, scope))
+            for (name, args, kwargs) in filters {
+                value = try applyFilter(name, value, try args.map { try evaluate($0, scope) },
+                                        try kwargs.map { ($0.0, try evaluate($0.1, scope)) })
+            }
+            out += value.str
+        case let .with(assignments, body):
+            let local = Scope(parent: scope)
+            for (target, e) in assignments { try assign(target, try evaluate(e, scope), local) }
+            return try execute(body, local, into: &out)
+        case .breakLoop:
+            return .breakLoop
+        case .continueLoop:
+            return .continueLoop
+        case let .generation(body):
+            return try execute(body, scope, into: &out)
+        }
+        return .normal
+    }
+
+    func stripLocation(_ e: Expr) -> Expr {
+        if case let .located(inner, _) = e { return stripLocation(inner) }
+        return e
+    }
+
+    func iterate(_ v: Value) throws -> [Value] {
+        switch v {
+        case let .list(a), let .tuple(a): return a
+        case let .dict(d): return d.keys
+        case let .string(s): return s.unicodeScalars.map { .string(String($0)) }
+        case .undefined: return []
+        default: throw RenderError("'\(v.typeName)' object is not iterable")
+        }
+    }
+
+    func runLoop(_ target: Target, _ iterable: Value, filter: Expr?, body: [Node], otherwise: [Node],
+                 recursive: Bool, depth: Int, _ scope: Scope, into out: inout String) throws {
+        var items = try iterate(iterable)
+        let local = Scope(parent: scope)
+        if let filter {
+            items = try items.filter { item in
+                try assign(target, item, local)
+                return try evaluate(filter, local).truthy
+            }
+        }
+        if items.isEmpty {
+            _ = try execute(otherwise, scope, into: &out)
+            return
+        }
+        let loop = LoopObject(items: items, depth0: depth)
+        if recursive {
+            loop.recurse = { [unowned self] next in
+                var inner = ""
+                try self.runLoop(target, next, filter: filter, body: body, otherwise: otherwise, recursive: true,
+                                 depth: depth + 1, scope, into: &inner)
+                return inner
+            }
+        }
+        local.vars["loop"] = .object(loop)
+        for (i, item) in items.enumerated() {
+            loop.index0 = i
+            try assign(target, item, local)
+            if try execute(body, local, into: &out) == .breakLoop { break }
+        }
+    }
+
+    func assign(_ target: Target, _ value: Value, _ scope: Scope) throws {
+        switch target {
+        case let .name(n):
+            scope.vars[n] = value
+        case let .attribute(object, attr):
+            guard case let .object(o)? = scope.lookup(object) ?? globals.lookup(object), let ns = o as? Namespace else {
+                throw RenderError("cannot assign attribute on non-namespace object")
+            }
+            guard !attr.hasPrefix("_") else {
+                throw RenderError("Chat templates cannot store underscore-prefixed attributes on a namespace, but got '\(attr)'. Please rename the attribute.")
+            }
+            ns.values[attr] = value
+        case let .tuple(targets):
+            let items = try iterate(value)
+            guard items.count == targets.count else {
+                throw RenderError(items.count > targets.count ? "too many values to unpack (expected \(targets.count))"
+                                  : "not enough values to unpack (expected \(targets.count), got \(items.count))")
+            }
+            for (t, v) in zip(targets, items) { try assign(t, v, scope) }
+        }
+    }
+
+    // MARK: expressions
+
+    func evaluate(_ e: Expr, _ scope: Scope) throws -> Value {
+        switch e {
+        case let .located(inner, loc):
+            location = loc
+            return try evaluate(inner, scope)
+        case let .literal(v): return v
+        case let .name(n):
+            return scope.lookup(n) ?? globals.lookup(n) ?? .undefined(hint: "'\(n)' is undefined")
+        case let .list(items): return .list(try items.map { try evaluate($0, scope) })
+        case let .tuple(items): return .tuple(try items.map { try evaluate($0, scope) })
+        case let .dict(pairs):
+            var d = Value.Dict()
+            for (k, v) in pairs { d[try evaluate(k, scope)] = try evaluate(v, scope) }
+            return .dict(d)
+        case let .attribute(base, name):
+            return try getAttribute(try evaluate(base, scope), name)
+        case let .item(base, index):
+            return try getItem(try evaluate(base, scope), try evaluate(index, scope))
+        case let .slice(base, start, stop, step):
+            return try slice(try evaluate(base, scope), try start.map { try evaluate($0, scope) },
+                             try stop.map { try evaluate($0, scope) }, try step.map { try evaluate($0, scope) })
+        case let .call(callee, args, kwargs):
+            var argValues = try args.map { try evaluate($0, scope) }
+            var kwValues: [(String, Value)] = []
+            for (k, e) in kwargs {
+                let v = try evaluate(e, scope)
+                switch k {
+                case "*": argValues += try iterate(v)
+                case "**":
+                    guard case let .dict(d) = v else { throw RenderError("argument after ** must be a mapping, not \(v.typeName)") }
+                    for (key, value) in zip(d.keys, d.values) { kwValues.append((key.str, value)) }
+                default: kwValues.append((k, v))
+                }
+            }
+            if case let .attribute(objectExpr, method) = stripLocation(callee) {
+                let object = try evaluate(objectExpr, scope)
+                if let result = try callMethod(object, method, argValues, kwValues) { return result }
+            }
+            return try call(try evaluate(callee, scope), argValues, kwValues)
+        case let .filter(base, name, args, kwargs):
+            let value = try evaluate(base, scope)
+            return try applyFilter(name, value, try args.map { try evaluate($0, scope) },
+                                   try kwargs.map { ($0.0, try evaluate($0.1, scope)) })
+        case let .test(base, name, args, negated):
+            let value = try evaluate(base, scope)
+            let result = try applyTest(name, value, try args.map { try evaluate($0, scope) })
+            return .bool(result != negated)
+        case let .unary(op, operand):
+            let v = try evaluate(operand, scope)
+            switch op {
+            case "not": return .bool(!v.truthy)
+            case "-":
+                switch v {
+                case let .int(i): return .int(0 &- i)
+                case let .float(d): return .float(-d)
+                case let .bool(b): return .int(b ? -1 : 0)
+                default: throw undefinedOr(v, "bad operand type for unary -: '\(v.typeName)'")
+                }
+            default:
+                guard v.number != nil else { throw undefinedOr(v, "bad operand type for unary +: '\(v.typeName)'") }
+                return v
+            }
+        case let .binary(op, l, r):
+            return try binary(op, try evaluate(l, scope), try evaluate(r, scope))
+        case let .and(l, r):
+            let left = try evaluate(l, scope)
+            return left.truthy ? try evaluate(r, scope) : left
+        case let .or(l, r):
+            let left = try evaluate(l, scope)
+            return left.truthy ? left : try evaluate(r, scope)
+        case let .compare(first, rest):
+            var left = try evaluate(first, scope)
+            for (op, rightExpr) in rest {
+                let right = try evaluate(rightExpr, scope)
+                guard try compare(op, left, right) else { return .bool(false) }
+                left = right
+            }
+            return .bool(true)
+        case let .conditional(value, condition, otherwise):
+            if try evaluate(condition, scope).truthy { return try evaluate(value, scope) }
+            return try otherwise.map { try evaluate($0, scope) } ?? .undefined(hint: "the inline if-expression evaluated to false and no else section was defined")
+        }
+    }
+
+    func undefinedOr(_ v: Value, _ message: String) -> RenderError {
+        if case let .undefined(hint) = v { return RenderError(hint) }
+        return RenderError(message)
+    }
+
+    func call(_ f: Value, _ args: [Value], _ kwargs: [(String, Value)]) throws -> Value {
+        if case let .object(o) = f, let result = try o.call(args, kwargs, self) { return result }
+        if case let .undefined(hint) = f { throw RenderError(hint) }
+        throw RenderError("'\(f.typeName)' object is not callable")
+    }
+
+    func getAttribute(_ v: Value, _ name: String) throws -> Value {
+        switch v {
+        case let .undefined(hint): throw RenderError(hint)
+        case let .dict(d):
+            if Self.dictMethods.contains(name) { return boundMethod(v, name) }
+            return d[name] ?? .undefined(hint: "'dict object' has no attribute '\(name)'")
+        case let .object(o):
+            return o.attribute(name) ?? .undefined(hint: "'\(o.typeName) object' has no attribute '\(name)'")
+        case .string:
+            if Self.stringMethods.contains(name) { return boundMethod(v, name) }
+        case .list, .tuple:
+            if Self.listMethods.contains(name) { return boundMethod(v, name) }
+        default: break
+        }
+        return .undefined(hint: "'\(v.typeName) object' has no attribute '\(name)'")
+    }
+
+    func boundMethod(_ v: Value, _ name: String) -> Value {
+        .object(Function(name) { args, kwargs, interpreter in
+            guard let r = try interpreter.callMethod(v, name, args, kwargs) else {
+                throw RenderError("'\(v.typeName)' object has no attribute '\(name)'")
+            }
+            return r
+        })
+    }
+
+    func pyIndex(_ i: Int, count: Int) -> Int? {
+        let k = i < 0 ? i + count : i
+        return k >= 0 && k < count ? k : nil
+    }
+
+    func getItem(_ v: Value, _ key: Value) throws -> Value {
+        switch v {
+        case let .undefined(hint): throw RenderError(hint)
+        case let .dict(d):
+            if let r = d[key] { return r }
+            if case let .string(s) = key, Self.dictMethods.contains(s) { return boundMethod(v, s) }
+            return .undefined(hint: "'dict object' has no attribute \(key.repr)")
+        case let .list(a), let .tuple(a):
+            if let i = key.integer, let k = pyIndex(i, count: a.count) { return a[k] }
+            if case .string(let s) = key { return try getAttribute(v, s) }
+            return .undefined(hint: "'\(v.typeName) object' has no element \(key.repr)")
+        case let .string(s):
+            let scalars = Array(s.unicodeScalars)
+            if let i = key.integer, let k = pyIndex(i, count: scalars.count) { return .string(String(scalars[k])) }
+            if case .string(let name) = key { return try getAttribute(v, name) }
+            return .undefined(hint: "'str object' has no element \(key.repr)")
+        case let .object(o):
+            if case let .string(s) = key, let r = o.attribute(s) { return r }
+            return .undefined(hint: "'\(o.typeName) object' has no attribute \(key.repr)")
+        default:
+            return .undefined(hint: "'\(v.typeName) object' has no attribute \(key.repr)")
+        }
+    }
+
+    /// Python slicing of lists, tuples and strings.
+    func slice(_ v: Value, _ start: Value?, _ stop: Value?, _ step: Value?) throws -> Value {
+        func indices(_ n: Int) throws -> [Int] {
+            let st = try step.flatMap { $0.isNone ? nil : $0 }.map { v -> Int in
+                guard let i = v.integer else { throw RenderError("slice indices must be integers or None") }
+                return i
+            } ?? 1
+            guard st != 0 else { throw RenderError("slice step cannot be zero") }
+            func bound(_ b: Value?, _ def: Int) throws -> Int {
+                guard let b, !b.isNone else { return def }
+                guard var i = b.integer else { throw RenderError("slice indices must be integers or None") }
+                if i < 0 { i += n }
+                return st > 0 ? min(max(i, 0), n) : min(max(i, -1), n - 1)
+            }
+            let lo = try bound(start, st > 0 ? 0 : n - 1), hi = try bound(stop, st > 0 ? n : -1)
+            return Array(stride(from: lo, to: hi, by: st))
+        }
+        switch v {
+        case let .list(a): return .list(try indices(a.count).map { a[$0] })
+        case let .tuple(a): return .tuple(try indices(a.count).map { a[$0] })
+        case let .string(s):
+            let sc = Array(s.unicodeScalars)
+            return .string(String(String.UnicodeScalarView(try indices(sc.count).map { sc[$0] })))
+        case let .undefined(hint): throw RenderError(hint)
+        default: throw RenderError("'\(v.typeName)' object is not subscriptable")
+        }
+    }
+
+    func binary(_ op: String, _ l: Value, _ r: Value) throws -> Value {
+        if op == "~" { return .string(l.str + r.str) }
+        if case let .undefined(hint) = l { throw RenderError(hint) }
+        if case let .undefined(hint) = r { throw RenderError(hint) }
+        func typeError() -> RenderError {
+            RenderError("unsupported operand type(s) for \(op): '\(l.typeName)' and '\(r.typeName)'")
+        }
+        switch (op, l, r) {
+        case let ("+", .string(a), .string(b)): return .string(a + b)
+        case let ("+", .list(a), .list(b)): return .list(a + b)
+        case let ("+", .tuple(a), .tuple(b)): return .tuple(a + b)
+        case let ("*", .string(s), n), let ("*", n, .string(s)):
+            guard let k = n.integer else { throw typeError() }
+            return .string(String(repeating: s, count: max(0, k)))
+        case let ("*", .list(a), n), let ("*", n, .list(a)):
+            guard let k = n.integer else { throw typeError() }
+            return .list(Array(repeating: a, count: max(0, k)).flatMap { $0 })
+        case let ("%", .string(format), args):
+            return .string(try PyFormat.percent(format, args))
+        default: break
+        }
+        guard let x = l.number, let y = r.number, !l.isString, !r.isString else { throw typeError() }
+        if let a = l.integer, let b = r.integer {
+            switch op {
+            case "+", "-", "*":
+                let (r, overflow) = op == "+" ? a.addingReportingOverflow(b) : op == "-" ? a.subtractingReportingOverflow(b) : a.multipliedReportingOverflow(by: b)
+                guard !overflow else { throw RenderError("integer result beyond 64 bits (Python would switch to a big integer; nekochat does not)") }
+                return .int(r)
+            case "/":
+                guard b != 0 else { throw RenderError("division by zero") }
+                return .float(Double(a) / Double(b))
+            case "//":
+                guard b != 0 else { throw RenderError("integer division or modulo by zero") }
+                let q = a / b
+                return .int(a % b != 0 && (a < 0) != (b < 0) ? q - 1 : q)
+            case "%":
+                guard b != 0 else { throw RenderError("integer division or modulo by zero") }
+                let m = a % b
+                return .int(m != 0 && (m < 0) != (b < 0) ? m + b : m)
+            case "**":
+                if b >= 0 {
+                    var result = 1
+                    for _ in 0..<b {
+                        let (r, overflow) = result.multipliedReportingOverflow(by: a)
+                        guard !overflow else { throw RenderError("integer result beyond 64 bits (Python would switch to a big integer; nekochat does not)") }
+                        result = r
+                    }
+                    return .int(result)
+                }
+                return .float(pow(Double(a), Double(b)))
+            default: throw typeError()
+            }
+        }
+        switch op {
+        case "+": return .float(x + y)
+        case "-": return .float(x - y)
+        case "*": return .float(x * y)
+        case "/":
+            guard y != 0 else { throw RenderError("float division by zero") }
+            return .float(x / y)
+        case "//":
+            guard y != 0 else { throw RenderError("float floor division by zero") }
+            return .float((x / y).rounded(.down))
+        case "%":
+            guard y != 0 else { throw RenderError("float modulo") }
+            let m = x.truncatingRemainder(dividingBy: y)
+            return .float(m != 0 && (m < 0) != (y < 0) ? m + y : m)
+        case "**": return .float(pow(x, y))
+        default: throw typeError()
+        }
+    }
+
+    func contains(_ container: Value, _ item: Value) throws -> Bool {
+        switch container {
+        case let .string(s):
+            guard case let .string(sub) = item else {
+                throw RenderError("'in <string>' requires string as left operand, not \(item.typeName)")
+            }
+            return sub.isEmpty || Array(s.unicodeScalars).containsSequence(Array(sub.unicodeScalars))
+        case let .list(a), let .tuple(a): return a.contains { $0.pyEquals(item) }
+        case let .dict(d): return d[item] != nil
+        case .undefined: return false
+        default: throw RenderError("argument of type '\(container.typeName)' is not iterable")
+        }
+    }
+
+    func compare(_ op: String, _ l: Value, _ r: Value) throws -> Bool {
+        switch op {
+        case "==": return l.pyEquals(r)
+        case "!=": return !l.pyEquals(r)
+        case "in": return try contains(r, l)
+        case "notin": return try !contains(r, l)
+        default:
+            if case let .undefined(hint) = l { throw RenderError(hint) }
+            if case let .undefined(hint) = r { throw RenderError(hint) }
+            let result: Bool?
+            switch op {
+            case "<": result = l.pyLess(r)
+            case ">": result = r.pyLess(l)
+            case "<=": result = r.pyLess(l).map { !$0 }
+            default: result = l.pyLess(r).map { !$0 }
+            }
+            guard let result else {
+                throw RenderError("'\(op)' not supported between instances of '\(l.typeName)' and '\(r.typeName)'")
+            }
+            return result
+        }
+    }
+}
+
+extension Array where Element == Unicode.Scalar {
+    func containsSequence(_ sub: [Unicode.Scalar]) -> Bool {
+        guard sub.count <= count else { return false }
+        if sub.isEmpty { return true }
+        for i in 0...(count - sub.count) where self[i] == sub[0] && self[i..<i + sub.count].elementsEqual(sub) {
+            return true
+        }
+        return false
+    }
+
+    func lastIndex(ofSequence sub: [Unicode.Scalar]) -> Int? {
+        guard !sub.isEmpty, sub.count <= count else { return nil }
+        var i = count - sub.count
+        while i >= 0 {
+            if self[i] == sub[0] && self[i..<i + sub.count].elementsEqual(sub) { return i }
+            i -= 1
+        }
+        return nil
+    }
+
+    func firstIndex(of sub: [Unicode.Scalar], from start: Int = 0) -> Int? {
+        guard !sub.isEmpty else { return start <= count ? start : nil }
+        guard sub.count <= count else { return nil }
+        var i = start
+        while i + sub.count <= count {
+            if self[i] == sub[0] && self[i..<i + sub.count].elementsEqual(sub) { return i }
+            i += 1
+        }
+        return nil
+    }
+}
