@@ -129,11 +129,4 @@ public final class ModelBundle: @unchecked Sendable {
         return tokenizer
     }
 
-    /// Where the model comes from: `--model`, else `$NEKOCHAT_MODEL`.
-    public static func resolveDirectory(_ flag: String?) throws -> String {
-        if let flag, !flag.isEmpty { return flag }
-        if let env = ProcessInfo.processInfo.environment["NEKOCHAT_MODEL"], !env.isEmpty { return env }
-        throw ModelError.input("no model: pass --model DIR or set NEKOCHAT_MODEL"
-            + " (the built-in demo model is not part of this build yet)")
-    }
 }

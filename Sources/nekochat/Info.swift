@@ -10,10 +10,11 @@ struct Info: ParsableCommand {
     @Flag(help: "Print one JSON document.") var json = false
 
     func run() throws {
+        let location = try ModelLocation.resolve(modelOptions.model)
         let bundle = try modelOptions.loadBundle()
         let model = bundle.model, c = model.config
         let path = URL(fileURLWithPath: bundle.directory).standardizedFileURL.path
-        let source = modelOptions.model != nil ? "--model" : "NEKOCHAT_MODEL"
+        let source = location.source
         let moe = c.moeLayers, dense = (0..<c.numHiddenLayers).filter { c.isDense(layer: $0) }
         if json {
             try Output.json(.object([

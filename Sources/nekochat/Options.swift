@@ -19,7 +19,7 @@ struct ModelOptions: ParsableArguments {
 
     /// Loads the bundle and prints the loader's notices to stderr.
     func loadBundle() throws -> ModelBundle {
-        let bundle = try ModelBundle(directory: try ModelBundle.resolveDirectory(model))
+        let bundle = try ModelBundle(directory: try ModelLocation.resolve(model).directory)
         for notice in bundle.model.notices { Output.err("note: \(notice)\n") }
         return bundle
     }

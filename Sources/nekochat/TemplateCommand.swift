@@ -27,7 +27,7 @@ struct TemplateCommand: ParsableCommand {
             guard let data = FileManager.default.contents(atPath: template) else { throw CLIError("\(template): cannot read the file") }
             chat = ChatTemplate(template: try Template(String(decoding: data, as: UTF8.self), name: template), origin: template)
         } else {
-            chat = try ChatTemplate.load(directory: try ModelBundle.resolveDirectory(model))
+            chat = try ChatTemplate.load(directory: try ModelLocation.resolve(model).directory)
             if chat.isDefault { Output.err("note: the model has no chat template; using the ChatML default\n") }
         }
         guard let data = FileManager.default.contents(atPath: messages) else { throw CLIError("\(messages): cannot read the file") }

@@ -19,7 +19,7 @@ struct Tokenize: ParsableCommand {
     }
 
     func run() throws {
-        let source = try tokenizer ?? ModelBundle.resolveDirectory(model)
+        let source = try tokenizer ?? ModelLocation.resolve(model).directory
         let tok = try Tokenizer.load(source)
         if let bench { return try runBench(tok, file: bench) }
         var lineNumber = 0

@@ -1,0 +1,254 @@
+import Foundation
+import NekoJSON
+import NekoModel
+import NekoTemplate
+import NekoTokenizer
+
+/// One message of a conversation, as OpenAI and `apply_chat_template` use them, plus metadata.
+public struct ChatMessage: Sendable, Equatable {
+    public enum Role: String, Sendable { case system, user, assistant }
+    public var id: Int
+    public var role: Role
+    public var content: String
+    /// True when generation was stopped before the reply ended.
+    public var stopped = false
+    public var promptTokens = 0
+    public var completionTokens = 0
+    public var decodeTokensPerSecond = 0.0
+
+    public init(id: Int, role: Role, content: String) {
+        self.id = id
+        self.role = role
+        self.content = content
+    }
+
+    var json: JSONValue { .object([("role", .string(role.rawValue)), ("content", .string(content))]) }
+}
+
+/// Live figures for the stats bar.
+public struct GenerationStats: Sendable, Equatable {
+    public var prefillTokensPerSecond = 0.0
+    public var decodeTokensPerSecond = 0.0
+    /// Tokens in the context window now, and its size.
+    public var contextUsed = 0
+    public var contextSize = 0
+}
+
+/// The experts one token went through, per MoE layer.
+public struct RoutingStep: Sendable, Equatable {
+    public var layers: [Int]
+    public var experts: [[Int]]
+    public var weights: [[Float]]
+}
+
+/// What the session reports while it works, in order.
+public enum ChatEvent: Sendable, Equatable {
+    case messageAdded(ChatMessage)
+    case prefillProgress(done: Int, total: Int)
+    case textDelta(messageID: Int, text: String)
+    case routing(messageID: Int, step: RoutingStep)
+    case stats(GenerationStats)
+    case finished(ChatMessage, FinishReason)
+    /// The oldest turns no longer fit the context window and were left out of the prompt.
+    case contextTrimmed(droppedMessages: Int)
+    case error(String)
+}
+
+/// A conversation with one model: renders it with the chat template, reuses the KV cache
+/// across turns (only new tokens are prefilled), streams the reply, and trims the oldest turns
+/// (never the system prompt) when the context fills up. Synchronous: the chat runs it on a
+/// thread of its own and stops it through `cancel` between tokens and prefill chunks.
+public final class ChatSession: @unchecked Sendable {
+    public let bundle: ModelBundle
+    public let tokenizer: Tokenizer
+    public let template: ChatTemplate
+    public var sampling: SamplingParameters
+    public var maxTokens: Int
+    public private(set) var messages: [ChatMessage] = []
+    public let cancel = CancellationFlag()
+
+    let generator: Generator
+    let cache: KVCache
+    /// The tokens whose keys and values the cache holds, in order.
+    private(set) var cachedTokens: [Int] = []
+    let stopIds: Set<Int>
+    private var nextID = 1
+
+    public init(bundle: ModelBundle, threads: Int, contextSize: Int? = nil,
+                sampling: SamplingParameters? = nil, maxTokens: Int = 512) throws {
+        self.bundle = bundle
+        tokenizer = try bundle.requireTokenizer()
+        template = try bundle.chatTemplate()
+        self.sampling = sampling ?? bundle.generationConfig.apply(to: SamplingParameters())
+        self.maxTokens = maxTokens
+        generator = Generator(model: bundle.model, threads: threads)
+        cache = bundle.model.makeCache(capacity: contextSize)
+        stopIds = bundle.eosTokenIds.union(bundle.endOfTurnIds(template))
+    }
+
+    public var contextSize: Int { cache.capacity }
+
+    /// Sets (or replaces) the system prompt.
+    public func setSystem(_ text: String) {
+        if let i = messages.firstIndex(where: { $0.role == .system }) {
+            messages[i].content = text
+        } else {
+            messages.insert(ChatMessage(id: takeID(), role: .system, content: text), at: 0)
+        }
+    }
+
+    /// Forgets the conversation (keeps the system prompt).
+    public func reset() {
+        messages.removeAll { $0.role != .system }
+    }
+
+    /// Replaces the conversation (a loaded transcript); the cache is rebuilt on the next turn.
+    public func load(_ loaded: [ChatMessage]) {
+        messages = loaded
+        nextID = (loaded.map(\.id).max() ?? 0) + 1
+    }
+
+    private func takeID() -> Int {
+        defer { nextID += 1 }
+        return nextID
+    }
+
+    /// Adds a user message and generates the reply.
+    public func send(_ text: String, emit: (ChatEvent) -> Void) {
+        let message = ChatMessage(id: takeID(), role: .user, content: text)
+        messages.append(message)
+        emit(.messageAdded(message))
+        reply(emit: emit)
+    }
+
+    /// Replaces the last reply with a new one.
+    public func regenerate(emit: (ChatEvent) -> Void) {
+        if messages.last?.role == .assistant { messages.removeLast() }
+        guard messages.last?.role == .user else {
+            emit(.error("nothing to regenerate: the conversation has no user message to answer"))
+            return
+        }
+        reply(emit: emit)
+    }
+
+    /// The prompt for the conversation as it stands, dropping the oldest turns while it does not
+    /// leave room for the reply. Returns the ids and how many messages were left out.
+    func prompt() throws -> (ids: [Int], dropped: Int) {
+        let system = messages.filter { $0.role == .system }
+        var rest = messages.filter { $0.role != .system }
+        var dropped = 0
+        while true {
+            let text = try template.render(messages: (system + rest).map(\.json), addGenerationPrompt: true)
+            let ids = tokenizer.encode(text, addSpecialTokens: false)
+            let room = min(maxTokens, max(1, cache.capacity / 4))
+            if ids.count + room <= cache.capacity || rest.count <= 1 {
+                guard ids.count < cache.capacity else {
+                    throw ModelError.input("the message needs \(ids.count) tokens, more than the context size \(cache.capacity)")
+                }
+                return (ids, dropped)
+            }
+            // Drop the oldest turn: a user message and the reply that follows it.
+            rest.removeFirst()
+            dropped += 1
+            if rest.first?.role == .assistant { rest.removeFirst(); dropped += 1 }
+        }
+    }
+
+    private func reply(emit: (ChatEvent) -> Void) {
+        cancel.reset()
+        let ids: [Int], dropped: Int
+        do {
+            (ids, dropped) = try prompt()
+        } catch {
+            emit(.error("\(error)"))
+            return
+        }
+        if dropped > 0 { emit(.contextTrimmed(droppedMessages: dropped)) }
+
+        // Reuse the cache up to the longest common prefix; prefill at least one token.
+        var common = zip(cachedTokens, ids).prefix { $0 == $1 }.count
+        common = min(common, ids.count - 1)
+        cache.truncate(to: common)
+        cachedTokens = Array(cachedTokens.prefix(common))
+
+        var reply = ChatMessage(id: takeID(), role: .assistant, content: "")
+        reply.promptTokens = ids.count
+        messages.append(reply)
+        emit(.messageAdded(reply))
+        var stats = GenerationStats(contextUsed: cache.length, contextSize: cache.capacity)
+        let routing = bundle.model.makeRoutingRecord()
+        var sampler = Sampler(sampling)
+        var stream = TextStream(tokenizer: tokenizer)
+        var history = ids
+        var reason = FinishReason.length
+
+        do {
+            // Prefill the new part in chunks, reporting progress; stop is honoured between chunks.
+            let fresh = Array(ids[common...])
+            let prefillStart = DispatchTime.now()
+            var logits: [Float] = []
+            var done = 0
+            while done < fresh.count {
+                if cancel.isCancelled { break }
+                let end = min(fresh.count, done + generator.prefillChunk)
+                logits = try bundle.model.forward(Array(fresh[done..<end]), cache: cache,
+                                                  logits: end == fresh.count ? .last : .none, context: generator.context)
+                cachedTokens += fresh[done..<end]
+                done = end
+                emit(.prefillProgress(done: done, total: fresh.count))
+            }
+            stats.prefillTokensPerSecond = Double(fresh.count) / seconds(since: prefillStart)
+            stats.contextUsed = cache.length
+            emit(.stats(stats))
+
+            if cancel.isCancelled || logits.isEmpty {
+                reason = .cancelled
+            } else {
+                let decodeStart = DispatchTime.now()
+                var generated = 0
+                while true {
+                    let token = sampler.sample(logits: logits, history: history)
+                    history.append(token)
+                    generated += 1
+                    if bundle.eosTokenIds.contains(token) { reason = .eos; break }
+                    if stopIds.contains(token) { reason = .stop; break }
+                    let delta = stream.add(token)
+                    if !delta.isEmpty { emit(.textDelta(messageID: reply.id, text: delta)) }
+                    if generated >= maxTokens { reason = .length; break }
+                    if cancel.isCancelled { reason = .cancelled; break }
+                    if cache.length >= cache.capacity { reason = .context; break }
+                    let before = routing.tokens
+                    logits = try bundle.model.forward([token], cache: cache, routing: routing, context: generator.context)
+                    cachedTokens.append(token)
+                    if routing.tokens > before {
+                        emit(.routing(messageID: reply.id, step: step(routing, token: routing.tokens - 1)))
+                    }
+                    stats.decodeTokensPerSecond = Double(generated) / seconds(since: decodeStart)
+                    stats.contextUsed = cache.length
+                    emit(.stats(stats))
+                }
+                reply.completionTokens = generated
+                reply.decodeTokensPerSecond = stats.decodeTokensPerSecond
+            }
+        } catch {
+            emit(.error("\(error)"))
+            reason = .cancelled
+        }
+        let rest = stream.finish()
+        if !rest.isEmpty { emit(.textDelta(messageID: reply.id, text: rest)) }
+        reply.content = stream.string
+        reply.stopped = reason == .cancelled
+        messages[messages.count - 1] = reply
+        emit(.finished(reply, reason))
+    }
+
+    func step(_ record: RoutingRecord, token: Int) -> RoutingStep {
+        var step = RoutingStep(layers: record.moeLayers, experts: [], weights: [])
+        for slot in record.moeLayers.indices {
+            let choice = record.choice(token: token, slot: slot)
+            step.experts.append(choice.experts)
+            step.weights.append(choice.weights)
+        }
+        return step
+    }
+}
