@@ -15,6 +15,7 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .systemLibrary(name: "CNcursesw", path: "Sources/CNcursesw"),
         // Hot loops that need SIMD intrinsics, with runtime CPU dispatch (AVX2+FMA+F16C or portable C).
         .target(
             name: "CNekoKernels",
@@ -28,10 +29,12 @@ let package = Package(
         .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),
         .target(name: "NekoTemplate", dependencies: ["NekoJSON"]),
         .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate"]),
+        // The chat screen: knows chat events and commands, never the model.
+        .target(name: "NekoTUI", dependencies: ["NekoChat", "CNcursesw"]),
         .executableTarget(
             name: "nekochat",
             dependencies: [
-                "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON",
+                "NekoTUI", "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -40,6 +43,7 @@ let package = Package(
         .testTarget(name: "NekoModelTests", dependencies: ["NekoModel", "NekoKernels"]),
         .testTarget(name: "NekoTokenizerTests", dependencies: ["NekoTokenizer", "NekoJSON"]),
         .testTarget(name: "NekoTemplateTests", dependencies: ["NekoTemplate", "NekoJSON"]),
+        .testTarget(name: "NekoTUITests", dependencies: ["NekoTUI", "NekoChat"]),
         .testTarget(name: "NekoChatTests", dependencies: ["NekoChat", "NekoModel", "NekoTokenizer"]),
         // Runs the built `nekochat` binary as a user would (exit codes, stderr, JSON on stdout).
         .testTarget(name: "NekochatCLITests", dependencies: ["nekochat"]),

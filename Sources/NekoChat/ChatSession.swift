@@ -32,6 +32,13 @@ public struct GenerationStats: Sendable, Equatable {
     /// Tokens in the context window now, and its size.
     public var contextUsed = 0
     public var contextSize = 0
+
+    public init(prefillTokensPerSecond: Double = 0, decodeTokensPerSecond: Double = 0, contextUsed: Int = 0, contextSize: Int = 0) {
+        self.prefillTokensPerSecond = prefillTokensPerSecond
+        self.decodeTokensPerSecond = decodeTokensPerSecond
+        self.contextUsed = contextUsed
+        self.contextSize = contextSize
+    }
 }
 
 /// The experts one token went through, per MoE layer.
@@ -39,6 +46,12 @@ public struct RoutingStep: Sendable, Equatable {
     public var layers: [Int]
     public var experts: [[Int]]
     public var weights: [[Float]]
+
+    public init(layers: [Int], experts: [[Int]], weights: [[Float]]) {
+        self.layers = layers
+        self.experts = experts
+        self.weights = weights
+    }
 }
 
 /// What the session reports while it works, in order.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import NekoChat
 import NekoModel
+import NekoTUI
 import NekoTemplate
 import NekoTokenizer
 
@@ -13,16 +15,6 @@ struct Nekochat: ParsableCommand {
         defaultSubcommand: Chat.self)
 }
 
-struct Chat: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The chat UI (the default command).")
-
-    @OptionGroup var modelOptions: ModelOptions
-
-    func run() throws {
-        throw CLIError("the chat UI is not part of this build yet; use `nekochat generate --prompt-ids …`")
-    }
-}
-
 /// Runs the command line: one `error:` line and exit 1 for failures, exit 2 for bad usage
 /// (swift-argument-parser would print a usage block and exit 64).
 enum Entry {
@@ -32,6 +24,12 @@ enum Entry {
             try command.run()
             exit(0)
         } catch let error as ModelError {
+            fail(error.description, code: 1)
+        } catch let error as TranscriptError {
+            fail(error.description, code: 1)
+        } catch let error as ThemeError {
+            fail(error.description, code: 1)
+        } catch let error as TerminalError {
             fail(error.description, code: 1)
         } catch let error as TemplateError {
             fail(error.description, code: 1)

@@ -119,8 +119,6 @@ enum CLI {
         #expect(r.status == 1 && r.stderr == "error: /nonexistent/config.json: cannot read the file\n")
         r = try CLI.run(["score", "--model", CLI.model(name), "--ids", "1,2,128", "--json"])
         #expect(r.status == 1 && isOneErrorLine(r) && r.stderr.contains("128") && r.stderr.contains("vocab_size"))
-        r = try CLI.run(["info"])
-        #expect(r.status == 1 && isOneErrorLine(r) && r.stderr.contains("--model"))
         r = try CLI.run(["bench", "--model", CLI.model(name), "--weights", "q8"])
         #expect(r.status == 1 && isOneErrorLine(r))
     }

@@ -1,0 +1,131 @@
+import Foundation
+import NekoChat
+
+/// A message as the screen shows it.
+public struct DisplayMessage: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable { case user, assistant, system, notice, error }
+    public var id: Int
+    public var kind: Kind
+    public var text: String
+    public var stopped = false
+    public var tokensPerSecond = 0.0
+}
+
+/// How often each expert was chosen, per MoE layer: for the last token, this reply, the session.
+public struct RoutingCounts: Equatable, Sendable {
+    public enum Scope: String, CaseIterable, Sendable { case last, reply, session, off }
+    public var layers: [Int] = []
+    public var experts = 0
+    public var last: [[Double]] = []
+    public var reply: [[Double]] = []
+    public var session: [[Double]] = []
+
+    public mutating func add(_ step: RoutingStep, experts e: Int) {
+        if layers != step.layers || experts != e {
+            layers = step.layers; experts = e
+            let zero = Array(repeating: Array(repeating: 0.0, count: e), count: step.layers.count)
+            last = zero; reply = zero; session = zero
+        }
+        for (slot, chosen) in step.experts.enumerated() {
+            last[slot] = Array(repeating: 0, count: experts)
+            for x in chosen where x < experts {
+                last[slot][x] += 1; reply[slot][x] += 1; session[slot][x] += 1
+            }
+        }
+    }
+
+    public mutating func startReply() {
+        reply = reply.map { $0.map { _ in 0 } }
+    }
+
+    public func counts(_ scope: Scope) -> [[Double]] {
+        switch scope {
+        case .last: last
+        case .reply: reply
+        case .session, .off: session
+        }
+    }
+}
+
+/// Everything the chat screen shows, updated from chat events; rendering it is a pure function.
+public struct ScreenState: Sendable {
+    public enum Status: Equatable, Sendable {
+        case idle, prefilling(done: Int, total: Int), generating, stopped
+        var label: String {
+            switch self {
+            case .idle: "idle"
+            case let .prefilling(done, total): "prefilling \(total > 0 ? 100 * done / total : 0)%"
+            case .generating: "generating"
+            case .stopped: "stopped"
+            }
+        }
+    }
+    public var modelName: String
+    public var experts: Int
+    public var messages: [DisplayMessage] = []
+    public var input = LineEditor()
+    /// Lines scrolled up from the bottom of the message pane (0: follow the stream).
+    public var scrollBack = 0
+    public var status = Status.idle
+    public var stats = GenerationStats()
+    public var routing = RoutingCounts()
+    public var routingScope = RoutingCounts.Scope.reply
+    public var showRouting = true
+    public var themeName = "dark"
+
+    public init(modelName: String, experts: Int, contextSize: Int) {
+        self.modelName = modelName
+        self.experts = experts
+        stats.contextSize = contextSize
+    }
+
+    /// Shows a conversation (a loaded transcript).
+    public mutating func show(_ conversation: [ChatMessage]) {
+        messages = conversation.map {
+            DisplayMessage(id: $0.id, kind: $0.role == .user ? .user : $0.role == .assistant ? .assistant : .system,
+                           text: $0.content, stopped: $0.stopped)
+        }
+    }
+
+    public mutating func notice(_ text: String, error: Bool = false) {
+        messages.append(DisplayMessage(id: -messages.count - 1, kind: error ? .error : .notice, text: text))
+    }
+
+    public mutating func apply(_ event: ChatEvent) {
+        switch event {
+        case let .messageAdded(m):
+            let kind: DisplayMessage.Kind = m.role == .user ? .user : m.role == .assistant ? .assistant : .system
+            messages.append(DisplayMessage(id: m.id, kind: kind, text: m.content))
+            if m.role == .assistant { routing.startReply(); status = .prefilling(done: 0, total: 0) }
+        case let .prefillProgress(done, total):
+            status = done < total ? .prefilling(done: done, total: total) : .generating
+        case let .textDelta(id, text):
+            status = .generating
+            if let i = messages.lastIndex(where: { $0.id == id }) { messages[i].text += text }
+        case let .routing(_, step):
+            routing.add(step, experts: experts)
+        case let .stats(s):
+            stats = s
+        case let .finished(m, reason):
+            if let i = messages.lastIndex(where: { $0.id == m.id }) {
+                messages[i].text = m.content
+                messages[i].stopped = m.stopped
+                messages[i].tokensPerSecond = m.decodeTokensPerSecond
+            }
+            status = reason == .cancelled ? .stopped : .idle
+            if reason == .context { notice("the reply reached the end of the context window") }
+        case let .contextTrimmed(n):
+            notice("the conversation outgrew the context: the oldest \(n) message(s) are left out of the prompt (the system prompt stays)")
+        case let .error(e):
+            notice(e, error: true)
+            status = .idle
+        }
+    }
+
+    public var isBusy: Bool {
+        switch status {
+        case .prefilling, .generating: true
+        default: false
+        }
+    }
+}

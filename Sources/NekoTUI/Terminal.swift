@@ -1,0 +1,131 @@
+import CNcursesw
+import Foundation
+
+/// The ncurses side: one thread (the caller's) owns all curses calls. Writes only the cells
+/// that changed since the last frame.
+public final class Terminal {
+    private var previous: CellGrid?
+    private let theme: Theme
+    private var pairs: [String: Int16] = [:]
+    private var colors = false
+    private var colors256 = false
+    private var screen: OpaquePointer?
+    private var closed = false
+
+    public init(theme: Theme) throws {
+        self.theme = theme
+        nk_setlocale_all()
+        guard isatty(0) != 0, isatty(1) != 0 else {
+            throw TerminalError("the chat needs a terminal on stdin and stdout (use `nekochat generate` for pipes)")
+        }
+        // A parent may have blocked or ignored SIGWINCH (test runners do): ncurses needs it to
+        // notice resizes, so unblock every signal and give SIGWINCH its default before newterm.
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
+        signal(SIGWINCH, SIG_DFL)
+        guard let s = nk_newterm() else {
+            throw TerminalError("cannot start the terminal UI for TERM=\(ProcessInfo.processInfo.environment["TERM"] ?? "(unset)")")
+        }
+        screen = s
+        raw()
+        noecho()
+        nonl()   // Enter arrives as CR, Ctrl-J as LF: they must differ
+        keypad(nk_stdscr(), true)
+        nk_set_escdelay(25)
+        timeout(30)
+        nk_enable_mouse()
+        if theme.usesColor, has_colors() {
+            start_color()
+            use_default_colors()
+            colors = true
+            colors256 = nk_colors() >= 256
+        }
+        // Bracketed paste: the terminal wraps pasted text in ESC[200~ … ESC[201~.
+        FileHandle.standardOutput.write(Data("\u{1B}[?2004h".utf8))
+        curs_set(1)
+    }
+
+    deinit { close() }
+
+    /// Restores the terminal (idempotent).
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        FileHandle.standardOutput.write(Data("\u{1B}[?2004l".utf8))
+        endwin()
+        if let screen { delscreen(screen) }
+    }
+
+    public var size: (width: Int, height: Int) { (Int(nk_cols()), Int(nk_lines())) }
+
+    /// Raw input: characters and key codes, or nil after the timeout.
+    public func read() -> (code: UInt32, isKey: Bool)? {
+        var c: UInt32 = 0
+        let r = nk_get_wch(&c)
+        if r == ERR { return nil }
+        return (c, r == nk_key_code_yes())
+    }
+
+    public func mouseWheel() -> Int { Int(nk_mouse_wheel()) }
+
+    func colorIndex(_ c: Theme.Color) -> Int16 {
+        switch c {
+        case .terminalDefault: return -1
+        case let .standard(n): return n
+        case let .rgb(r, g, b):
+            if colors256 {
+                func level(_ v: Int) -> Int { v < 48 ? 0 : v < 115 ? 1 : (v - 35) / 40 }
+                return Int16(16 + 36 * level(r) + 6 * level(g) + level(b))
+            }
+            return (r + g + b) / 3 > 128 ? 7 : 0
+        }
+    }
+
+    func attributes(_ role: StyleRole) -> (Int32, Int16) {
+        let look = theme.looks[role] ?? Theme.Look()
+        var attrs: Int32 = 0
+        if look.bold { attrs |= nk_attr_bold() }
+        if look.dim { attrs |= nk_attr_dim() }
+        if look.reverse { attrs |= nk_attr_reverse() }
+        guard colors, look.foreground != .terminalDefault || look.background != .terminalDefault else { return (attrs, 0) }
+        let key = "\(look.foreground)/\(look.background)"
+        if let p = pairs[key] { return (attrs, p) }
+        let p = Int16(pairs.count + 1)
+        init_pair(p, colorIndex(look.foreground), colorIndex(look.background))
+        pairs[key] = p
+        return (attrs, p)
+    }
+
+    /// Draws `grid`, writing only what changed; puts the cursor at (cursorX, cursorY).
+    public func draw(_ grid: CellGrid, cursorX: Int, cursorY: Int) {
+        let full = previous == nil || previous!.width != grid.width || previous!.height != grid.height
+        if full { erase() }
+        for y in 0..<grid.height {
+            for x in 0..<grid.width {
+                let cell = grid[x, y]
+                if !full, previous![x, y] == cell { continue }
+                guard cell.width > 0 else { continue }
+                var text = cell.text
+                if case let .heat(h) = cell.style, let glyphs = theme.heatGlyphs, !colors {
+                    text = glyphs[min(glyphs.count - 1, h * glyphs.count / 8)]
+                }
+                var wide = text.unicodeScalars.prefix(4).map { wchar_t(bitPattern: $0.value) }
+                wide.append(0)
+                let (attrs, pair) = attributes(cell.style)
+                _ = nk_put_cell(Int32(y), Int32(x), wide, attrs, pair)
+            }
+        }
+        move(Int32(cursorY), Int32(cursorX))
+        refresh()
+        previous = grid
+    }
+
+    /// Forgets the last frame (after a resize, everything is redrawn).
+    public func invalidate() { previous = nil }
+}
+
+public struct TerminalError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}

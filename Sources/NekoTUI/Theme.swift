@@ -1,0 +1,113 @@
+import Foundation
+import NekoJSON
+
+/// Colours and attributes for each style role, from a theme file in `Themes/` (JSON).
+public struct Theme: Sendable {
+    public enum Color: Sendable, Equatable { case standard(Int16), rgb(Int, Int, Int), terminalDefault }
+    public struct Look: Sendable, Equatable {
+        public var foreground: Color = .terminalDefault
+        public var background: Color = .terminalDefault
+        public var bold = false, dim = false, reverse = false
+    }
+    public let name: String
+    public var looks: [StyleRole: Look] = [:]
+    /// Glyphs for routing heat when colour is off (NO_COLOR, mono).
+    public var heatGlyphs: [String]?
+    public var usesColor: Bool
+
+    static let standardNames: [String: Int16] = ["black": 0, "red": 1, "green": 2, "yellow": 3, "blue": 4,
+                                                   "magenta": 5, "cyan": 6, "white": 7]
+
+    static func color(_ s: String?) -> Color? {
+        guard let s else { return nil }
+        if s == "default" { return .terminalDefault }
+        if let n = standardNames[s] { return .standard(n) }
+        if s.hasPrefix("#"), s.count == 7, let v = Int(s.dropFirst(), radix: 16) {
+            return .rgb((v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF)
+        }
+        return nil
+    }
+
+    /// Parses a theme file; every problem names the file and the field.
+    public static func load(path: String, noColor: Bool) throws -> Theme {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ThemeError("\(path): cannot read the theme") }
+        let json: JSONValue
+        do { json = try JSONValue.parse([UInt8](data)) } catch { throw ThemeError("\(path): not valid JSON: \(error)") }
+        let name = json["name"]?.string ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let colors = json["colors"]?.members ?? []
+        var theme = Theme(name: name, usesColor: !noColor && !colors.isEmpty)
+        func look(_ key: String, _ role: StyleRole) throws {
+            var l = Look()
+            if let c = colors.first(where: { $0.key == key })?.value.string {
+                guard let parsed = color(c) else { throw ThemeError("\(path): colors.\(key): unknown colour '\(c)'") }
+                l.foreground = parsed
+            }
+            if let a = json["attributes"]?[key]?.string {
+                l.bold = a.contains("bold"); l.dim = a.contains("dim"); l.reverse = a.contains("reverse")
+            }
+            theme.looks[role] = l
+        }
+        try look("text", .text); try look("user", .user); try look("assistant", .assistant); try look("system", .system)
+        try look("notice", .notice); try look("error", .error); try look("routing_label", .label)
+        try look("input_border", .border)
+        var status = Look()
+        status.foreground = color(colors.first { $0.key == "status_fg" }?.value.string) ?? .terminalDefault
+        status.background = color(colors.first { $0.key == "status_bg" }?.value.string) ?? .terminalDefault
+        status.reverse = json["attributes"]?["status"]?.string?.contains("reverse") ?? !theme.usesColor
+        theme.looks[.status] = status
+        theme.looks[.dim] = Look(dim: true)
+        if theme.looks[.user]?.bold == false, !theme.usesColor { theme.looks[.user]?.bold = true }
+        if let heat = colors.first(where: { $0.key == "routing_heat" })?.value.array?.compactMap({ $0.string }) {
+            for (i, h) in heat.prefix(8).enumerated() {
+                guard let c = color(h) else { throw ThemeError("\(path): colors.routing_heat[\(i)]: unknown colour '\(h)'") }
+                theme.looks[.heat(i)] = Look(foreground: c)
+            }
+        }
+        theme.heatGlyphs = json["routing_glyphs"]?.array?.compactMap(\.string)
+        if noColor { theme.looks = theme.looks.mapValues { var l = $0; l.foreground = .terminalDefault; l.background = .terminalDefault; return l } }
+        return theme
+    }
+
+    /// Where theme files are looked for: `$NEKOCHAT_THEMES`, then `Themes/` of the source tree
+    /// (beside the executable's build folder, or this file's).
+    public static func directories() -> [String] {
+        var dirs: [String] = []
+        if let env = ProcessInfo.processInfo.environment["NEKOCHAT_THEMES"] { dirs.append(env) }
+        let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        // …/repo/.build/<triple>/<config>/nekochat → …/repo/Themes
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            dirs.append(dir.appendingPathComponent("Themes").path)
+            dir.deleteLastPathComponent()
+        }
+        dirs.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Themes").path)
+        return dirs
+    }
+
+    /// The theme named `name` (or a path to a theme file).
+    public static func named(_ name: String, noColor: Bool) throws -> Theme {
+        if name.hasSuffix(".json"), FileManager.default.fileExists(atPath: name) { return try load(path: name, noColor: noColor) }
+        for dir in directories() {
+            let path = dir + "/" + name + ".json"
+            if FileManager.default.fileExists(atPath: path) { return try load(path: path, noColor: noColor) }
+        }
+        throw ThemeError("no theme named '\(name)' (looked in \(directories().joined(separator: ", ")))")
+    }
+
+    /// Used when no theme file can be found: the terminal's colours, attributes only.
+    public static let fallback: Theme = {
+        var t = Theme(name: "built-in", usesColor: false)
+        t.looks[.user] = Look(bold: true)
+        t.looks[.status] = Look(reverse: true)
+        t.looks[.dim] = Look(dim: true)
+        t.looks[.error] = Look(bold: true)
+        t.heatGlyphs = [" ", "·", "░", "▒", "▓", "█"]
+        return t
+    }()
+}
+
+public struct ThemeError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}

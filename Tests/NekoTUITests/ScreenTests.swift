@@ -1,0 +1,104 @@
+import CNcursesw
+import NekoChat
+@testable import NekoTUI
+import Testing
+
+func sampleState() -> ScreenState {
+    nk_setlocale_all()
+    var s = ScreenState(modelName: "demo", experts: 8, contextSize: 2048)
+    s.apply(.messageAdded(ChatMessage(id: 1, role: .user, content: "What light through yonder window breaks?")))
+    s.apply(.messageAdded(ChatMessage(id: 2, role: .assistant, content: "")))
+    s.apply(.prefillProgress(done: 20, total: 20))
+    s.apply(.textDelta(messageID: 2, text: "It is the east, and Juliet is the sun. 日本語 😀"))
+    s.apply(.routing(messageID: 2, step: RoutingStep(layers: [2, 3], experts: [[0, 5], [7, 5]], weights: [[0.6, 0.4], [0.5, 0.5]])))
+    s.apply(.routing(messageID: 2, step: RoutingStep(layers: [2, 3], experts: [[0, 1], [7, 6]], weights: [[0.6, 0.4], [0.5, 0.5]])))
+    var stats = GenerationStats(prefillTokensPerSecond: 512.3, decodeTokensPerSecond: 41.7, contextUsed: 31, contextSize: 2048)
+    stats.contextUsed = 31
+    s.apply(.stats(stats))
+    s.input.insert("thou art more lovely")
+    return s
+}
+
+@Suite struct ScreenTests {
+    @Test func wrapsByDisplayWidth() {
+        nk_setlocale_all()
+        #expect(wrap("hello world foo", width: 11) == ["hello world", "foo"])
+        #expect(wrap("日本語日本語", width: 7) == ["日本語", "日本語"])   // two columns each
+        #expect(wrap("abcdefghij", width: 4) == ["abcd", "efgh", "ij"])
+        #expect(wrap("a\n\nb", width: 5) == ["a", "", "b"])
+        #expect(displayWidth("😀") == 2 && displayWidth("é") == 1 && displayWidth("e\u{301}") == 1)
+    }
+
+    @Test func layoutAt80x24() {
+        let g = ChatView.render(sampleState(), width: 80, height: 24)
+        let lines = g.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.count == 24)
+        #expect(lines[0].contains("demo") && lines[0].contains("512.3 tok/s") && lines[0].contains("41.7 tok/s") && lines[0].contains("ctx 31/2048"))
+        #expect(lines.contains { $0.contains("L2 ") } && lines.contains { $0.contains("L3 ") })
+        #expect(lines.contains { $0.hasPrefix("you") } && lines.contains { $0.hasPrefix("neko") })
+        #expect(lines.contains { $0.contains("Juliet") })
+        #expect(lines[23].hasPrefix("> thou art more lovely"))
+        #expect(lines.allSatisfy { displayWidth($0) <= 80 })
+    }
+
+    @Test func layoutAt200x60AndAt40x12() {
+        let big = ChatView.render(sampleState(), width: 200, height: 60)
+        #expect(big.text.contains("L2 ") && big.text.contains("routing · reply"))
+        let small = ChatView.render(sampleState(), width: 40, height: 12)
+        let lines = small.text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 12 && !small.text.contains("L2 "))   // the panel hides itself
+        #expect(small.text.contains("> thou art more lovely") && lines[0].contains("demo"))
+        #expect(ChatView.render(sampleState(), width: 10, height: 3).text.contains("too small"))
+    }
+
+    @Test func routingPanelShadesByShareAndShowsBalance() {
+        var s = sampleState()
+        s.routingScope = .last
+        let last = ChatView.render(s, width: 100, height: 24).text
+        s.routingScope = .reply
+        let reply = ChatView.render(s, width: 100, height: 24).text
+        #expect(last != reply)
+        #expect(reply.contains("H1.5") || reply.contains("H1.0"))   // layer 2: experts 0,0,5,1 → 1.5 bits
+    }
+
+    @Test func scrollBackAndFollow() {
+        var s = sampleState()
+        for i in 0..<40 { s.notice("notice \(i)") }
+        let bottom = ChatView.render(s, width: 80, height: 24).text
+        #expect(bottom.contains("notice 39"))
+        s.scrollBack = 20
+        let up = ChatView.render(s, width: 80, height: 24).text
+        #expect(!up.contains("notice 39") && up.contains("more"))
+    }
+
+    @Test func editorKeys() {
+        var e = LineEditor()
+        e.insert("hello world")
+        e.deleteWord()
+        #expect(e.string == "hello ")
+        e.home(); e.insert(">")
+        #expect(e.string == ">hello ")
+        e.killToEnd()
+        #expect(e.string == ">")
+        e.insert("a\nb"); e.killToStart()
+        #expect(e.string == ">a\n")
+        _ = e.submit()
+        e.insert("second"); _ = e.submit()
+        e.historyUp()
+        #expect(e.string == "second")
+        e.historyUp()
+        #expect(e.string == ">a\n")
+        e.historyDown(); e.historyDown()
+        #expect(e.string == "")
+    }
+
+    @Test func keyDecoderHandlesPasteAltEnterAndArrows() {
+        var d = KeyDecoder()
+        func feed(_ s: String) -> [Key] { s.unicodeScalars.flatMap { d.feed(character: $0.value) } }
+        #expect(feed("\u{1B}[200~line1\r\nline2\u{1B}[201~") == [.paste("line1\nline2")])
+        #expect(feed("\u{1B}\r") == [.newline])
+        #expect(feed("\u{1B}[A\u{1B}[6~") == [.up, .pageDown])
+        #expect(feed("a\u{01}\r") == [.char("a"), .ctrl("a"), .enter])
+        #expect(feed("\u{1B}") == [] && d.flushEscape() == [.escape])
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+/// Drives the real chat UI in tmux as a person would: type, watch the reply stream with its
+/// tok/s and routing rows, resize, /save, /quit, and reopen the transcript.
+@Suite(.serialized) struct ChatE2ETests {
+    static let tmuxAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux")
+    /// A tmux server of our own; the reopen step uses a fresh one, as the first may still be exiting.
+    var socket = "nekochat-test-\(getpid())"
+
+    @discardableResult
+    func tmux(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
+        p.arguments = ["-L", socket] + args
+        // The first command starts the tmux server, which would inherit (and hold open) a pipe:
+        // only capture-pane's output is read.
+        let capture = args.first == "capture-pane"
+        let out = Pipe()
+        p.standardOutput = capture ? out : FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        // new-session's client exits at once, but the server it forks keeps Foundation's
+        // child-monitoring descriptor open, so waitUntilExit would never return: don't wait.
+        if args.first == "new-session" { return "" }
+        let data = capture ? out.fileHandleForReading.readDataToEndOfFile() : Data()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func screen() throws -> String { try tmux(["capture-pane", "-t", "chat", "-p"]) }
+
+    /// Polls the screen until `condition` holds (at most `seconds`).
+    func waitFor(_ what: String, seconds: Double = 20, _ condition: (String) -> Bool) throws -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        var last = ""
+        while Date() < deadline {
+            last = try screen()
+            if condition(last) { return last }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        Issue.record("timed out waiting for \(what); the screen:\n\(last)")
+        return last
+    }
+
+    @Test(.enabled(if: tmuxAvailable)) mutating func chatInTmux() throws {
+        let model = try TinyTextModel.make()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let transcript = dir + "/chat.jsonl", saved = dir + "/saved.jsonl"
+        let binary = try #require(CLI.binary).path
+        func start() throws {
+            try tmux(["new-session", "-d", "-s", "chat", "-x", "100", "-y", "30",
+                      "XDG_DATA_HOME=\(dir) TERM=xterm-256color \(binary) --model \(model) --transcript \(transcript) --max-tokens 12 --temperature 0 --threads 1; echo EXITED $?; sleep 60"])
+        }
+        defer { _ = try? tmux(["kill-server"]) }   // the reopen server
+        try start()
+        _ = try waitFor("the input box") { $0.contains("Enter sends") }
+        try tmux(["send-keys", "-t", "chat", "the cat", "Enter"])
+        let replied = try waitFor("a reply with tok/s and routing rows") {
+            $0.contains("neko") && $0.contains("decode") && $0.contains("L2 ") && $0.contains(" idle ")
+        }
+        #expect(replied.contains("you") && replied.contains("the cat"))
+        #expect(!replied.contains("decode 0.0 tok/s"))
+
+        try tmux(["resize-window", "-t", "chat", "-x", "50", "-y", "14"])
+        let small = try waitFor("the small layout") {
+            $0.split(separator: "\n").allSatisfy { $0.count <= 50 } && $0.split(separator: "\n").first?.contains("idle") == true
+        }
+        #expect(small.contains("idle") && small.contains("tok/s"))
+        try tmux(["resize-window", "-t", "chat", "-x", "100", "-y", "30"])
+
+        try tmux(["send-keys", "-t", "chat", "/save \(saved)", "Enter"])
+        _ = try waitFor("the save notice") { $0.contains("saved") }
+        #expect(FileManager.default.fileExists(atPath: saved))
+        try tmux(["send-keys", "-t", "chat", "/quit", "Enter"])
+        _ = try waitFor("the exit") { $0.contains("EXITED 0") }
+        try tmux(["kill-server"])
+        socket += "-reopen"
+
+        let log = try String(contentsOfFile: transcript, encoding: .utf8)
+        #expect(log.contains("\"type\":\"header\"") && log.contains("\"role\":\"user\",\"content\":\"the cat\"")
+                && log.contains("\"role\":\"assistant\""))
+
+        try start()
+        let reopened = try waitFor("the reopened conversation", seconds: 40) { $0.contains("the cat") && $0.contains("Enter sends") }
+        #expect(reopened.contains("neko"))
+        try tmux(["send-keys", "-t", "chat", "C-d"])
+        _ = try waitFor("the exit") { $0.contains("EXITED 0") }
+    }
+}
