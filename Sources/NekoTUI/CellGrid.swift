@@ -17,6 +17,7 @@ public struct Cell: Equatable, Sendable {
 
 /// Display width of a grapheme: 2 for East Asian wide characters and emoji, 0 for controls.
 public func displayWidth(_ g: Character) -> Int {
+    if let ascii = g.asciiValue { return ascii >= 0x20 && ascii < 0x7F ? 1 : 0 }
     guard let first = g.unicodeScalars.first else { return 0 }
     if first.value < 0x20 || first.value == 0x7F { return 0 }
     if g.unicodeScalars.count > 1, g.unicodeScalars.contains(where: { $0.properties.isEmojiPresentation || $0.value == 0xFE0F }) {

@@ -61,11 +61,11 @@ public enum ChatView {
         }
     }
 
-    /// All message lines for a pane width, top to bottom.
-    static func messageLines(_ s: ScreenState, width: Int) -> [(String, StyleRole)] {
+    /// The lines of one message (header, wrapped body, blank line).
+    static func lines(of m: DisplayMessage, width: Int) -> [(String, StyleRole)] {
         var lines: [(String, StyleRole)] = []
-        for m in s.messages {
-            let (title, style) = header(m)
+        let (title, style) = header(m)
+        do {
             if m.kind == .notice || m.kind == .error {
                 for l in wrap(title + " " + m.text, width: width) { lines.append((l, style)) }
             } else {
@@ -78,9 +78,20 @@ public enum ChatView {
         return lines
     }
 
+    /// The last `needed` lines of the conversation (or all, if fewer): only the messages that
+    /// can show are wrapped, so a long conversation costs nothing per frame.
+    static func messageLines(_ s: ScreenState, width: Int, needed: Int = .max) -> [(String, StyleRole)] {
+        var out: [(String, StyleRole)] = []
+        for m in s.messages.reversed() {
+            out.insert(contentsOf: lines(of: m, width: width), at: 0)
+            if out.count >= needed { break }
+        }
+        return out
+    }
+
     static func drawMessages(_ s: ScreenState, into g: inout CellGrid, rect: (x: Int, y: Int, w: Int, h: Int)) {
         guard rect.h > 0, rect.w > 0 else { return }
-        let lines = messageLines(s, width: rect.w)
+        let lines = messageLines(s, width: rect.w, needed: rect.h + s.scrollBack)
         let bottom = max(0, lines.count - s.scrollBack)
         let top = max(0, bottom - rect.h)
         for (i, line) in lines[top..<bottom].enumerated() {

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Dispatch
 import NekoChat
 import NekoModel
+import NekoTUI
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +16,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Weights: bf16 (as stored) or q8.") var weights: Weights = .bf16
     @Option(help: "Seed for the random prompt.") var seed: UInt64 = 1
     @Flag(help: "Print one JSON document.") var json = false
+    @Flag(help: "Instead: time redrawing the chat screen at 200×60 after each token (no model needed).") var ui = false
 
     func validate() throws {
         if promptTokens < 1 { throw ValidationError("--prompt-tokens must be at least 1") }
@@ -21,6 +24,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if ui { return try runUI() }
         if weights == .q8 { throw CLIError("--weights q8 is not implemented yet (it arrives with the speed work)") }
         let bundle = try modelOptions.loadBundle()
         let model = bundle.model
@@ -50,6 +54,39 @@ struct Bench: ParsableCommand {
                 peak RSS: \(format(Double(rss) / 1_048_576)) MiB  (weights \(model.dtype.rawValue), \(modelOptions.threadCount) threads)
 
                 """)
+        }
+    }
+
+    /// Per token the chat applies a text delta and a routing step, renders the 200×60 grid and
+    /// finds the cells that changed (what the terminal is then sent): timed here over 500 tokens
+    /// of a 50-message conversation with NekoMind's 16 MoE layers of 32 experts.
+    func runUI() throws {
+        var state = ScreenState(modelName: "NekoMind1.5-Base", experts: 32, contextSize: 32768)
+        let paragraph = String(repeating: "Shall I compare thee to a summer's day? Thou art more lovely and more temperate. ", count: 5)
+        for i in 0..<50 {
+            state.apply(.messageAdded(ChatMessage(id: i + 1, role: i % 2 == 0 ? .user : .assistant, content: paragraph)))
+        }
+        state.apply(.messageAdded(ChatMessage(id: 100, role: .assistant, content: "")))
+        var rng = SeededGenerator(seed: seed)
+        var previous = ChatView.render(state, width: 200, height: 60)
+        var changed = 0
+        let tokens = 500
+        let start = DispatchTime.now()
+        for _ in 0..<tokens {
+            state.apply(.textDelta(messageID: 100, text: " word"))
+            let experts = (0..<16).map { _ in (0..<4).map { _ in Int.random(in: 0..<32, using: &rng) } }
+            state.apply(.routing(messageID: 100, step: RoutingStep(layers: Array(2..<18), experts: experts,
+                                                                    weights: experts.map { $0.map { _ in 0.25 } })))
+            let grid = ChatView.render(state, width: 200, height: 60)
+            changed += zip(grid.cells, previous.cells).filter { $0 != $1 }.count
+            previous = grid
+        }
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6 / Double(tokens)
+        if json {
+            try Output.json(.object([("ms_per_frame", .double(ms)), ("changed_cells_per_frame", .int(changed / tokens)),
+                                     ("width", .int(200)), ("height", .int(60))]))
+        } else {
+            Output.out(String(format: "UI redraw at 200×60: %.3f ms per token, %d changed cells per frame\n", ms, changed / tokens))
         }
     }
 }
