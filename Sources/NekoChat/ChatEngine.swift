@@ -82,6 +82,8 @@ public enum ChatCommand: Sendable {
     case setSystem(String)
     case setSampling(SamplingParameters, maxTokens: Int)
     case load([ChatMessage])
+    case setMode(ChatMode)
+    case showPrompt
 }
 
 /// The generation actor: it owns the chat session — model, KV cache, tokenizer, template,
@@ -116,6 +118,8 @@ public actor ChatEngine {
             session.sampling = parameters
             session.maxTokens = maxTokens
         case let .load(messages): session.load(messages)
+        case let .setMode(mode): session.mode = mode
+        case .showPrompt: session.describePrompt(emit: emit)
         }
     }
 

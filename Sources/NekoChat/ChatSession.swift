@@ -46,11 +46,14 @@ public struct RoutingStep: Sendable, Equatable {
     public var layers: [Int]
     public var experts: [[Int]]
     public var weights: [[Float]]
+    /// The token that went through the experts, as its own text (for the routing inspector).
+    public var token: String
 
-    public init(layers: [Int], experts: [[Int]], weights: [[Float]]) {
+    public init(layers: [Int], experts: [[Int]], weights: [[Float]], token: String = "") {
         self.layers = layers
         self.experts = experts
         self.weights = weights
+        self.token = token
     }
 }
 
@@ -64,8 +67,14 @@ public enum ChatEvent: Sendable, Equatable {
     case finished(ChatMessage, FinishReason)
     /// The oldest turns no longer fit the context window and were left out of the prompt.
     case contextTrimmed(droppedMessages: Int)
+    /// Information the user asked for (e.g. the prompt's tokens).
+    case info(String)
     case error(String)
 }
+
+/// Chat renders the conversation with the template; complete continues the plain text of
+/// the messages, as a base model is often used.
+public enum ChatMode: String, Sendable { case chat, complete }
 
 /// A conversation with one model: renders it with the chat template, reuses the KV cache
 /// across turns (only new tokens are prefilled), streams the reply, and trims the oldest turns
@@ -77,6 +86,7 @@ public final class ChatSession: @unchecked Sendable {
     public let template: ChatTemplate
     public var sampling: SamplingParameters
     public var maxTokens: Int
+    public var mode = ChatMode.chat
     public private(set) var messages: [ChatMessage] = []
     public let cancel = CancellationFlag()
 
@@ -134,6 +144,17 @@ public final class ChatSession: @unchecked Sendable {
         reply(emit: emit)
     }
 
+    /// The prompt of the conversation as it stands, token by token (`/tokens`).
+    public func describePrompt(emit: (ChatEvent) -> Void) {
+        do {
+            let (ids, _) = try prompt()
+            let text = ids.map { "\($0):\(tokenizer.decode([$0]).debugDescription)" }.joined(separator: " ")
+            emit(.info("the prompt is \(ids.count) tokens (\(mode.rawValue) mode):\n\(text)"))
+        } catch {
+            emit(.error("\(error)"))
+        }
+    }
+
     /// Replaces the last reply with a new one.
     public func regenerate(emit: (ChatEvent) -> Void) {
         if messages.last?.role == .assistant { messages.removeLast() }
@@ -151,8 +172,14 @@ public final class ChatSession: @unchecked Sendable {
         var rest = messages.filter { $0.role != .system }
         var dropped = 0
         while true {
-            let text = try template.render(messages: (system + rest).map(\.json), addGenerationPrompt: true)
-            let ids = tokenizer.encode(text, addSpecialTokens: false)
+            let ids: [Int]
+            if mode == .complete {
+                // The messages as one running text, with the tokenizer's own special tokens (BOS).
+                ids = tokenizer.encode((system + rest).map(\.content).joined())
+            } else {
+                let text = try template.render(messages: (system + rest).map(\.json), addGenerationPrompt: true)
+                ids = tokenizer.encode(text, addSpecialTokens: false)
+            }
             let room = min(maxTokens, max(1, cache.capacity / 4))
             if ids.count + room <= cache.capacity || rest.count <= 1 {
                 guard ids.count < cache.capacity else {
@@ -234,7 +261,9 @@ public final class ChatSession: @unchecked Sendable {
                     logits = try bundle.model.forward([token], cache: cache, routing: routing, context: generator.context)
                     cachedTokens.append(token)
                     if routing.tokens > before {
-                        emit(.routing(messageID: reply.id, step: step(routing, token: routing.tokens - 1)))
+                        var s = step(routing, token: routing.tokens - 1)
+                        s.token = tokenizer.decode([token])
+                        emit(.routing(messageID: reply.id, step: s))
                     }
                     stats.decodeTokensPerSecond = Double(generated) / seconds(since: decodeStart)
                     stats.contextUsed = cache.length

@@ -119,6 +119,16 @@ public final class ChatApp {
 
     /// Handles one key; returns an effect the loop must carry out (a theme change).
     func handle(_ key: Key) -> Effect? {
+        if state.inspector != nil {
+            switch key {
+            case .left, .up: state.moveInspector(-1)
+            case .right, .down: state.moveInspector(1)
+            case .home: state.moveInspector(-1_000_000)
+            case .end: state.moveInspector(1_000_000)
+            default: state.inspector = nil
+            }
+            return nil
+        }
         switch key {
         case .escape:
             if state.isBusy { engine.stop() }
@@ -161,6 +171,8 @@ public final class ChatApp {
             let scopes: [RoutingCounts.Scope] = [.last, .reply, .session]
             state.routingScope = scopes[((scopes.firstIndex(of: state.routingScope) ?? 0) + 1) % scopes.count]
         case .ctrl("t"): state.showRouting.toggle()
+        case .ctrl("o"):
+            if !state.startInspector() { state.notice("no routing to inspect yet: send a message first") }
         case .ctrl("l"): break
         default: break
         }
@@ -170,8 +182,9 @@ public final class ChatApp {
     static let help = """
         Enter sends · Alt-Enter or Ctrl-J: newline · Esc or Ctrl-C: stop the reply · Ctrl-C (idle) or Ctrl-D (empty): quit
         PgUp/PgDn or the wheel: scroll · Tab: routing for the last token / this reply / the session · Ctrl-T: routing panel
+        Ctrl-O or /inspect: walk the last reply's tokens (←/→) and see each one's experts and weights · /tokens: the prompt's ids
         /new · /system TEXT · /regen · /set temperature|top_k|top_p|min_p|repeat_penalty|max_tokens|seed VALUE
-        /save [FILE] · /load FILE · /export FILE.md · /theme NAME · /routing last|reply|session|off · /quit
+        /save [FILE] · /load FILE · /export FILE.md · /theme NAME · /routing last|reply|session|off · /mode chat|complete · /quit
         """
 
     func command(_ line: String) -> Effect? {
@@ -203,6 +216,15 @@ public final class ChatApp {
             guard setParameter(kv[0], kv[1]) else { state.notice("cannot set \(kv[0]) to \(kv[1])", error: true); break }
             send(.setSampling(sampling, maxTokens: maxTokens))
             state.notice("\(kv[0]) = \(kv[1])")
+        case "tokens":
+            send(.showPrompt)
+        case "inspect":
+            if !state.startInspector() { state.notice("no routing to inspect yet: send a message first") }
+        case "mode":
+            guard let mode = ChatMode(rawValue: arg) else { state.notice("usage: /mode chat|complete", error: true); break }
+            send(.setMode(mode))
+            state.notice(mode == .chat ? "chat mode: the chat template frames the conversation"
+                                       : "complete mode: the model continues the plain text of the conversation")
         case "routing":
             if let scope = RoutingCounts.Scope(rawValue: arg) {
                 state.routingScope = scope

@@ -105,6 +105,18 @@ public enum ChatView {
     /// One row per MoE layer (`L<index>`), one cell per expert shaded by its share, then the
     /// load balance as the entropy of the layer's counts in bits (uniform = log2(experts)).
     static func drawRouting(_ s: ScreenState, into g: inout CellGrid, x: Int, y: Int, width: Int, height: Int) {
+        if let (id, index) = s.inspector, let steps = s.tokenRouting[id], index < steps.count {
+            // The inspector: one token's experts and weights per layer.
+            let step = steps[index]
+            g.put("token \(index + 1)/\(steps.count) \(step.token.debugDescription)", x: x, y: y, style: .selected, maxX: x + width)
+            for (slot, layer) in step.layers.enumerated() where slot + 1 < height {
+                var col = g.put(String(format: "L%-2d ", layer), x: x, y: y + 1 + slot, style: .label)
+                for (e, w) in zip(step.experts[slot], step.weights[slot]) {
+                    col = g.put(String(format: "e%d %.2f ", e, w), x: col, y: y + 1 + slot, style: .heat(Int((w * 7).rounded())), maxX: x + width)
+                }
+            }
+            return
+        }
         g.put("routing · \(s.routingScope.rawValue)", x: x, y: y, style: .label, maxX: x + width)
         let counts = s.routing.counts(s.routingScope)
         for (slot, layer) in s.routing.layers.enumerated() where slot + 1 < height {
@@ -127,7 +139,7 @@ public enum ChatView {
     }
 
     static func drawInput(_ s: ScreenState, lines: [String], into g: inout CellGrid, top: Int, width: Int) {
-        let hint = s.isBusy ? " Esc stops " : " Enter sends · Alt-Enter newline · /help "
+        let hint = s.inspector != nil ? " ←/→ token · Esc leaves the inspector " : s.isBusy ? " Esc stops " : " Enter sends · Alt-Enter newline · /help "
         g.fill(x: 0, y: top, width: width, height: 1, style: .border, text: "─")
         g.put(hint, x: max(0, width - displayWidth(hint) - 1), y: top, style: .dim)
         let visible = Array(lines.suffix(g.height - top - 1))

@@ -72,6 +72,10 @@ public struct ScreenState: Sendable {
     public var routingScope = RoutingCounts.Scope.reply
     public var showRouting = true
     public var themeName = "dark"
+    /// Routing of every generated token, per reply (for the inspector).
+    public var tokenRouting: [Int: [RoutingStep]] = [:]
+    /// The routing inspector: which reply and which of its tokens the cursor is on.
+    public var inspector: (messageID: Int, index: Int)?
 
     public init(modelName: String, experts: Int, contextSize: Int) {
         self.modelName = modelName
@@ -102,8 +106,9 @@ public struct ScreenState: Sendable {
         case let .textDelta(id, text):
             status = .generating
             if let i = messages.lastIndex(where: { $0.id == id }) { messages[i].text += text }
-        case let .routing(_, step):
+        case let .routing(id, step):
             routing.add(step, experts: experts)
+            tokenRouting[id, default: []].append(step)
         case let .stats(s):
             stats = s
         case let .finished(m, reason):
@@ -116,10 +121,24 @@ public struct ScreenState: Sendable {
             if reason == .context { notice("the reply reached the end of the context window") }
         case let .contextTrimmed(n):
             notice("the conversation outgrew the context: the oldest \(n) message(s) are left out of the prompt (the system prompt stays)")
+        case let .info(text):
+            notice(text)
         case let .error(e):
             notice(e, error: true)
             status = .idle
         }
+    }
+
+    /// Enters the inspector on the last reply that has routing; false when there is none.
+    public mutating func startInspector() -> Bool {
+        guard let id = messages.last(where: { $0.kind == .assistant && !(tokenRouting[$0.id] ?? []).isEmpty })?.id else { return false }
+        inspector = (id, (tokenRouting[id]?.count ?? 1) - 1)
+        return true
+    }
+
+    public mutating func moveInspector(_ delta: Int) {
+        guard let (id, index) = inspector, let steps = tokenRouting[id] else { return }
+        inspector = (id, max(0, min(steps.count - 1, index + delta)))
     }
 
     public var isBusy: Bool {

@@ -115,6 +115,26 @@ enum ChatFixture {
         #expect(text.hasPrefix("<|im_start|>system\nsys"))   // …and in the prompt
     }
 
+    @Test func completeModeContinuesThePlainText() throws {
+        let session = try ChatFixture.session()
+        session.mode = .complete
+        _ = collect { session.send("Once upon", emit: $0) }
+        let (ids, _) = try session.prompt()
+        let text = session.tokenizer.decode(ids)
+        #expect(text.hasPrefix("Once upon") && !text.contains("<|im_start|>"))
+        let info = collect { session.describePrompt(emit: $0) }
+        guard case let .info(description)? = info.first else { Issue.record("\(info)"); return }
+        #expect(description.contains("tokens (complete mode)"))
+    }
+
+    @Test func routingStepsCarryTheirToken() throws {
+        let session = try ChatFixture.session()
+        let events = collect { session.send("hi", emit: $0) }
+        let steps = events.compactMap { if case let .routing(_, step) = $0 { step } else { nil } }
+        let reply = session.messages.last?.content ?? ""
+        #expect(!steps.isEmpty && reply.hasPrefix(steps.map(\.token).joined()))
+    }
+
     @Test func regenerateReplacesTheLastReply() throws {
         let session = try ChatFixture.session()
         _ = collect { session.send("hi", emit: $0) }

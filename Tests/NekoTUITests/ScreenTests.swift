@@ -61,6 +61,21 @@ func sampleState() -> ScreenState {
         #expect(reply.contains("H1.5") || reply.contains("H1.0"))   // layer 2: experts 0,0,5,1 → 1.5 bits
     }
 
+    @Test func inspectorWalksTheTokensOfAReply() {
+        var s = sampleState()
+        s.apply(.routing(messageID: 2, step: RoutingStep(layers: [2, 3], experts: [[4, 1], [0, 2]], weights: [[0.75, 0.25], [0.5, 0.5]], token: " east")))
+        let started = s.startInspector()
+        #expect(started)
+        var text = ChatView.render(s, width: 100, height: 24).text
+        #expect(text.contains("token 3/3 \" east\"") && text.contains("e4 0.75") && text.contains("e1 0.25"))
+        s.moveInspector(-5)
+        text = ChatView.render(s, width: 100, height: 24).text
+        #expect(text.contains("token 1/3") && text.contains("e0 0.60"))
+        var empty = ScreenState(modelName: "m", experts: 8, contextSize: 10)
+        let none = empty.startInspector()
+        #expect(!none)
+    }
+
     @Test func scrollBackAndFollow() {
         var s = sampleState()
         for i in 0..<40 { s.notice("notice \(i)") }
