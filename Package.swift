@@ -36,7 +36,10 @@ let package = Package(
             dependencies: [
                 "NekoTUI", "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // The built-in demo model (Tests/Reference/demo/ trains it); found at run time by
+            // ModelLocation, not through Bundle.module.
+            resources: [.copy("Resources/DemoModel")]
         ),
         .testTarget(name: "NekoKernelsTests", dependencies: ["NekoKernels", "CNekoKernels"]),
         // Fixtures are read from Tests/Fixtures through #filePath (see FixturePaths.swift).

@@ -19,7 +19,9 @@ public enum ChatView {
         drawStats(s, into: &g, y: statsY, width: width)
 
         var messagesRect = (x: 0, y: 1, w: width, h: inputTop - 1)
-        let panelWidth = 4 + s.experts + 8
+        // Wide enough for a heat cell per expert, or for the inspector's "eN 0.00" per chosen expert.
+        let chosen = s.tokenRouting.values.first?.first?.experts.first?.count ?? 2
+        let panelWidth = max(4 + s.experts + 8, 5 + 8 * chosen)
         if s.showRouting, s.routingScope != .off, s.routing.layers.count > 0 || s.experts > 0 {
             let rows = max(1, s.routing.layers.count) + 1
             if width >= 70, width - panelWidth >= 40 {

@@ -30,6 +30,7 @@ struct Chat: ParsableCommand {
         } else {
             chosenTheme = (try? Theme.named(noColor ? "mono" : "dark", noColor: noColor)) ?? .fallback
         }
+        let location = try ModelLocation.resolve(modelOptions.model)
         let bundle = try modelOptions.loadBundle()
         let parameters = sampling.parameters(bundle.generationConfig)
         let context = ctxSize ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
@@ -52,7 +53,8 @@ struct Chat: ParsableCommand {
             session.setSystem(system)
             log.appendEvent("system", [("content", .string(system))])
         }
-        var state = ScreenState(modelName: URL(fileURLWithPath: bundle.directory).lastPathComponent,
+        let name = location.source == "built-in demo model" ? "NekoMind demo" : URL(fileURLWithPath: bundle.directory).lastPathComponent
+        var state = ScreenState(modelName: name,
                                 experts: bundle.model.config.numExperts, contextSize: session.contextSize)
         state.themeName = chosenTheme.name
         state.show(session.messages)

@@ -123,6 +123,20 @@ enum CLI {
         #expect(r.status == 1 && isOneErrorLine(r))
     }
 
+    @Test func infoDefaultsToTheBuiltInDemoModel() throws {
+        let r = try CLI.run(["info", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        #expect(json["source"] as? String == "built-in demo model")
+        #expect((json["path"] as? String)?.hasSuffix("DemoModel") == true)
+        #expect((json["parameters"] as? Int ?? 0) < 50_000_000 && (json["bytes_on_disk"] as? Int ?? .max) <= 40_000_000)
+        let moe = try #require(json["moe_layers"] as? [Int])
+        let dense = try #require(json["dense_layers"] as? [Int])
+        #expect(!moe.isEmpty && !dense.isEmpty)
+        let config = try #require(json["config"] as? [String: Any])
+        #expect((config["num_experts"] as? Int ?? 0) >= 8 && config["tie_word_embeddings"] as? Bool == true)
+    }
+
     @Test func benchReportsRatesAndMemory() throws {
         let r = try CLI.run(["bench", "--model", CLI.model(name), "--prompt-tokens", "16", "--gen-tokens", "4", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
