@@ -122,7 +122,4 @@ public actor ChatEngine {
         case .showPrompt: session.describePrompt(emit: emit)
         }
     }
-
-    /// A copy of the conversation (for transcripts).
-    public func messages() -> [ChatMessage] { session.messages }
 }

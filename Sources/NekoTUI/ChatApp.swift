@@ -258,12 +258,9 @@ public final class ChatApp {
     }
 
     func fileCommand(_ name: String, _ arg: String) {
-        let engine = engine
-        let box = MessagesBox()
-        let done = DispatchSemaphore(value: 0)
-        Task { box.messages = await engine.messages(); done.signal() }
-        done.wait()
-        let messages = box.messages
+        // The screen's own copy of the conversation: asking the actor would wait for a reply in
+        // progress, which may itself be waiting for this thread to drain its events.
+        let messages = state.conversation
         do {
             switch name {
             case "save":
@@ -290,8 +287,6 @@ public final class ChatApp {
         }
     }
 }
-
-final class MessagesBox: @unchecked Sendable { var messages: [ChatMessage] = [] }
 
 /// SIGTERM, SIGHUP and SIGINT become a flag the loop checks, so it can restore the terminal.
 final class SignalFlag: @unchecked Sendable {

@@ -83,6 +83,23 @@ public struct ScreenState: Sendable {
         stats.contextSize = contextSize
     }
 
+    /// The conversation as shown (notices left out), for /save and /export.
+    public var conversation: [ChatMessage] {
+        messages.compactMap { d in
+            let role: ChatMessage.Role
+            switch d.kind {
+            case .user: role = .user
+            case .assistant: role = .assistant
+            case .system: role = .system
+            case .notice, .error: return nil
+            }
+            var m = ChatMessage(id: d.id, role: role, content: d.text)
+            m.stopped = d.stopped
+            m.decodeTokensPerSecond = d.tokensPerSecond
+            return m
+        }
+    }
+
     /// Shows a conversation (a loaded transcript).
     public mutating func show(_ conversation: [ChatMessage]) {
         messages = conversation.map {

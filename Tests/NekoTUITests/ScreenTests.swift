@@ -76,6 +76,15 @@ func sampleState() -> ScreenState {
         #expect(!none)
     }
 
+    @Test func conversationForSavingLeavesNoticesOut() {
+        var s = sampleState()
+        s.notice("a notice")
+        s.apply(.finished(ChatMessage(id: 2, role: .assistant, content: "It is the east."), .cancelled))
+        let c = s.conversation
+        #expect(c.map(\.role) == [.user, .assistant] && c[1].content == "It is the east." && c[1].stopped == false)
+        #expect(s.status == .stopped)
+    }
+
     @Test func scrollBackAndFollow() {
         var s = sampleState()
         for i in 0..<40 { s.notice("notice \(i)") }
