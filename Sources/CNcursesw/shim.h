@@ -59,4 +59,19 @@ static inline int nk_mouse_wheel(void) {
 #endif
     return 0;
 }
+#include <signal.h>
+#include <unistd.h>
+/// On a crash (a Swift trap is SIGILL or SIGTRAP; also SEGV, BUS, FPE, ABRT), put the terminal back
+/// before dying, then die of the same signal.
+static inline void nk_crash_restore(int sig) {
+    static const char reset[] = "\033[?2004l";
+    endwin();
+    (void)!write(1, reset, sizeof reset - 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+static inline void nk_install_crash_restore(void) {
+    int sigs[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT};
+    for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], nk_crash_restore);
+}
 #endif

@@ -11,7 +11,7 @@ public final class Transcript: @unchecked Sendable {
     private let handle: FileHandle
 
     /// Opens `path` for appending, writing the header when the file is new.
-    public init(path: String, model: String, fingerprint: String) throws {
+    public init(path: String, model: String, fingerprint: String, settings: [(String, JSONValue)] = []) throws {
         self.path = path
         let fm = FileManager.default
         try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -24,7 +24,7 @@ public final class Transcript: @unchecked Sendable {
         handle.seekToEndOfFile()
         if isNew {
             write(.object([("type", .string("header")), ("version", .int(Self.formatVersion)), ("model", .string(model)),
-                           ("fingerprint", .string(fingerprint)), ("time", .string(Self.now()))]))
+                           ("fingerprint", .string(fingerprint)), ("settings", .object(settings)), ("time", .string(Self.now()))]))
         }
     }
 
@@ -90,7 +90,7 @@ public final class Transcript: @unchecked Sendable {
                 throw TranscriptError(path: path, line: lineNumber, message: "not valid JSON (\(error))")
             }
             switch v["type"]?.string {
-            case "header": continue
+            case "header", "set": continue
             case "new": out.removeAll { $0.role != .system }
             case "system":
                 let text = v["content"]?.string ?? ""

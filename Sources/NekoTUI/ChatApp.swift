@@ -215,6 +215,7 @@ public final class ChatApp {
             guard kv.count == 2 else { state.notice("usage: /set NAME VALUE", error: true); break }
             guard setParameter(kv[0], kv[1]) else { state.notice("cannot set \(kv[0]) to \(kv[1])", error: true); break }
             send(.setSampling(sampling, maxTokens: maxTokens))
+            transcript?.appendEvent("set", [("name", .string(kv[0])), ("value", .string(kv[1]))])
             state.notice("\(kv[0]) = \(kv[1])")
         case "tokens":
             send(.showPrompt)

@@ -28,6 +28,7 @@ public final class Terminal {
             throw TerminalError("cannot start the terminal UI for TERM=\(ProcessInfo.processInfo.environment["TERM"] ?? "(unset)")")
         }
         screen = s
+        nk_install_crash_restore()
         raw()
         noecho()
         nonl()   // Enter arrives as CR, Ctrl-J as LF: they must differ

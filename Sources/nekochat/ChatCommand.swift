@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NekoChat
+import NekoJSON
 import NekoTUI
 
 struct Chat: ParsableCommand {
@@ -37,17 +38,24 @@ struct Chat: ParsableCommand {
         let session = try ChatSession(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
                                       sampling: parameters, maxTokens: maxTokens)
         let fingerprint = Self.fingerprint(bundle)
+        let settings: [(String, JSONValue)] = [
+            ("temperature", .double(Double(parameters.temperature))), ("top_k", .int(parameters.topK)),
+            ("top_p", .double(Double(parameters.topP))), ("min_p", .double(Double(parameters.minP))),
+            ("repeat_penalty", .double(Double(parameters.repeatPenalty))), ("max_tokens", .int(maxTokens)),
+            ("context", .int(context)), ("system", system.map { .string($0) } ?? .null),
+        ]
         var log: Transcript
         if let transcript {
             if FileManager.default.fileExists(atPath: transcript) {
                 session.load(try Transcript.load(path: transcript))
             }
-            log = try Transcript(path: transcript, model: bundle.directory, fingerprint: fingerprint)
+            log = try Transcript(path: transcript, model: bundle.directory, fingerprint: fingerprint, settings: settings)
         } else {
             let env = ProcessInfo.processInfo.environment
             let base = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
             let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
-            log = try Transcript(path: "\(base)/nekochat/chat-\(stamp).jsonl", model: bundle.directory, fingerprint: fingerprint)
+            log = try Transcript(path: "\(base)/nekochat/chat-\(stamp).jsonl", model: bundle.directory,
+                                 fingerprint: fingerprint, settings: settings)
         }
         if let system {
             session.setSystem(system)
