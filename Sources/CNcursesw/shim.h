@@ -26,8 +26,6 @@ static inline void nk_set_escdelay(int ms) { set_escdelay(ms); }
 static inline int nk_attr_bold(void) { return A_BOLD; }
 static inline int nk_attr_dim(void) { return A_DIM; }
 static inline int nk_attr_reverse(void) { return A_REVERSE; }
-static inline int nk_attr_underline(void) { return A_UNDERLINE; }
-static inline int nk_color_pair(int n) { return COLOR_PAIR(n); }
 
 /// Writes one character cell (a base character plus combining marks) with attributes and a colour pair.
 static inline int nk_put_cell(int y, int x, const wchar_t *wch, int attrs, short pair) {
@@ -60,18 +58,6 @@ static inline int nk_mouse_wheel(void) {
     return 0;
 }
 #include <signal.h>
+#include <termios.h>
 #include <unistd.h>
-/// On a crash (a Swift trap is SIGILL or SIGTRAP; also SEGV, BUS, FPE, ABRT), put the terminal back
-/// before dying, then die of the same signal.
-static inline void nk_crash_restore(int sig) {
-    static const char reset[] = "\033[?2004l";
-    endwin();
-    (void)!write(1, reset, sizeof reset - 1);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-static inline void nk_install_crash_restore(void) {
-    int sigs[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT};
-    for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], nk_crash_restore);
-}
 #endif

@@ -6,9 +6,10 @@ import Foundation
 final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
+    private var stopping = false
 
     init(name: String) {
-        let thread = Thread { [unowned self] in self.run() }
+        let thread = Thread { [self] in self.run() }   // the thread keeps its executor until shutdown
         thread.name = name
         thread.stackSize = 16 << 20
         thread.start()
@@ -23,10 +24,19 @@ final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
 
     func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
 
+    /// Lets the thread end once the queued jobs are done.
+    func shutdown() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+    }
+
     private func run() {
         while true {
             condition.lock()
-            while jobs.isEmpty { condition.wait() }
+            while jobs.isEmpty && !stopping { condition.wait() }
+            if jobs.isEmpty { condition.unlock(); return }
             let job = jobs.removeFirst()
             condition.unlock()
             job.runSynchronously(on: asUnownedSerialExecutor())
@@ -62,16 +72,6 @@ public final class EventQueue<Element>: @unchecked Sendable {
         return out
     }
 
-    /// Waits up to `timeout` seconds for at least one element, then drains.
-    public func wait(timeout: TimeInterval) -> [Element] {
-        condition.lock()
-        if items.isEmpty { condition.wait(until: Date(timeIntervalSinceNow: timeout)) }
-        let out = items
-        items.removeAll()
-        condition.broadcast()
-        condition.unlock()
-        return out
-    }
 }
 
 /// What the UI asks of the generation actor.
@@ -98,6 +98,8 @@ public actor ChatEngine {
     public nonisolated let events: EventQueue<ChatEvent>
     private nonisolated let cancel: CancellationFlag
 
+    deinit { executor.shutdown() }
+
     public init(session: ChatSession, queueCapacity: Int = 256) {
         self.session = session
         cancel = session.cancel
@@ -107,11 +109,15 @@ public actor ChatEngine {
     /// Stops the generation in progress, if any (callable from any thread, immediately).
     public nonisolated func stop() { cancel.cancel() }
 
+    /// Clears a stop request; the UI calls it when it sends a new message, so a stop pressed
+    /// after that (even before the reply starts) is kept.
+    public nonisolated func clearStop() { cancel.reset() }
+
     public func handle(_ command: ChatCommand) {
         let emit: (ChatEvent) -> Void = { [events] in events.put($0) }
         switch command {
-        case let .send(text): session.send(text, emit: emit)
-        case .regenerate: session.regenerate(emit: emit)
+        case let .send(text): session.send(text, resetStop: false, emit: emit)
+        case .regenerate: session.regenerate(resetStop: false, emit: emit)
         case .newChat: session.reset()
         case let .setSystem(text): session.setSystem(text)
         case let .setSampling(parameters, maxTokens):

@@ -96,6 +96,9 @@ public final class ChatSession: @unchecked Sendable {
     private(set) var cachedTokens: [Int] = []
     let stopIds: Set<Int>
     private var nextID = 1
+    /// One random stream per session (re-seeded when the settings change), so /regen with a
+    /// fixed seed gives a new reply rather than the same one.
+    private var sampler: Sampler?
 
     public init(bundle: ModelBundle, threads: Int, contextSize: Int? = nil,
                 sampling: SamplingParameters? = nil, maxTokens: Int = 512) throws {
@@ -136,8 +139,10 @@ public final class ChatSession: @unchecked Sendable {
         return nextID
     }
 
-    /// Adds a user message and generates the reply.
-    public func send(_ text: String, emit: (ChatEvent) -> Void) {
+    /// Adds a user message and generates the reply. `resetStop: false` keeps a stop that was
+    /// requested before the command ran (the chat clears the flag when it sends the command).
+    public func send(_ text: String, resetStop: Bool = true, emit: (ChatEvent) -> Void) {
+        if resetStop { cancel.reset() }
         let message = ChatMessage(id: takeID(), role: .user, content: text)
         messages.append(message)
         emit(.messageAdded(message))
@@ -156,7 +161,8 @@ public final class ChatSession: @unchecked Sendable {
     }
 
     /// Replaces the last reply with a new one.
-    public func regenerate(emit: (ChatEvent) -> Void) {
+    public func regenerate(resetStop: Bool = true, emit: (ChatEvent) -> Void) {
+        if resetStop { cancel.reset() }
         if messages.last?.role == .assistant { messages.removeLast() }
         guard messages.last?.role == .user else {
             emit(.error("nothing to regenerate: the conversation has no user message to answer"))
@@ -195,7 +201,6 @@ public final class ChatSession: @unchecked Sendable {
     }
 
     private func reply(emit: (ChatEvent) -> Void) {
-        cancel.reset()
         let ids: [Int], dropped: Int
         do {
             (ids, dropped) = try prompt()
@@ -204,6 +209,10 @@ public final class ChatSession: @unchecked Sendable {
             return
         }
         if dropped > 0 { emit(.contextTrimmed(droppedMessages: dropped)) }
+        guard !ids.isEmpty else {
+            emit(.error("the prompt is empty: there is nothing for the model to continue"))
+            return
+        }
 
         // Reuse the cache up to the longest common prefix; prefill at least one token.
         var common = zip(cachedTokens, ids).prefix { $0 == $1 }.count
@@ -217,10 +226,11 @@ public final class ChatSession: @unchecked Sendable {
         emit(.messageAdded(reply))
         var stats = GenerationStats(contextUsed: cache.length, contextSize: cache.capacity)
         let routing = bundle.model.makeRoutingRecord()
-        var sampler = Sampler(sampling)
+        if sampler == nil || sampler!.parameters != sampling { sampler = Sampler(sampling) }
         var stream = TextStream(tokenizer: tokenizer)
         var history = ids
         var reason = FinishReason.length
+        var failed = false
 
         do {
             // Prefill the new part in chunks, reporting progress; stop is honoured between chunks.
@@ -237,7 +247,7 @@ public final class ChatSession: @unchecked Sendable {
                 done = end
                 emit(.prefillProgress(done: done, total: fresh.count))
             }
-            stats.prefillTokensPerSecond = Double(fresh.count) / seconds(since: prefillStart)
+            stats.prefillTokensPerSecond = Double(done) / seconds(since: prefillStart)
             stats.contextUsed = cache.length
             emit(.stats(stats))
 
@@ -245,9 +255,9 @@ public final class ChatSession: @unchecked Sendable {
                 reason = .cancelled
             } else {
                 let decodeStart = DispatchTime.now()
-                var generated = 0
+                var generated = 0, decoded = 0
                 while true {
-                    let token = sampler.sample(logits: logits, history: history)
+                    let token = sampler!.sample(logits: logits, history: history)
                     history.append(token)
                     generated += 1
                     if bundle.eosTokenIds.contains(token) { reason = .eos; break }
@@ -260,12 +270,13 @@ public final class ChatSession: @unchecked Sendable {
                     let before = routing.tokens
                     logits = try bundle.model.forward([token], cache: cache, routing: routing, context: generator.context)
                     cachedTokens.append(token)
+                    decoded += 1
                     if routing.tokens > before {
                         var s = step(routing, token: routing.tokens - 1)
                         s.token = tokenizer.decode([token])
                         emit(.routing(messageID: reply.id, step: s))
                     }
-                    stats.decodeTokensPerSecond = Double(generated) / seconds(since: decodeStart)
+                    stats.decodeTokensPerSecond = Double(decoded) / seconds(since: decodeStart)
                     stats.contextUsed = cache.length
                     emit(.stats(stats))
                 }
@@ -275,11 +286,12 @@ public final class ChatSession: @unchecked Sendable {
         } catch {
             emit(.error("\(error)"))
             reason = .cancelled
+            failed = true
         }
         let rest = stream.finish()
         if !rest.isEmpty { emit(.textDelta(messageID: reply.id, text: rest)) }
         reply.content = stream.string
-        reply.stopped = reason == .cancelled
+        reply.stopped = reason == .cancelled && !failed
         messages[messages.count - 1] = reply
         emit(.finished(reply, reason))
     }

@@ -3,7 +3,7 @@ import NekoJSON
 
 /// A conversation on disk as JSON Lines, an append-only log: a header line, one line per
 /// message (`{"role", "content"}` as OpenAI and `apply_chat_template` use, plus metadata),
-/// and one line per later change (`system`, `new`); loading replays the log. Lines are
+/// and one line per later change (`system`, `set`, `regen`, `new`); loading replays the log. Lines are
 /// written and flushed as they complete, so a crash loses nothing.
 public final class Transcript: @unchecked Sendable {
     public static let formatVersion = 1
@@ -40,7 +40,7 @@ public final class Transcript: @unchecked Sendable {
         write(.object([("type", .string(type)), ("time", .string(Self.now()))] + fields))
     }
 
-    static func line(_ m: ChatMessage) -> JSONValue {
+    public static func line(_ m: ChatMessage) -> JSONValue {
         var fields: [(String, JSONValue)] = [("role", .string(m.role.rawValue)), ("content", .string(m.content)),
                                              ("id", .int(m.id)), ("time", .string(now()))]
         if m.role == .assistant {
@@ -51,9 +51,16 @@ public final class Transcript: @unchecked Sendable {
         return .object(fields)
     }
 
+    /// The last write error (full disk, …), for the chat to report; writing goes on.
+    public private(set) var lastError: String?
+
     private func write(_ v: JSONValue) {
-        handle.write(Data((v.serialized + "\n").utf8))
-        try? handle.synchronize()
+        do {
+            try handle.write(contentsOf: Data((v.serialized + "\n").utf8))
+            try handle.synchronize()
+        } catch {
+            lastError = "cannot write the transcript \(path): \(error.localizedDescription)"
+        }
     }
 
     /// Writes a compacted copy (header + the messages) to `path` atomically: a temporary file
@@ -68,6 +75,13 @@ public final class Transcript: @unchecked Sendable {
         } catch {
             throw TranscriptError(path: path, line: 0, message: "cannot write: \(error.localizedDescription)")
         }
+    }
+
+    /// Whether `path` holds one JSON document (OpenAI-style messages) rather than a log.
+    public static func isSingleDocument(path: String) -> Bool {
+        guard let data = FileManager.default.contents(atPath: path),
+              let whole = try? JSONValue.parse([UInt8](data)) else { return false }
+        return whole.array != nil || whole["messages"] != nil
     }
 
     /// Replays a transcript (JSON Lines as written here), or reads OpenAI-style JSON:
@@ -91,6 +105,8 @@ public final class Transcript: @unchecked Sendable {
             }
             switch v["type"]?.string {
             case "header", "set": continue
+            case "load":
+                out = try messages(from: v["messages"]?.array ?? [], path: path)
             case "new": out.removeAll { $0.role != .system }
             case "system":
                 let text = v["content"]?.string ?? ""
@@ -116,7 +132,8 @@ public final class Transcript: @unchecked Sendable {
         guard let content = v["content"]?.string else {
             throw TranscriptError(path: path, line: line, message: "a message needs a string content")
         }
-        var m = ChatMessage(id: v["id"]?.int ?? index + 1, role: role, content: content)
+        // Ids are renumbered in order: a file's own ids may repeat or be anything at all.
+        var m = ChatMessage(id: index + 1, role: role, content: content)
         m.stopped = v["stopped"]?.bool ?? false
         m.promptTokens = v["prompt_tokens"]?.int ?? 0
         m.completionTokens = v["completion_tokens"]?.int ?? 0

@@ -1,6 +1,7 @@
-/// A parsed JSON document that keeps what Foundation loses: object key order, duplicate-free
-/// keys exactly as written (no Unicode canonical merging: `"é"` and `"e\u{301}"` stay two keys),
-/// and whether a number was written as an integer.
+/// A parsed JSON document that keeps what Foundation loses: object key order, keys exactly as
+/// written (no Unicode canonical merging: `"é"` and `"e\u{301}"` stay two keys), and whether a
+/// number was written as an integer. A repeated key keeps both members; lookups by subscript
+/// find the last one, as Python's `json` does.
 public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
@@ -32,8 +33,8 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// The member `key` of an object (first match, compared scalar by scalar), else nil.
     public subscript(key: String) -> JSONValue? {
         guard case let .object(members) = self else { return nil }
-        let scalars = Array(key.utf8)
-        return members.first { Array($0.key.utf8) == scalars }?.value
+        let bytes = Array(key.utf8)
+        return members.last { Array($0.key.utf8) == bytes }?.value
     }
 
     public var string: String? { if case let .string(s) = self { s } else { nil } }

@@ -166,6 +166,16 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         try positive(vocabSize, "vocab_size")
         try positive(maxPositionEmbeddings, "max_position_embeddings")
         try positive(decoderSparseStep, "decoder_sparse_step")
+        // Upper bounds keep later size arithmetic (and the KV cache reservation) from overflowing.
+        for (value, field, limit) in [(hiddenSize, "hidden_size", 1 << 16), (numHiddenLayers, "num_hidden_layers", 4096),
+                                      (numAttentionHeads, "num_attention_heads", 4096), (numKeyValueHeads, "num_key_value_heads", 4096),
+                                      (headDim, "head_dim", 1 << 13), (vocabSize, "vocab_size", 1 << 24),
+                                      (maxPositionEmbeddings, "max_position_embeddings", 1 << 22), (numExperts, "num_experts", 1 << 14),
+                                      (intermediateSize ?? 0, "intermediate_size", 1 << 20), (moeIntermediateSize ?? 0, "moe_intermediate_size", 1 << 20),
+                                      (sharedExpertIntermediateSize ?? 0, "shared_expert_intermediate_size", 1 << 20)]
+            where value > limit {
+            throw fail(field, "\(value) is larger than nekochat supports (\(limit))")
+        }
         if headDim <= 0 || headDim % 2 != 0 {
             throw fail("head_dim", "must be a positive even number, found \(headDim)"
                 + " (default hidden_size / num_attention_heads)")

@@ -122,10 +122,10 @@ public final class SafetensorsFile: @unchecked Sendable {
                 guard !overflow else { throw badTensor("shape \(shape) overflows") }
                 count = product
             }
-            guard count.multipliedReportingOverflow(by: dtype.size).partialValue == end - begin,
-                  !count.multipliedReportingOverflow(by: dtype.size).overflow else {
-                throw badTensor("shape \(shape) of \(dtypeName) needs \(count * dtype.size) bytes,"
-                    + " but data_offsets give \(end - begin)")
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+            guard !overflow else { throw badTensor("shape \(shape) overflows") }
+            guard bytes == end - begin else {
+                throw badTensor("shape \(shape) of \(dtypeName) needs \(bytes) bytes, but data_offsets give \(end - begin)")
             }
             tensors[name] = TensorInfo(name: name, dtype: dtype, shape: shape,
                                        data: base + dataStart + begin, file: path)

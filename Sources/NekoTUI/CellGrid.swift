@@ -2,7 +2,7 @@ import CNcursesw
 
 /// What a cell means; the theme decides how it looks.
 public enum StyleRole: Hashable, Sendable {
-    case text, user, assistant, system, notice, error, status, border, label, dim, cursor, selected
+    case text, user, assistant, system, notice, error, status, border, label, dim, selected
     /// Routing heat, 0 (cold) … 7 (hot).
     case heat(Int)
 }

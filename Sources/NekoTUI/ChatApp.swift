@@ -18,6 +18,10 @@ public final class ChatApp {
     var decoder = KeyDecoder()
     var quit = false
     private let signals = SignalFlag()
+    /// Commands reach the actor through one consumer, in the order they were given.
+    private let commands: AsyncStream<ChatCommand>.Continuation
+    private let consumer: Task<Void, Never>
+    private var transcriptError: String?
 
     public init(engine: ChatEngine, state: ScreenState, theme: Theme, noColor: Bool, sampling: SamplingParameters,
                 maxTokens: Int, transcript: Transcript?, modelPath: String, fingerprint: String) {
@@ -30,7 +34,12 @@ public final class ChatApp {
         self.transcript = transcript
         self.modelPath = modelPath
         self.fingerprint = fingerprint
+        let (stream, continuation) = AsyncStream<ChatCommand>.makeStream()
+        commands = continuation
+        consumer = Task { for await command in stream { await engine.handle(command) } }
     }
+
+    deinit { commands.finish() }
 
     /// Runs until /quit, Ctrl-C (idle), Ctrl-D (empty input), SIGTERM or SIGHUP; the terminal
     /// is restored on every way out.
@@ -90,15 +99,28 @@ public final class ChatApp {
                 record(event)
                 dirty = true
             }
+            if let e = transcript?.lastError, e != transcriptError {
+                transcriptError = e
+                state.notice(e, error: true)
+                dirty = true
+            }
         }
-        engine.stop()
+        // Stop a reply in progress and wait (briefly) for its end, so the transcript keeps it.
+        if state.isBusy {
+            engine.stop()
+            let deadline = Date().addingTimeInterval(2)
+            while state.isBusy, Date() < deadline {
+                for event in engine.events.drain() { state.apply(event); record(event) }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+        }
     }
 
     enum Effect { case theme(String) }
 
     func cursor(width: Int, height: Int) -> (Int, Int) {
         let lines = ChatView.wrapInput(state.input, width: width - 2)
-        let inputHeight = min(5, max(1, lines.count)) + 1
+        let inputHeight = min(5, max(1, lines.count), height - 3) + 1
         let row = height - inputHeight + min(lines.count, 5)
         return (min(width - 1, 2 + displayWidth(lines.last ?? "")), max(0, min(height - 1, row)))
     }
@@ -107,19 +129,23 @@ public final class ChatApp {
         guard let transcript else { return }
         switch event {
         case let .messageAdded(m) where m.role == .user: transcript.append(m)
-        case let .finished(m, _): transcript.append(m)
+        // A reply that /new took off the screen is not part of the conversation any more.
+        case let .finished(m, _) where state.messages.contains(where: { $0.id == m.id }): transcript.append(m)
         default: break
         }
     }
 
     func send(_ command: ChatCommand) {
-        let engine = engine
-        Task { await engine.handle(command) }
+        switch command {
+        case .send, .regenerate: engine.clearStop()
+        default: break
+        }
+        commands.yield(command)
     }
 
     /// Handles one key; returns an effect the loop must carry out (a theme change).
     func handle(_ key: Key) -> Effect? {
-        if state.inspector != nil {
+        if state.inspector != nil, key != .escape, key != .ctrl("c") {
             switch key {
             case .left, .up: state.moveInspector(-1)
             case .right, .down: state.moveInspector(1)
@@ -131,8 +157,9 @@ public final class ChatApp {
         }
         switch key {
         case .escape:
-            if state.isBusy { engine.stop() }
+            if state.inspector != nil { state.inspector = nil } else if state.isBusy { engine.stop() }
         case .ctrl("c"):
+            state.inspector = nil
             if state.isBusy { engine.stop() } else { quit = true }
         case .ctrl("d"):
             if state.input.isEmpty { quit = true } else { state.input.deleteForward() }
@@ -281,6 +308,7 @@ public final class ChatApp {
                 guard !state.isBusy else { state.notice("still answering: press Esc first"); return }
                 send(.load(loaded))
                 state.show(loaded)
+                transcript?.appendEvent("load", [("from", .string(arg)), ("messages", .array(loaded.map { Transcript.line($0) }))])
                 state.notice("loaded \(loaded.count) messages from \(arg); the context is rebuilt with the next message")
             }
         } catch {

@@ -9,7 +9,6 @@ public enum Key: Equatable, Sendable {
     case resize
     case wheel(Int)           // -1 up, +1 down
     case paste(String)        // bracketed paste, as one piece
-    case function(Int)        // F1…
 }
 
 /// Turns raw input (characters and ncurses key codes) into keys, parsing bracketed paste

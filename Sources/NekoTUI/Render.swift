@@ -13,7 +13,7 @@ public enum ChatView {
         }
         // Input box: a border line and up to 5 lines of text.
         let inputLines = wrapInput(s.input, width: width - 2)
-        let inputHeight = min(5, max(1, inputLines.count)) + 1
+        let inputHeight = min(5, max(1, inputLines.count), height - 3) + 1
         let statsY = 0
         let inputTop = height - inputHeight
         drawStats(s, into: &g, y: statsY, width: width)

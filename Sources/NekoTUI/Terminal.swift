@@ -24,11 +24,11 @@ public final class Terminal {
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, nil)
         signal(SIGWINCH, SIG_DFL)
+        CrashRestore.install()
         guard let s = nk_newterm() else {
             throw TerminalError("cannot start the terminal UI for TERM=\(ProcessInfo.processInfo.environment["TERM"] ?? "(unset)")")
         }
         screen = s
-        nk_install_crash_restore()
         raw()
         noecho()
         nonl()   // Enter arrives as CR, Ctrl-J as LF: they must differ
@@ -129,4 +129,30 @@ public final class Terminal {
 public struct TerminalError: Error, CustomStringConvertible {
     public let description: String
     init(_ d: String) { description = d }
+}
+
+/// On a crash (a Swift trap is SIGILL or SIGTRAP; also SEGV, BUS, FPE, ABRT) the terminal is put
+/// back before the process dies of the same signal, with async-signal-safe calls only: the modes
+/// saved before ncurses changed them (tcsetattr) and escape sequences (write) that undo its setup.
+enum CrashRestore {
+    nonisolated(unsafe) static var saved = termios()
+    nonisolated(unsafe) static var haveSaved = false
+    /// Allocated here, not in the handler (malloc is not async-signal-safe).
+    nonisolated(unsafe) static let reset = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 32)
+    nonisolated(unsafe) static var resetCount = 0
+
+    static func install() {
+        haveSaved = tcgetattr(0, &saved) == 0
+        let bytes = Array("\u{1B}[?2004l\u{1B}[0m\u{1B}[?25h\u{1B}[?1049l\r\n".utf8)
+        resetCount = bytes.count
+        _ = reset.initialize(from: bytes)
+        for sig in [SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT] {
+            signal(sig) { sig in
+                if CrashRestore.haveSaved { tcsetattr(0, TCSANOW, &CrashRestore.saved) }
+                _ = write(1, CrashRestore.reset.baseAddress, CrashRestore.resetCount)
+                signal(sig, SIG_DFL)
+                raise(sig)
+            }
+        }
+    }
 }

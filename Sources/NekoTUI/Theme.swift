@@ -63,7 +63,12 @@ public struct Theme: Sendable {
                 theme.looks[.heat(i)] = Look(foreground: c)
             }
         }
-        theme.heatGlyphs = json["routing_glyphs"]?.array?.compactMap(\.string)
+        if let glyphs = json["routing_glyphs"] {
+            guard let list = glyphs.array?.compactMap(\.string), !list.isEmpty, list.count == glyphs.array?.count else {
+                throw ThemeError("\(path): routing_glyphs: expected a non-empty list of strings")
+            }
+            theme.heatGlyphs = list
+        }
         if noColor { theme.looks = theme.looks.mapValues { var l = $0; l.foreground = .terminalDefault; l.background = .terminalDefault; return l } }
         return theme
     }

@@ -203,7 +203,7 @@ extension Interpreter {
             }
         case "indent":
             let width = arg(0, "width")
-            let indentText = width.map { if case let .string(s) = $0 { s } else { String(repeating: " ", count: $0.integer ?? 4) } } ?? "    "
+            let indentText = width.map { if case let .string(s) = $0 { s } else { String(repeating: " ", count: max(0, $0.integer ?? 4)) } } ?? "    "
             let first = arg(1, "first")?.truthy ?? false
             let blank = arg(2, "blank")?.truthy ?? false
             var s = value.str

@@ -492,9 +492,11 @@ final class Interpreter {
         case let ("+", .tuple(a), .tuple(b)): return .tuple(a + b)
         case let ("*", .string(s), n), let ("*", n, .string(s)):
             guard let k = n.integer else { throw typeError() }
+            guard Double(max(0, k)) * Double(s.utf8.count) <= 10_000_000 else { throw RenderError("string repetition too large") }
             return .string(String(repeating: s, count: max(0, k)))
         case let ("*", .list(a), n), let ("*", n, .list(a)):
             guard let k = n.integer else { throw typeError() }
+            guard Double(max(0, k)) * Double(a.count) <= 1_000_000 else { throw RenderError("list repetition too large") }
             return .list(Array(repeating: a, count: max(0, k)).flatMap { $0 })
         case let ("%", .string(format), args):
             return .string(try PyFormat.percent(format, args))

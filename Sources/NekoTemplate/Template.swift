@@ -76,7 +76,8 @@ public final class Template: @unchecked Sendable {
             default: throw RenderError("range expected 1 to 3 arguments, got \(ints.count)")
             }
             guard step != 0 else { throw RenderError("range() arg 3 must not be zero") }
-            let count = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
+            let span = Double(stop) - Double(start)
+            let count = max(0, (span / Double(step)).rounded(.up))
             guard count <= 100_000 else { throw RenderError("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).") }
             return .list(Array(stride(from: start, to: stop, by: step)).map { .int($0) })
         })

@@ -27,7 +27,6 @@ struct AddedTokenMatcher: Sendable {
     let root = Node()
     let tokens: [AddedToken]
     let patterns: [[Unicode.Scalar]]
-    var isEmpty: Bool { tokens.isEmpty }
 
     /// `patterns[i]` is what to look for for `tokens[i]` (its content, normalized if it says so).
     init(tokens: [AddedToken], patterns: [[Unicode.Scalar]]) {

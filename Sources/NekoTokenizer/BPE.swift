@@ -37,6 +37,9 @@ final class BPE: @unchecked Sendable {
             vocab[Array(token.utf8)] = Int32(id)
             maxId = max(maxId, id)
         }
+        guard maxId < 4 * vocabMembers.count + 1024 else {
+            throw r.fail("ids go up to \(maxId) for \(vocabMembers.count) tokens", "vocab")
+        }
         var tokens = [String](repeating: "", count: maxId + 1)
         for (token, value) in vocabMembers { tokens[value.int!] = token }
         self.vocab = vocab

@@ -37,12 +37,6 @@ public struct ScalarRegex: Sendable {
         return result
     }
 
-    /// Whether the whole of `text` matches.
-    public func matchesWhole(_ text: [Unicode.Scalar]) -> Bool {
-        var stack: [(Int, Int)] = []
-        return run(program, text, at: 0, stack: &stack, requireEnd: true) != nil
-    }
-
     func run(_ prog: [Instruction], _ s: [Unicode.Scalar], at start: Int,
              stack: inout [(Int, Int)], requireEnd: Bool = false) -> Int? {
         stack.removeAll(keepingCapacity: true)
@@ -248,6 +242,8 @@ struct RegexParser {
             case "?": max = 1; i += 1
             case "{":
                 guard let (lo, hi, next) = braces(at: i) else { return node }
+                if let hi, hi < lo { throw fail("repetition {\(lo),\(hi)}: the maximum is below the minimum") }
+                if lo > 1000 || (hi ?? 0) > 1000 { throw fail("repetition counts above 1000 are not supported") }
                 min = lo; max = hi; i = next
             default: return node
             }
@@ -265,7 +261,7 @@ struct RegexParser {
         var j = start + 1
         func number() -> Int? {
             var v: Int? = nil
-            while j < p.count, let d = Int(String(p[j])), p[j].isASCII { v = (v ?? 0) * 10 + d; j += 1 }
+            while j < p.count, let d = Int(String(p[j])), p[j].isASCII, (v ?? 0) < 100_000 { v = (v ?? 0) * 10 + d; j += 1 }
             return v
         }
         let lo = number()

@@ -22,9 +22,19 @@ public struct StreamingDetokenizer {
         ids.append(id)
         let before = tokenizer.decode(Array(ids[prefixStart..<readStart]), skipSpecialTokens: skipSpecialTokens)
         let after = tokenizer.decode(Array(ids[prefixStart...]), skipSpecialTokens: skipSpecialTokens)
+        if !after.unicodeScalars.starts(with: before.unicodeScalars) {
+            // The window re-decodes differently (a decoder that rewrites earlier text): fall back
+            // to the difference against the full decode, which never grows without bound.
+            let full = tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens)
+            guard full.unicodeScalars.starts(with: text.unicodeScalars), full.unicodeScalars.last != "\u{FFFD}" else { return "" }
+            let new = String(String.UnicodeScalarView(full.unicodeScalars.dropFirst(text.unicodeScalars.count)))
+            prefixStart = ids.count - 1
+            readStart = ids.count
+            text += new
+            return new
+        }
         guard after.unicodeScalars.count > before.unicodeScalars.count,
-              after.unicodeScalars.last != "\u{FFFD}",
-              after.unicodeScalars.starts(with: before.unicodeScalars) else { return "" }
+              after.unicodeScalars.last != "\u{FFFD}" else { return "" }
         let new = String(String.UnicodeScalarView(after.unicodeScalars.dropFirst(before.unicodeScalars.count)))
         prefixStart = readStart
         readStart = ids.count
@@ -38,8 +48,14 @@ public struct StreamingDetokenizer {
         let after = tokenizer.decode(Array(ids[prefixStart...]), skipSpecialTokens: skipSpecialTokens)
         prefixStart = ids.count
         readStart = ids.count
-        guard after.unicodeScalars.count > before.unicodeScalars.count,
-              after.unicodeScalars.starts(with: before.unicodeScalars) else { return "" }
+        guard after.unicodeScalars.starts(with: before.unicodeScalars) else {
+            let full = tokenizer.decode(ids, skipSpecialTokens: skipSpecialTokens)
+            guard full.unicodeScalars.starts(with: text.unicodeScalars) else { return "" }
+            let rest = String(String.UnicodeScalarView(full.unicodeScalars.dropFirst(text.unicodeScalars.count)))
+            text += rest
+            return rest
+        }
+        guard after.unicodeScalars.count > before.unicodeScalars.count else { return "" }
         let rest = String(String.UnicodeScalarView(after.unicodeScalars.dropFirst(before.unicodeScalars.count)))
         text += rest
         return rest

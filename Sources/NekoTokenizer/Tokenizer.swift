@@ -57,7 +57,7 @@ public final class Tokenizer: @unchecked Sendable {
         decoder = try root.child("decoder").map(Decoders.make)
 
         var added: [AddedToken] = []
-        for r in (try? root.children("added_tokens")) ?? [] {
+        for r in root.json["added_tokens"] == nil || root.json["added_tokens"]!.isNull ? [] : try root.children("added_tokens") {
             added.append(AddedToken(id: try r.int("id"), content: try r.string("content"),
                                     special: try r.bool("special", default: false),
                                     singleWord: try r.bool("single_word", default: false),

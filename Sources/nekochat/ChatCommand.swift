@@ -44,18 +44,24 @@ struct Chat: ParsableCommand {
             ("repeat_penalty", .double(Double(parameters.repeatPenalty))), ("max_tokens", .int(maxTokens)),
             ("context", .int(context)), ("system", system.map { .string($0) } ?? .null),
         ]
+        let env = ProcessInfo.processInfo.environment
+        let base = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
+        let autosave = "\(base)/nekochat/chat-\(stamp).jsonl"
         var log: Transcript
-        if let transcript {
+        if let transcript, FileManager.default.fileExists(atPath: transcript), Transcript.isSingleDocument(path: transcript) {
+            // OpenAI-style JSON is read, never appended to: the conversation continues in a new log.
+            let loaded = try Transcript.load(path: transcript)
+            session.load(loaded)
+            log = try Transcript(path: autosave, model: bundle.directory, fingerprint: fingerprint, settings: settings)
+            for m in loaded { log.append(m) }
+        } else if let transcript {
             if FileManager.default.fileExists(atPath: transcript) {
                 session.load(try Transcript.load(path: transcript))
             }
             log = try Transcript(path: transcript, model: bundle.directory, fingerprint: fingerprint, settings: settings)
         } else {
-            let env = ProcessInfo.processInfo.environment
-            let base = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
-            let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
-            log = try Transcript(path: "\(base)/nekochat/chat-\(stamp).jsonl", model: bundle.directory,
-                                 fingerprint: fingerprint, settings: settings)
+            log = try Transcript(path: autosave, model: bundle.directory, fingerprint: fingerprint, settings: settings)
         }
         if let system {
             session.setSystem(system)

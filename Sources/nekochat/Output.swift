@@ -2,12 +2,13 @@ import Foundation
 
 /// Unbuffered writes to stdout and stderr (C's `stdout` global is off limits in Swift 6 mode).
 enum Output {
+    /// A closed pipe (`nekochat generate | head`) ends the program quietly, as other tools do.
     static func out(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        do { try FileHandle.standardOutput.write(contentsOf: Data(text.utf8)) } catch { exit(0) }
     }
 
     static func err(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
+        try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
     }
 
     static func json(_ value: JSON) throws {

@@ -55,7 +55,8 @@ enum Entry {
     }
 
     static func fail(_ message: String, code: Int32) -> Never {
-        Output.err("error: \(message)\n")
+        // CLI.md: one line, whatever the message holds (a template's raise_exception text, say).
+        Output.err("error: \(message.replacingOccurrences(of: "\n", with: " "))\n")
         exit(code)
     }
 }

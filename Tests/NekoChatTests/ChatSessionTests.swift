@@ -135,6 +135,13 @@ enum ChatFixture {
         #expect(!steps.isEmpty && reply.hasPrefix(steps.map(\.token).joined()))
     }
 
+    @Test func anEmptyPromptIsAnErrorNotACrash() throws {
+        let session = try ChatFixture.session()
+        session.mode = .complete
+        let events = collect { session.send("", emit: $0) }
+        #expect(events.contains { if case .error = $0 { true } else { false } })
+    }
+
     @Test func regenerateReplacesTheLastReply() throws {
         let session = try ChatFixture.session()
         _ = collect { session.send("hi", emit: $0) }

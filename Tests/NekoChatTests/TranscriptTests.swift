@@ -56,6 +56,15 @@ import Testing
         #expect(throws: TranscriptError.self) { try Transcript.save(messages, to: "/nonexistent/dir/x.jsonl", model: "", fingerprint: "") }
     }
 
+    @Test func idsFromFilesAreRenumbered() throws {
+        let path = temp("ids.json")
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try #"[{"role": "user", "content": "a", "id": 9223372036854775807}, {"role": "assistant", "content": "b", "id": 9223372036854775807}]"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try Transcript.load(path: path).map(\.id) == [1, 2])
+        #expect(Transcript.isSingleDocument(path: path))
+    }
+
     @Test func openAIStyleJSONLoads() throws {
         let a = temp("a.json"), b = temp("b.json")
         try FileManager.default.createDirectory(atPath: (a as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

@@ -77,6 +77,7 @@ let nekoMindConfig = """
         ("{\"hidden_size\": 60, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10, \"intermediate_size\": 8, \"head_dim\": 15}", "head_dim"),
         ("{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10, \"intermediate_size\": 8, \"rope_parameters\": {\"rope_theta\": \"big\"}}", "rope_parameters.rope_theta"),
         ("{\"hidden_size\": 64,", "(file)"),
+        ("{\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10, \"intermediate_size\": 8, \"max_position_embeddings\": 100000000000}", "max_position_embeddings"),
     ])
     func inconsistentConfigsNameTheField(json: String, field: String) throws {
         let path = try writeTemp(json)

@@ -1,4 +1,5 @@
 import CNcursesw
+import Foundation
 import NekoChat
 @testable import NekoTUI
 import Testing
@@ -93,6 +94,24 @@ func sampleState() -> ScreenState {
         s.scrollBack = 20
         let up = ChatView.render(s, width: 80, height: 24).text
         #expect(!up.contains("notice 39") && up.contains("more"))
+    }
+
+    @Test func tinyHeightsDoNotTrap() {
+        var s = sampleState()
+        s.input.insert("1\n2\n3\n4\n5\n6")
+        for h in 6...8 { #expect(ChatView.render(s, width: 100, height: h).height == h) }
+    }
+
+    @Test func themesAreCheckedWhenLoaded() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("theme-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let bad = dir.appendingPathComponent("bad.json").path
+        try #"{"name": "bad", "colors": {}, "routing_glyphs": []}"#.write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(throws: ThemeError.self) { try Theme.load(path: bad, noColor: false) }
+        let unknown = dir.appendingPathComponent("unknown.json").path
+        try #"{"colors": {"user": "chartreuse-ish"}}"#.write(toFile: unknown, atomically: true, encoding: .utf8)
+        #expect(throws: ThemeError.self) { try Theme.load(path: unknown, noColor: false) }
+        for name in ["dark", "light", "mono"] { #expect((try? Theme.named(name, noColor: false)) != nil, "\(name)") }
     }
 
     @Test func editorKeys() {

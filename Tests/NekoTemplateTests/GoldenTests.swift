@@ -180,6 +180,14 @@ let knownDifferences: [String: String] = [
         #expect(throws: TemplateError.self) { try render("{{ missing.attr }}") }
     }
 
+    @Test func hostileValuesAreErrorsNotCrashes() throws {
+        #expect(try render("[{{ 'a\nb' | indent(-2) }}]") == "[a\nb]")
+        #expect(throws: TemplateError.self) { try render("{{ range(-9000000000000000000, 9000000000000000000) | length }}") }
+        #expect(throws: TemplateError.self) { try render("{{ 'a' * 100000000000 }}") }
+        #expect(throws: TemplateError.self) { try render("{{ 9223372036854775807 + 1 }}") }
+        #expect(throws: TemplateError.self) { try render("{% macro m(x) %}{{ m(x) }}{% endmacro %}{{ m(1) }}") }
+    }
+
     @Test func loopScopingNeedsNamespace() throws {
         let source = "{% set n = 0 %}{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set n = n + 1 %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ n }} {{ ns.n }}"
         #expect(try render(source) == "0 3")

@@ -11,6 +11,11 @@ import Testing
         #expect(v["a"] == .array([.bool(true), .null, .double(2.0), .double(-300)]))
     }
 
+    @Test func aRepeatedKeyReadsAsItsLastValueLikePython() throws {
+        let v = try JSONValue.parse(#"{"a": 1, "a": 2}"#)
+        #expect(v["a"] == .int(2) && v.members?.count == 2)
+    }
+
     @Test func decodesEscapesAndSurrogatePairs() throws {
         #expect(try JSONValue.parse(#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#) == .string("a\"\\/\u{8}\u{c}\n\r\té😀"))
         #expect(try JSONValue.parse(#""\ud800x""#) == .string("\u{FFFD}x"))

@@ -41,9 +41,14 @@ func split(_ pattern: String, _ text: String) throws -> [String] {
         #expect(try split(#"\P{L}+"#, "ab12cd") == ["12"])
     }
 
-    @Test(arguments: [#"(?<=a)b"#, #"a++"#, "(ab", "ab)", #"\p{Foo}"#, "*a", #"\1"#])
+    @Test(arguments: [#"(?<=a)b"#, #"a++"#, "(ab", "ab)", #"\p{Foo}"#, "*a", #"\1"#, "a{3,1}", "a{2000}"])
     func unsupportedOrMalformedPatternsAreErrors(pattern: String) {
         #expect(throws: RegexError.self) { try ScalarRegex(pattern) }
+    }
+
+    @Test func hugeRepeatCountsDoNotOverflow() throws {
+        // Read as a literal brace (the digits stop counting), never an arithmetic trap.
+        _ = try? ScalarRegex("a{99999999999999999999}")
     }
 
     @Test func nullableLoopsTerminate() throws {
