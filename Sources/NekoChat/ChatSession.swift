@@ -236,24 +236,17 @@ public final class ChatSession: @unchecked Sendable {
             // Prefill the new part in chunks, reporting progress; stop is honoured between chunks.
             let fresh = Array(ids[common...])
             let prefillStart = DispatchTime.now()
-            var logits: [Float] = []
             var done = 0
-            while done < fresh.count {
-                if cancel.isCancelled { break }
-                let end = min(fresh.count, done + generator.prefillChunk)
-                logits = try bundle.model.forward(Array(fresh[done..<end]), cache: cache,
-                                                  logits: end == fresh.count ? .last : .none, context: generator.context)
-                cachedTokens += fresh[done..<end]
-                done = end
-                emit(.prefillProgress(done: done, total: fresh.count))
+            let prefilled = try generator.prefill(fresh, cache: cache, routing: nil, cancel: cancel) { n in
+                cachedTokens += fresh[done..<n]
+                done = n
+                emit(.prefillProgress(done: n, total: fresh.count))
             }
             stats.prefillTokensPerSecond = Double(done) / seconds(since: prefillStart)
             stats.contextUsed = cache.length
             emit(.stats(stats))
 
-            if cancel.isCancelled || logits.isEmpty {
-                reason = .cancelled
-            } else {
+            if var logits = prefilled, !cancel.isCancelled {
                 let decodeStart = DispatchTime.now()
                 var generated = 0, decoded = 0
                 while true {
@@ -282,6 +275,8 @@ public final class ChatSession: @unchecked Sendable {
                 }
                 reply.completionTokens = generated
                 reply.decodeTokensPerSecond = stats.decodeTokensPerSecond
+            } else {
+                reason = .cancelled
             }
         } catch {
             emit(.error("\(error)"))

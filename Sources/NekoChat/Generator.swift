@@ -52,10 +52,10 @@ public final class Generator: @unchecked Sendable {
         context = ForwardContext(threads: threads)
     }
 
-    /// Prefills `tokens` after what `cache` holds, in chunks; returns the last position's logits,
-    /// or nil when cancelled.
+    /// Prefills `tokens` after what `cache` holds, in chunks; `progress` sees the tokens done
+    /// after each chunk. Returns the last position's logits, or nil when cancelled.
     public func prefill(_ tokens: [Int], cache: KVCache, routing: RoutingRecord?,
-                        cancel: CancellationFlag? = nil) throws -> [Float]? {
+                        cancel: CancellationFlag? = nil, progress: (Int) -> Void = { _ in }) throws -> [Float]? {
         var logits: [Float] = []
         var i = 0
         while i < tokens.count {
@@ -65,6 +65,7 @@ public final class Generator: @unchecked Sendable {
                                        logits: end == tokens.count ? .last : .none,
                                        routing: routing, context: context)
             i = end
+            progress(i)
         }
         return logits
     }

@@ -23,13 +23,7 @@ public struct GenerationConfig: Decodable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        if (try? c.decodeNil(forKey: .eosTokenId)) == false {
-            if let one = try? c.decode(Int.self, forKey: .eosTokenId) {
-                eosTokenIds = [one]
-            } else {
-                eosTokenIds = try c.decode([Int].self, forKey: .eosTokenId)
-            }
-        }
+        eosTokenIds = try ModelConfig.decodeIds(c, .eosTokenId)
         doSample = try c.decodeIfPresent(Bool.self, forKey: .doSample)
         temperature = try c.decodeIfPresent(Float.self, forKey: .temperature)
         topK = try c.decodeIfPresent(Int.self, forKey: .topK)

@@ -93,7 +93,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     }
 
     /// `eos_token_id` may be an int, a list of ints, or null.
-    static func decodeIds<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> [Int] {
+    public static func decodeIds<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> [Int] {
         if (try? c.decodeNil(forKey: key)) ?? true { return [] }
         if let one = try? c.decode(Int.self, forKey: key) { return [one] }
         return try c.decode([Int].self, forKey: key)

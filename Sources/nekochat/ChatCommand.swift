@@ -32,7 +32,7 @@ struct Chat: ParsableCommand {
             chosenTheme = (try? Theme.named(noColor ? "mono" : "dark", noColor: noColor)) ?? .fallback
         }
         let location = try ModelLocation.resolve(modelOptions.model)
-        let bundle = try modelOptions.loadBundle()
+        let bundle = try modelOptions.loadBundle(location)
         let parameters = sampling.parameters(bundle.generationConfig)
         let context = ctxSize ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
         let session = try ChatSession(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,

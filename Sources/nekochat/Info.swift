@@ -11,7 +11,7 @@ struct Info: ParsableCommand {
 
     func run() throws {
         let location = try ModelLocation.resolve(modelOptions.model)
-        let bundle = try modelOptions.loadBundle()
+        let bundle = try modelOptions.loadBundle(location)
         let model = bundle.model, c = model.config
         let path = URL(fileURLWithPath: bundle.directory).standardizedFileURL.path
         let source = location.source

@@ -17,9 +17,9 @@ struct ModelOptions: ParsableArguments {
 
     var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
 
-    /// Loads the bundle and prints the loader's notices to stderr.
-    func loadBundle() throws -> ModelBundle {
-        let bundle = try ModelBundle(directory: try ModelLocation.resolve(model).directory)
+    /// Loads the bundle (from `location`, else resolving `--model`) and prints the loader's notices to stderr.
+    func loadBundle(_ location: ModelLocation? = nil) throws -> ModelBundle {
+        let bundle = try ModelBundle(directory: try (location ?? ModelLocation.resolve(model)).directory)
         for notice in bundle.model.notices { Output.err("note: \(notice)\n") }
         return bundle
     }
