@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "NekoJSON"),
         .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),
         .target(name: "NekoTemplate", dependencies: ["NekoJSON"]),
-        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate"]),
+        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON"]),
         // The chat screen: knows chat events and commands, never the model.
         .target(name: "NekoTUI", dependencies: ["NekoChat", "CNcursesw"]),
         .executableTarget(

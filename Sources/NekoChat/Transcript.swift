@@ -148,31 +148,3 @@ public struct TranscriptError: Error, CustomStringConvertible, Equatable {
     public let message: String
     public var description: String { line > 0 ? "\(path):\(line): \(message)" : "\(path): \(message)" }
 }
-
-extension JSONValue {
-    /// Compact JSON text (keys in order, non-ASCII as is).
-    public var serialized: String {
-        switch self {
-        case .null: return "null"
-        case let .bool(b): return b ? "true" : "false"
-        case let .int(i): return String(i)
-        case let .double(d): return d.isFinite ? "\(d)" : "null"
-        case let .string(s):
-            var out = "\""
-            for c in s.unicodeScalars {
-                switch c {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                default:
-                    if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
-                }
-            }
-            return out + "\""
-        case let .array(a): return "[" + a.map(\.serialized).joined(separator: ",") + "]"
-        case let .object(m): return "{" + m.map { JSONValue.string($0.key).serialized + ":" + $0.value.serialized }.joined(separator: ",") + "}"
-        }
-    }
-}

@@ -268,3 +268,73 @@ struct JSONParser {
         return .double(d)
     }
 }
+
+extension JSONValue {
+    /// Appends `s` as a JSON string literal the way Python's `json.dumps` writes it: `"` and `\`
+    /// escaped, `\n \r \t \b \f` as such, other control characters as `\u00XX`, everything else
+    /// as is — or, with `ensureASCII`, everything beyond ASCII as `\uXXXX` (surrogate pairs above
+    /// the BMP).
+    public static func writeString(_ s: String, into out: inout String, ensureASCII: Bool = false) {
+        out += "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            default:
+                if c.value < 0x20 || (ensureASCII && c.value > 0x7E) {
+                    func hex(_ v: UInt32) -> String {
+                        let h = String(v, radix: 16)
+                        return "\\u" + String(repeating: "0", count: max(0, 4 - h.count)) + h
+                    }
+                    if c.value > 0xFFFF {
+                        let v = c.value - 0x10000
+                        out += hex(0xD800 + (v >> 10)) + hex(0xDC00 + (v & 0x3FF))
+                    } else {
+                        out += hex(c.value)
+                    }
+                } else {
+                    out.unicodeScalars.append(c)
+                }
+            }
+        }
+        out += "\""
+    }
+
+    /// Compact JSON text (keys in order, non-ASCII as is; non-finite numbers as null).
+    public var serialized: String {
+        var out = ""
+        write(into: &out)
+        return out
+    }
+
+    private func write(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case let .bool(b): out += b ? "true" : "false"
+        case let .int(i): out += String(i)
+        case let .double(d): out += d.isFinite ? "\(d)" : "null"
+        case let .string(s): JSONValue.writeString(s, into: &out)
+        case let .array(a):
+            out += "["
+            for (i, v) in a.enumerated() {
+                if i > 0 { out += "," }
+                v.write(into: &out)
+            }
+            out += "]"
+        case let .object(m):
+            out += "{"
+            for (i, member) in m.enumerated() {
+                if i > 0 { out += "," }
+                JSONValue.writeString(member.key, into: &out)
+                out += ":"
+                member.value.write(into: &out)
+            }
+            out += "}"
+        }
+    }
+}

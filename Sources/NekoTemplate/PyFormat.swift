@@ -1,4 +1,5 @@
 import Foundation
+import NekoJSON
 
 /// Python's string formatting, `json.dumps` and `strftime`, as templates see them.
 enum PyFormat {
@@ -35,32 +36,7 @@ enum PyFormat {
         let itemSeparator = separators?.0 ?? (indent != nil ? "," : ", ")
         let keySeparator = separators?.1 ?? ": "
         var out = ""
-        func string(_ s: String) {
-            out += "\""
-            for c in s.unicodeScalars {
-                switch c {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case "\u{08}": out += "\\b"
-                case "\u{0C}": out += "\\f"
-                default:
-                    if c.value < 0x20 || (ensureASCII && c.value > 0x7E) {
-                        if c.value > 0xFFFF {
-                            let v = c.value - 0x10000
-                            out += String(format: "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
-                        } else {
-                            out += String(format: "\\u%04x", c.value)
-                        }
-                    } else {
-                        out.unicodeScalars.append(c)
-                    }
-                }
-            }
-            out += "\""
-        }
+        func string(_ s: String) { JSONValue.writeString(s, into: &out, ensureASCII: ensureASCII) }
         func write(_ v: Value, _ level: Int) throws {
             func newline(_ l: Int) {
                 if let indent { out += "\n" + String(repeating: " ", count: indent * l) }

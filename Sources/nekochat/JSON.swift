@@ -1,3 +1,5 @@
+import NekoJSON
+
 /// A JSON value with ordered object keys, written compactly. Non-finite numbers are refused.
 enum JSON {
     case null
@@ -32,7 +34,7 @@ enum JSON {
         case let .float(f):
             guard f.isFinite else { throw NonFiniteNumber(key: key) }
             out += f == f.rounded() && abs(f) < 1e7 ? String(Int(f)) : String(f)
-        case let .string(s): JSON.escape(s, into: &out)
+        case let .string(s): JSONValue.writeString(s, into: &out)
         case let .array(items):
             out += "["
             for (i, item) in items.enumerated() {
@@ -44,30 +46,12 @@ enum JSON {
             out += "{"
             for (i, (k, v)) in fields.enumerated() {
                 if i > 0 { out += "," }
-                JSON.escape(k, into: &out)
+                JSONValue.writeString(k, into: &out)
                 out += ":"
                 try v.write(into: &out, key: k)
             }
             out += "}"
         }
-    }
-
-    static func escape(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let c where c.value < 0x20:
-                out += "\\u" + String(repeating: "0", count: 4 - String(c.value, radix: 16).count)
-                    + String(c.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 }
 
