@@ -17,6 +17,7 @@ public final class ChatApp {
     let fingerprint: String
     var decoder = KeyDecoder()
     var quit = false
+    var confirmQuit = false
     private let signals = SignalFlag()
     /// Commands reach the actor through one consumer, in the order they were given.
     private let commands: AsyncStream<ChatCommand>.Continuation
@@ -145,6 +146,7 @@ public final class ChatApp {
 
     /// Handles one key; returns an effect the loop must carry out (a theme change).
     func handle(_ key: Key) -> Effect? {
+        if key != .ctrl("c") { confirmQuit = false }
         if state.inspector != nil, key != .escape, key != .ctrl("c") {
             switch key {
             case .left, .up: state.moveInspector(-1)
@@ -160,7 +162,18 @@ public final class ChatApp {
             if state.inspector != nil { state.inspector = nil } else if state.isBusy { engine.stop() }
         case .ctrl("c"):
             state.inspector = nil
-            if state.isBusy { engine.stop() } else { quit = true }
+            if state.isBusy {
+                engine.stop()
+            } else if !state.input.isEmpty {
+                // The only unsaved work is a draft (the chat itself autosaves): keep it until asked twice.
+                if confirmQuit { quit = true } else {
+                    confirmQuit = true
+                    state.notice("the input box has unsent text: Ctrl-C again quits, anything else keeps it")
+                }
+                return nil
+            } else {
+                quit = true
+            }
         case .ctrl("d"):
             if state.input.isEmpty { quit = true } else { state.input.deleteForward() }
         case .enter:
