@@ -16,7 +16,9 @@ public final class Transcript: @unchecked Sendable {
         let fm = FileManager.default
         try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let isNew = !fm.fileExists(atPath: path)
-        if isNew { fm.createFile(atPath: path, contents: nil) }
+        if isNew, !fm.createFile(atPath: path, contents: nil) {
+            throw TranscriptError(path: path, line: 0, message: "cannot create the file")
+        }
         guard let h = FileHandle(forWritingAtPath: path) else {
             throw TranscriptError(path: path, line: 0, message: "cannot open for writing")
         }

@@ -242,7 +242,7 @@ struct MetaspacePreTokenizer: PreTokenizer {
     let splitPieces: Bool
 
     init(_ r: ComponentReader) throws {
-        let rep = try r.json["replacement"]?.string ?? "▁"
+        let rep = r.json["replacement"]?.string ?? "▁"
         guard rep.unicodeScalars.count == 1 else { throw r.fail("expected one character", "replacement") }
         replacement = rep.unicodeScalars.first!
         if let scheme = r.json["prepend_scheme"]?.string {
