@@ -1,30 +1,28 @@
 import Foundation
 
-/// A serial executor backed by one dedicated thread with a large stack: the generation actor
-/// runs there, so a long synchronous forward pass never blocks Swift's cooperative pool
-/// (two threads on this machine) and the keyboard stays responsive.
-final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
+/// One dedicated thread with a large stack that runs submitted work in order. The generation
+/// actor does its model work here, so a long synchronous forward pass never blocks Swift's
+/// cooperative pool (two threads on this machine) and the keyboard stays responsive.
+final class ModelThread: @unchecked Sendable {
     private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
+    private var work: [() -> Void] = []
     private var stopping = false
 
     init(name: String) {
-        let thread = Thread { [self] in self.run() }   // the thread keeps its executor until shutdown
+        let thread = Thread { [self] in self.run() }   // the thread keeps this object until shutdown
         thread.name = name
         thread.stackSize = 16 << 20
         thread.start()
     }
 
-    func enqueue(_ job: UnownedJob) {
+    func submit(_ item: @escaping () -> Void) {
         condition.lock()
-        jobs.append(job)
+        work.append(item)
         condition.signal()
         condition.unlock()
     }
 
-    func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
-
-    /// Lets the thread end once the queued jobs are done.
+    /// Lets the thread end once the submitted work is done.
     func shutdown() {
         condition.lock()
         stopping = true
@@ -35,11 +33,11 @@ final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while jobs.isEmpty && !stopping { condition.wait() }
-            if jobs.isEmpty { condition.unlock(); return }
-            let job = jobs.removeFirst()
+            while work.isEmpty && !stopping { condition.wait() }
+            if work.isEmpty { condition.unlock(); return }
+            let item = work.removeFirst()
             condition.unlock()
-            job.runSynchronously(on: asUnownedSerialExecutor())
+            item()
         }
     }
 }
@@ -87,18 +85,18 @@ public enum ChatCommand: Sendable {
 }
 
 /// The generation actor: it owns the chat session — model, KV cache, tokenizer, template,
-/// sampler — and runs on its own thread. The UI sends commands and receives value-type events
-/// through a bounded queue; it never touches model state. `stop()` takes effect within one
-/// token (or one prefill chunk).
+/// sampler. Each command's work runs on the actor's own model thread, in the order the commands
+/// arrived, while the caller's task is suspended (not blocking a pool thread). The UI sends
+/// commands and receives value-type events through a bounded queue; it never touches model
+/// state. `stop()` takes effect within one token (or one prefill chunk).
 public actor ChatEngine {
-    private let executor = DedicatedThreadExecutor(name: "nekochat-model")
-    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    private let thread = ModelThread(name: "nekochat-model")
 
     private let session: ChatSession
     public nonisolated let events: EventQueue<ChatEvent>
     private nonisolated let cancel: CancellationFlag
 
-    deinit { executor.shutdown() }
+    deinit { thread.shutdown() }
 
     public init(session: ChatSession, queueCapacity: Int = 256) {
         self.session = session
@@ -113,8 +111,18 @@ public actor ChatEngine {
     /// after that (even before the reply starts) is kept.
     public nonisolated func clearStop() { cancel.reset() }
 
-    public func handle(_ command: ChatCommand) {
-        let emit: (ChatEvent) -> Void = { [events] in events.put($0) }
+    public func handle(_ command: ChatCommand) async {
+        let session = session, events = events
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            thread.submit {
+                Self.run(command, session: session, events: events)
+                done.resume()
+            }
+        }
+    }
+
+    private static func run(_ command: ChatCommand, session: ChatSession, events: EventQueue<ChatEvent>) {
+        let emit: (ChatEvent) -> Void = { events.put($0) }
         switch command {
         case let .send(text): session.send(text, resetStop: false, emit: emit)
         case .regenerate: session.regenerate(resetStop: false, emit: emit)
