@@ -3,14 +3,25 @@ import Foundation
 import Testing
 
 /// The generation actor as the UI uses it: commands in, events out through the bounded queue.
-@Suite struct ChatEngineTests {
-    /// Drains the engine's queue until `done` says so (or 20 s pass).
-    func events(of engine: ChatEngine, until done: ([ChatEvent]) -> Bool) -> [ChatEvent] {
+@Suite(.serialized) struct ChatEngineTests {
+    /// Drains the engine's queue until `done` says so. The engine blocks while its queue is full,
+    /// so draining never stops before the reply ends: past 60 s the reply is stopped (and the test
+    /// fails), and draining goes on until it has.
+    /// It sleeps with `Task.sleep`, so it never holds one of the cooperative pool's two threads
+    /// that the engine's own tasks need.
+    func events(of engine: ChatEngine, until done: ([ChatEvent]) -> Bool) async -> [ChatEvent] {
         var all: [ChatEvent] = []
-        let deadline = Date().addingTimeInterval(20)
-        while !done(all), Date() < deadline {
+        let deadline = Date().addingTimeInterval(60)
+        var stopped = false
+        while !done(all) {
             all += engine.events.drain()
-            Thread.sleep(forTimeInterval: 0.002)
+            if !stopped, Date() > deadline {
+                Issue.record("no end after 60 s; stopping the reply")
+                engine.stop()
+                stopped = true
+            }
+            if stopped, Self.finished(all) != nil { break }
+            try? await Task.sleep(nanoseconds: 2_000_000)
         }
         return all
     }
@@ -26,7 +37,7 @@ import Testing
         await engine.handle(.setSystem("be brief"))
         let sent = Task { await engine.handle(.send("hi")) }
         // A queue of 4 fills long before the reply ends: the actor waits for us (back-pressure).
-        let all = events(of: engine) { Self.finished($0) != nil }
+        let all = await events(of: engine) { Self.finished($0) != nil }
         await sent.value
         guard case let .messageAdded(user)? = all.first else { Issue.record("\(all)"); return }
         #expect(user.content == "hi")
@@ -38,7 +49,7 @@ import Testing
         let engine = ChatEngine(session: try ChatFixture.session(maxTokens: 200), queueCapacity: 8)
         let sent = Task { await engine.handle(.send("hello")) }
         var deltas = 0
-        let all = events(of: engine) { events in
+        let all = await events(of: engine) { events in
             let n = events.filter { if case .textDelta = $0 { true } else { false } }.count
             if n >= 2, deltas == 0 { deltas = n; engine.stop() }
             return Self.finished(events) != nil
