@@ -108,7 +108,7 @@ public final class ChatSession: @unchecked Sendable {
         self.sampling = sampling ?? bundle.generationConfig.apply(to: SamplingParameters())
         self.maxTokens = maxTokens
         generator = Generator(model: bundle.model, threads: threads)
-        cache = bundle.model.makeCache(capacity: contextSize)
+        cache = try bundle.model.makeCache(capacity: contextSize)
         stopIds = bundle.eosTokenIds.union(bundle.endOfTurnIds(template))
     }
 

@@ -78,7 +78,7 @@ public final class Generator: @unchecked Sendable {
     public func generate(_ request: GenerationRequest, contextSize: Int? = nil,
                          cancel: CancellationFlag? = nil,
                          onToken: (Int) -> TokenAction = { _ in .proceed }) throws -> GenerationResult {
-        let cache = model.makeCache(capacity: contextSize)
+        let cache = try model.makeCache(capacity: contextSize)
         guard !request.promptIds.isEmpty else { throw ModelError.input("the prompt is empty") }
         try model.check(tokens: request.promptIds)
         guard request.promptIds.count <= cache.capacity else {
@@ -137,7 +137,7 @@ extension Generator {
             throw ModelError.input("the text has \(tokens.count) tokens, longer than the context window of \(contextSize)")
         }
         try model.check(tokens: tokens)
-        let cache = model.makeCache(capacity: tokens.count)
+        let cache = try model.makeCache(capacity: tokens.count)
         let vocab = model.config.vocabSize
         var nll: [Double] = []
         nll.reserveCapacity(tokens.count - 1)

@@ -15,14 +15,23 @@ public final class KVCache: @unchecked Sendable {
     private let storage: UnsafeMutableRawPointer
     private let bytes: Int
 
-    public init(config: ModelConfig, capacity: Int) {
+    /// Reserves the cache; an impossible size is an error naming it, not a crash.
+    public init(config: ModelConfig, capacity: Int) throws {
         self.capacity = max(1, capacity)
         layers = config.numHiddenLayers
         width = config.numKeyValueHeads * config.headDim
-        bytes = max(1, 2 * layers * self.capacity * width * MemoryLayout<Float>.size)
-        let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        precondition(map != MAP_FAILED && map != nil, "cannot reserve \(bytes) bytes for the KV cache")
-        storage = map!
+        var size = 2 * MemoryLayout<Float>.size, overflow = false
+        for factor in [layers, self.capacity, width] where !overflow {
+            (size, overflow) = size.multipliedReportingOverflow(by: factor)
+        }
+        let message = "cannot reserve a KV cache of \(self.capacity) positions × \(layers) layers × \(width) floats"
+        guard !overflow else { throw ModelError.input(message + " (too large)") }
+        bytes = max(1, size)
+        let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let map, map != MAP_FAILED else {
+            throw ModelError.input(message + " (\(bytes) bytes): \(String(cString: strerror(errno))); try a smaller --ctx-size")
+        }
+        storage = map
     }
 
     deinit { munmap(storage, bytes) }

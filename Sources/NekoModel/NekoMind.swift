@@ -87,8 +87,8 @@ public final class NekoMindModel: @unchecked Sendable {
     }
 
     /// A KV cache for `capacity` positions (default: the configured context).
-    public func makeCache(capacity: Int? = nil) -> KVCache {
-        KVCache(config: config, capacity: min(capacity ?? config.maxPositionEmbeddings,
+    public func makeCache(capacity: Int? = nil) throws -> KVCache {
+        try KVCache(config: config, capacity: min(capacity ?? config.maxPositionEmbeddings,
                                                config.maxPositionEmbeddings))
     }
 

@@ -143,7 +143,7 @@ public enum ChatView {
     static func drawInput(_ s: ScreenState, lines: [String], into g: inout CellGrid, top: Int, width: Int) {
         let hint = s.inspector != nil ? " ←/→ token · Esc leaves the inspector " : s.isBusy ? " Esc stops " : " Enter sends · Alt-Enter newline · /help "
         g.fill(x: 0, y: top, width: width, height: 1, style: .border, text: "─")
-        g.put(hint, x: max(0, width - displayWidth(hint) - 1), y: top, style: .dim)
+        if displayWidth(hint) + 4 <= width { g.put(hint, x: width - displayWidth(hint) - 1, y: top, style: .dim) }
         let visible = Array(lines.suffix(g.height - top - 1))
         for (i, line) in visible.enumerated() {
             g.put(i == 0 && visible.count == lines.count ? "> " : "  ", x: 0, y: top + 1 + i, style: .user)

@@ -87,7 +87,8 @@ public struct Theme: Sendable {
         }
         dirs.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Themes").path)
-        return dirs
+        var seen = Set<String>()
+        return dirs.filter { seen.insert($0).inserted }
     }
 
     /// The theme named `name` (or a path to a theme file).

@@ -163,10 +163,10 @@ import Testing
     @Test func idsOutsideTheVocabulary() throws {
         let model = try NekoMindModel.load(directory: Fixtures.path(fixture))
         #expect(throws: ModelError.input("token id 128 at position 1 is outside the vocabulary (vocab_size 128)")) {
-            try model.forward([1, 128], cache: model.makeCache(capacity: 8), context: ForwardContext(threads: 1))
+            try model.forward([1, 128], cache: try model.makeCache(capacity: 8), context: ForwardContext(threads: 1))
         }
         #expect(throws: ModelError.input("context window full: 0 cached + 3 new tokens > context size 2")) {
-            try model.forward([1, 2, 3], cache: model.makeCache(capacity: 2), context: ForwardContext(threads: 1))
+            try model.forward([1, 2, 3], cache: try model.makeCache(capacity: 2), context: ForwardContext(threads: 1))
         }
     }
 }

@@ -30,6 +30,15 @@ let nekoMindConfig = """
         #expect(config.eosTokenIds == [2, 32001])
     }
 
+    @Test func anImpossibleKVCacheIsAnErrorNotACrash() throws {
+        let config = try ModelConfig.load(path: try writeTemp("""
+            {"hidden_size": 64, "num_hidden_layers": 4096, "num_attention_heads": 4096, "num_key_value_heads": 4096,
+             "head_dim": 8192, "vocab_size": 10, "intermediate_size": 8, "max_position_embeddings": 4194304}
+            """))
+        #expect(throws: ModelError.self) { try KVCache(config: config, capacity: 4_194_304) }
+        #expect(try KVCache(config: config, capacity: 1).capacity == 1)
+    }
+
     @Test func defaultsFollowTheSpec() throws {
         let config = try ModelConfig.load(path: try writeTemp("""
             {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10,

@@ -33,7 +33,7 @@ let logitTolerance = 1e-3
     func prefillLogitsMatchReference(name: String) throws {
         let (model, expected) = try load(name)
         let vocab = model.config.vocabSize
-        let logits = try model.forward(expected.promptIds, cache: model.makeCache(capacity: 64),
+        let logits = try model.forward(expected.promptIds, cache: try model.makeCache(capacity: 64),
                                        logits: .all, context: context)
         for (t, row) in expected.logits.enumerated() {
             let d = maxDiff(logits[t * vocab..<(t + 1) * vocab], row)
@@ -47,7 +47,7 @@ let logitTolerance = 1e-3
         let (model, expected) = try load(name)
         let vocab = model.config.vocabSize
         for chunk in [1, 3] {
-            let cache = model.makeCache(capacity: 64)
+            let cache = try model.makeCache(capacity: 64)
             var t = 0
             while t < expected.promptIds.count {
                 let end = min(expected.promptIds.count, t + chunk)
@@ -67,7 +67,7 @@ let logitTolerance = 1e-3
     @Test(arguments: Fixtures.engineModels)
     func greedyAndRoutingAreIdentical(name: String) throws {
         let (model, expected) = try load(name)
-        let cache = model.makeCache(capacity: 64)
+        let cache = try model.makeCache(capacity: 64)
         let routing = model.makeRoutingRecord()
         var logits = try model.forward(expected.promptIds, cache: cache, routing: routing, context: context)
         var generated: [Int] = []
@@ -99,7 +99,7 @@ let logitTolerance = 1e-3
         for name in tied {
             let (model, expected) = try load(name)
             let routing = model.makeRoutingRecord()
-            _ = try model.forward(expected.promptIds, cache: model.makeCache(capacity: 64),
+            _ = try model.forward(expected.promptIds, cache: try model.makeCache(capacity: 64),
                                   routing: routing, context: context)
             for layer in expected.tiedRouterLayers {
                 let slot = routing.moeLayers.firstIndex(of: layer)!

@@ -100,6 +100,12 @@ func sampleState() -> ScreenState {
         var s = sampleState()
         s.input.insert("1\n2\n3\n4\n5\n6")
         for h in 6...8 { #expect(ChatView.render(s, width: 100, height: h).height == h) }
+        // At 20 columns the key hint gives way to the input box's border.
+        var idle = sampleState()
+        idle.apply(.finished(ChatMessage(id: 2, role: .assistant, content: "It is the east."), .length))
+        let narrow = ChatView.render(idle, width: 20, height: 6).text.split(separator: "\n")
+        let border = narrow.firstIndex { $0.count == 20 && $0.allSatisfy { $0 == "─" } }
+        #expect(border != nil && narrow[(border ?? 0) + 1].hasPrefix("> thou"), "\(narrow)")
     }
 
     @Test func themesAreCheckedWhenLoaded() throws {
