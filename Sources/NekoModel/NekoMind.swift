@@ -44,6 +44,8 @@ public final class NekoMindModel: @unchecked Sendable {
     /// The storage dtype of most weights (by bytes).
     public let dtype: DType
     let weights: ModelWeights
+    /// RoPE frequencies θ^(−2i/headDim), in double precision (SPEC.md), computed once.
+    let inverseFrequencies: [Double]
 
     public var bytesOnDisk: Int { files.reduce(0) { $0 + $1.byteCount } }
     public var hasTiedHead: Bool { weights.tied }
@@ -70,6 +72,7 @@ public final class NekoMindModel: @unchecked Sendable {
         self.weights = weights
         self.notices = notices
         self.dtype = dtype
+        inverseFrequencies = (0..<config.headDim / 2).map { pow(config.ropeTheta, -2.0 * Double($0) / Double(config.headDim)) }
         parameterCount = parameters
         var inactive = 0
         for layer in weights.layers {
@@ -170,8 +173,7 @@ public final class NekoMindModel: @unchecked Sendable {
         let table = ctx.rope.reserve(2 * n * half)
         for (t, pos) in positions.enumerated() {
             for i in 0..<half {
-                let invFreq = pow(config.ropeTheta, -2.0 * Double(i) / Double(config.headDim))
-                let angle = Double(pos) * invFreq
+                let angle = Double(pos) * inverseFrequencies[i]
                 table[t * half + i] = Float(Foundation.cos(angle))
                 table[(n + t) * half + i] = Float(Foundation.sin(angle))
             }
