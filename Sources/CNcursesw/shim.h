@@ -46,8 +46,9 @@ static inline int nk_key_resize(void) { return KEY_RESIZE; }
 static inline int nk_key_code_yes(void) { return KEY_CODE_YES; }
 static inline int nk_key_mouse(void) { return KEY_MOUSE; }
 
-/// Mouse wheel: enable reporting and read the next event's button state.
-static inline void nk_enable_mouse(void) { mousemask(BUTTON4_PRESSED | BUTTON5_PRESSED, NULL); }
+/// Mouse wheel: enable (or disable) reporting and read the next event's button state.
+static inline void nk_enable_mouse(int on) { mousemask(on ? (BUTTON4_PRESSED | BUTTON5_PRESSED) : 0, NULL); }
+static inline const char *nk_keyname(int code) { return keyname(code); }
 static inline int nk_mouse_wheel(void) {
     MEVENT e;
     if (getmouse(&e) != OK) return 0;

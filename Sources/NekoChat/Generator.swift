@@ -1,10 +1,6 @@
 import Foundation
 import NekoModel
-
-/// Why generation ended (CLI.md's `finish_reason`).
-public enum FinishReason: String, Sendable {
-    case eos, stop, length, context, cancelled
-}
+import NekoTokenizer
 
 /// A flag another thread sets to stop generation between tokens and between prefill chunks.
 public final class CancellationFlag: @unchecked Sendable {
@@ -16,31 +12,110 @@ public final class CancellationFlag: @unchecked Sendable {
     public func reset() { lock.withLock { cancelled = false } }
 }
 
-public struct GenerationRequest: Sendable {
-    public var promptIds: [Int]
-    public var maxTokens: Int = 512
-    public var sampling = SamplingParameters()
-    /// Token ids that end generation with `eos`.
-    public var eosIds: Set<Int> = []
-    /// Token ids that end generation with `stop` (e.g. a chat template's end-of-turn token).
-    public var stopIds: Set<Int> = []
-    public var recordRouting = false
+/// When generation ends (CLI.md's *Stopping*), written once for the chat, `generate`, `bench`
+/// and the server.
+public struct StopRules: Sendable {
+    /// Ids that end generation with `eos`.
+    public var eos: Set<Int> = []
+    /// Ids that end generation with `stop` (a chat template's end-of-turn token).
+    public var endOfTurn: Set<Int> = []
+    /// Strings that end generation with `stop`; the text is cut where the first one begins.
+    public var stopStrings: [String] = []
+    public var maxTokens = 512
+    /// Control tokens (special added tokens such as `<s>` or `<|im_start|>`) are never shown.
+    /// `mask`: they are removed from sampling (chat mode: the reply goes on without them);
+    /// otherwise sampling one ends generation with `stop` (complete mode).
+    public var controlTokens: Set<Int> = []
+    public var maskControlTokens = false
 
-    public init(promptIds: [Int]) { self.promptIds = promptIds }
+    public init(eos: Set<Int> = [], endOfTurn: Set<Int> = [], stopStrings: [String] = [], maxTokens: Int = 512) {
+        self.eos = eos
+        self.endOfTurn = endOfTurn
+        self.stopStrings = stopStrings
+        self.maxTokens = maxTokens
+    }
 }
 
-public struct GenerationResult: Sendable {
-    public var ids: [Int] = []
-    public var finishReason: FinishReason = .length
+/// One sequence being generated: its sampler, the tokens so far, its text and stop rules.
+/// `next(logits:)` picks a token and decides whether generation ends there. The single loop
+/// below (`Generator.decode`) and the server's batched loop both advance sequences with it.
+public struct DecodeSequence {
+    public let rules: StopRules
+    public private(set) var sampler: Sampler
+    /// Prompt and generated ids (what the repetition penalty looks at).
+    public private(set) var history: [Int]
+    /// Generated ids, including an ending EOS or end-of-turn token.
+    public private(set) var generated: [Int] = []
+    public private(set) var stream: TextStream?
+    public private(set) var finishReason: FinishReason?
+
+    public init(prompt: [Int], sampling: SamplingParameters, rules: StopRules, tokenizer: Tokenizer?) {
+        self.rules = rules
+        sampler = Sampler(sampling)
+        history = prompt
+        stream = tokenizer.map { TextStream(tokenizer: $0, stopStrings: rules.stopStrings) }
+    }
+
+    /// The text so far (up to a stop string).
+    public var text: String { stream?.string ?? "" }
+
+    public var isFinished: Bool { finishReason != nil }
+
+    /// Ends the sequence for a reason outside the token (cancel, context, error).
+    public mutating func finish(_ reason: FinishReason) {
+        if finishReason == nil { finishReason = reason }
+    }
+
+    /// Samples the next token. Returns it with the text it adds; when generation ends here,
+    /// `finishReason` is set and the token is not to be fed back.
+    public mutating func next(logits: [Float]) -> (token: Int, text: String) {
+        precondition(finishReason == nil, "the sequence has finished")
+        var logits = logits
+        if rules.maskControlTokens {
+            for id in rules.controlTokens where id < logits.count && !rules.eos.contains(id) && !rules.endOfTurn.contains(id) {
+                logits[id] = -.infinity
+            }
+        }
+        let token = sampler.sample(logits: logits, history: history)
+        history.append(token)
+        generated.append(token)
+        var text = ""
+        if rules.eos.contains(token) {
+            finishReason = .eos
+        } else if rules.endOfTurn.contains(token) || rules.controlTokens.contains(token) {
+            finishReason = .stop
+        } else if stream != nil {
+            text = stream!.add(token)
+            if stream!.stopped { finishReason = .stop }
+        }
+        if finishReason == nil, generated.count >= rules.maxTokens { finishReason = .length }
+        return (token, text)
+    }
+
+    /// What the text stream held back (the start of a possible stop string), at the end.
+    public mutating func flush() -> String { stream?.finish() ?? "" }
+}
+
+/// What the decode loop reports while it works.
+public enum DecodeEvent {
+    /// Prompt tokens done (after each chunk) of the total to prefill.
+    case prefilled(done: Int, total: Int)
+    /// A generated token and the text it adds ("" when held back or not shown).
+    case token(id: Int, text: String)
+    /// A forward pass put `count` tokens through the model; their routing, when recorded,
+    /// is at `first ..< first + count` of the record.
+    case routed(first: Int, count: Int)
+}
+
+/// Timings of one run of the decode loop.
+public struct DecodeOutcome: Sendable {
+    public var prefilled = 0
+    public var decoded = 0
     public var prefillTokensPerSecond = 0.0
     public var decodeTokensPerSecond = 0.0
-    /// The sampler's seed (drawn at random when the request gave none).
-    public var seed: UInt64 = 0
-    /// N prompt tokens + M generated − 1 entries (the last token is never fed back).
-    public var routing: RoutingRecord?
 }
 
-/// Runs a model: chunked prefill, then one token at a time with the KV cache.
+/// Runs a model: chunked prefill and the one decode loop, with the KV cache.
 public final class Generator: @unchecked Sendable {
     public let model: NekoMindModel
     public let context: ForwardContext
@@ -70,54 +145,47 @@ public final class Generator: @unchecked Sendable {
         return logits
     }
 
-    /// What to do after a token: go on, or end with `stop` (a stop string appeared).
-    public enum TokenAction { case proceed, stop }
-
-    /// Generates from `request.promptIds` into a fresh cache of `contextSize` positions.
-    /// `onToken` sees each generated id as it is chosen.
-    public func generate(_ request: GenerationRequest, contextSize: Int? = nil,
-                         cancel: CancellationFlag? = nil,
-                         onToken: (Int) -> TokenAction = { _ in .proceed }) throws -> GenerationResult {
-        let cache = try model.makeCache(capacity: contextSize)
-        guard !request.promptIds.isEmpty else { throw ModelError.input("the prompt is empty") }
-        try model.check(tokens: request.promptIds)
-        guard request.promptIds.count <= cache.capacity else {
-            throw ModelError.input("the prompt has \(request.promptIds.count) tokens, more than the context size \(cache.capacity)")
+    /// The decode loop: prefills `prompt` after what `cache` holds (at least one token), then
+    /// samples with `sequence` until one of its stop rules, `cancel` or the full context ends it.
+    /// The last token is never fed back. On return `sequence.finishReason` is set.
+    @discardableResult
+    public func decode(_ prompt: [Int], cache: KVCache, sequence: inout DecodeSequence, routing: RoutingRecord? = nil,
+                       cancel: CancellationFlag? = nil, observe: (DecodeEvent) -> Void = { _ in }) throws -> DecodeOutcome {
+        guard !prompt.isEmpty else { throw ModelError.input("the prompt is empty: there is nothing for the model to continue") }
+        try model.check(tokens: prompt)
+        guard cache.length + prompt.count <= cache.capacity else {
+            throw ModelError.input("the prompt needs \(cache.length + prompt.count) tokens, more than the context size \(cache.capacity)")
         }
-        var result = GenerationResult()
-        result.routing = request.recordRouting ? model.makeRoutingRecord() : nil
-        var sampler = Sampler(request.sampling)
-        result.seed = sampler.seed
-        var history = request.promptIds
-
+        var outcome = DecodeOutcome()
         let prefillStart = DispatchTime.now()
-        guard var logits = try prefill(request.promptIds, cache: cache, routing: result.routing,
-                                       cancel: cancel) else {
-            result.finishReason = .cancelled
-            return result
+        let firstRouted = routing?.tokens ?? 0
+        let prefilled = try prefill(prompt, cache: cache, routing: routing, cancel: cancel) { done in
+            outcome.prefilled = done
+            observe(.prefilled(done: done, total: prompt.count))
         }
-        result.prefillTokensPerSecond = Double(request.promptIds.count) / seconds(since: prefillStart)
-
+        outcome.prefillTokensPerSecond = Double(outcome.prefilled) / seconds(since: prefillStart)
+        if routing != nil, outcome.prefilled > 0 { observe(.routed(first: firstRouted, count: outcome.prefilled)) }
+        guard var logits = prefilled, cancel?.isCancelled != true else {
+            sequence.finish(.cancelled)
+            return outcome
+        }
+        if sequence.rules.maxTokens <= 0 { sequence.finish(.length) }
         let decodeStart = DispatchTime.now()
-        var decoded = 0
-        while true {
-            if request.maxTokens <= 0 { result.finishReason = .length; break }
-            let token = sampler.sample(logits: logits, history: history)
-            result.ids.append(token)
-            history.append(token)
-            let action = onToken(token)
-            if request.eosIds.contains(token) { result.finishReason = .eos; break }
-            if action == .stop { result.finishReason = .stop; break }
-            if request.stopIds.contains(token) { result.finishReason = .stop; break }
-            if result.ids.count >= request.maxTokens { result.finishReason = .length; break }
-            if cancel?.isCancelled == true { result.finishReason = .cancelled; break }
-            if cache.length >= cache.capacity { result.finishReason = .context; break }
-            logits = try model.forward([token], cache: cache, logits: .last, routing: result.routing,
-                                       context: context)
-            decoded += 1
+        while !sequence.isFinished {
+            let (token, text) = sequence.next(logits: logits)
+            observe(.token(id: token, text: text))
+            if sequence.isFinished { break }
+            if cancel?.isCancelled == true { sequence.finish(.cancelled); break }
+            if cache.length >= cache.capacity { sequence.finish(.context); break }
+            let before = routing?.tokens ?? 0
+            logits = try model.forward([token], cache: cache, logits: .last, routing: routing, context: context)
+            outcome.decoded += 1
+            if routing != nil { observe(.routed(first: before, count: 1)) }
         }
-        if decoded > 0 { result.decodeTokensPerSecond = Double(decoded) / seconds(since: decodeStart) }
-        return result
+        let rest = sequence.flush()
+        if !rest.isEmpty { observe(.token(id: -1, text: rest)) }
+        if outcome.decoded > 0 { outcome.decodeTokensPerSecond = Double(outcome.decoded) / seconds(since: decodeStart) }
+        return outcome
     }
 }
 
@@ -161,4 +229,53 @@ func logSumExp(_ x: ArraySlice<Float>) -> Double {
     var sum = 0.0
     for v in x { sum += exp(Double(v) - m) }
     return m + log(sum)
+}
+
+// MARK: - one-shot generation (generate, bench)
+
+public struct GenerationRequest: Sendable {
+    public var promptIds: [Int]
+    public var maxTokens: Int = 512
+    public var sampling = SamplingParameters()
+    /// Token ids that end generation with `eos`.
+    public var eosIds: Set<Int> = []
+    /// Token ids that end generation with `stop` (e.g. a chat template's end-of-turn token).
+    public var stopIds: Set<Int> = []
+    public var recordRouting = false
+
+    public init(promptIds: [Int]) { self.promptIds = promptIds }
+}
+
+public struct GenerationResult: Sendable {
+    public var ids: [Int] = []
+    public var finishReason: FinishReason = .length
+    public var prefillTokensPerSecond = 0.0
+    public var decodeTokensPerSecond = 0.0
+    /// The sampler's seed (drawn at random when the request gave none).
+    public var seed: UInt64 = 0
+    /// N prompt tokens + M generated − 1 entries (the last token is never fed back).
+    public var routing: RoutingRecord?
+}
+
+extension Generator {
+    /// Generates from `request.promptIds` into a fresh cache of `contextSize` positions, through
+    /// the decode loop; ids only (no text). `onToken` sees each generated id.
+    public func generate(_ request: GenerationRequest, contextSize: Int? = nil, cancel: CancellationFlag? = nil,
+                         onToken: (Int) -> Void = { _ in }) throws -> GenerationResult {
+        let cache = try model.makeCache(capacity: contextSize)
+        var rules = StopRules(eos: request.eosIds, endOfTurn: request.stopIds)
+        rules.maxTokens = request.maxTokens
+        var sequence = DecodeSequence(prompt: request.promptIds, sampling: request.sampling, rules: rules, tokenizer: nil)
+        var result = GenerationResult()
+        result.routing = request.recordRouting ? model.makeRoutingRecord() : nil
+        let outcome = try decode(request.promptIds, cache: cache, sequence: &sequence, routing: result.routing, cancel: cancel) {
+            if case let .token(id, _) = $0, id >= 0 { onToken(id) }
+        }
+        result.ids = sequence.generated
+        result.finishReason = sequence.finishReason ?? .length
+        result.seed = sequence.sampler.seed
+        result.prefillTokensPerSecond = outcome.prefillTokensPerSecond
+        result.decodeTokensPerSecond = outcome.decodeTokensPerSecond
+        return result
+    }
 }

@@ -115,6 +115,16 @@ public final class ModelBundle: @unchecked Sendable {
         return []
     }
 
+    /// Tells transcripts apart by model: FNV-1a over config.json and the weight files' names
+    /// and sizes.
+    public var fingerprint: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ bytes: some Sequence<UInt8>) { for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 } }
+        mix(FileManager.default.contents(atPath: directory + "/config.json") ?? Data())
+        for f in model.files { mix(Array("\(URL(fileURLWithPath: f.path).lastPathComponent):\(f.byteCount)".utf8)) }
+        return String(hash, radix: 16)
+    }
+
     /// The tokenizer, or an error saying the model directory has none.
     public func requireTokenizer() throws -> Tokenizer {
         guard let tokenizer else {

@@ -1,152 +1,213 @@
 import Foundation
 import NekoJSON
 
-/// A conversation on disk as JSON Lines, an append-only log: a header line, one line per
-/// message (`{"role", "content"}` as OpenAI and `apply_chat_template` use, plus metadata),
-/// and one line per later change (`system`, `set`, `regen`, `new`); loading replays the log. Lines are
-/// written and flushed as they complete, so a crash loses nothing.
-public final class Transcript: @unchecked Sendable {
-    public static let formatVersion = 1
-    public let path: String
-    private let handle: FileHandle
+/// Where chats are kept: `$XDG_DATA_HOME/nekochat/` (default `~/.local/share/nekochat/`), one
+/// `chat-<time>.jsonl` file per chat; deleted chats move to `trash/` beside them.
+public struct TranscriptStore: Sendable {
+    public let directory: String
 
-    /// Opens `path` for appending, writing the header when the file is new.
-    public init(path: String, model: String, fingerprint: String, settings: [(String, JSONValue)] = []) throws {
-        self.path = path
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let isNew = !fm.fileExists(atPath: path)
-        if isNew, !fm.createFile(atPath: path, contents: nil) {
-            throw TranscriptError(path: path, line: 0, message: "cannot create the file")
-        }
-        guard let h = FileHandle(forWritingAtPath: path) else {
-            throw TranscriptError(path: path, line: 0, message: "cannot open for writing")
-        }
-        handle = h
-        handle.seekToEndOfFile()
-        if isNew {
-            write(.object([("type", .string("header")), ("version", .int(Self.formatVersion)), ("model", .string(model)),
-                           ("fingerprint", .string(fingerprint)), ("settings", .object(settings)), ("time", .string(Self.now()))]))
-        }
+    public init(directory: String) { self.directory = directory }
+
+    /// The store of this user (from the environment).
+    public static func standard(environment: [String: String] = ProcessInfo.processInfo.environment) -> TranscriptStore {
+        let base = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
+        return TranscriptStore(directory: base + "/nekochat")
     }
 
-    deinit { try? handle.close() }
+    public var trash: String { directory + "/trash" }
 
-    static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
-
-    public func append(_ m: ChatMessage) {
-        write(Self.line(m))
+    /// A new file name for a chat started now (never an existing file's).
+    public func newPath(now: Date = Date()) -> String {
+        let stamp = ISO8601DateFormatter().string(from: now).replacingOccurrences(of: ":", with: "-")
+        var path = "\(directory)/chat-\(stamp).jsonl"
+        var n = 2
+        while FileManager.default.fileExists(atPath: path) {
+            path = "\(directory)/chat-\(stamp)-\(n).jsonl"
+            n += 1
+        }
+        return path
     }
 
-    public func appendEvent(_ type: String, _ fields: [(String, JSONValue)] = []) {
-        write(.object([("type", .string(type)), ("time", .string(Self.now()))] + fields))
-    }
-
-    public static func line(_ m: ChatMessage) -> JSONValue {
-        var fields: [(String, JSONValue)] = [("role", .string(m.role.rawValue)), ("content", .string(m.content)),
-                                             ("id", .int(m.id)), ("time", .string(now()))]
-        if m.role == .assistant {
-            fields += [("prompt_tokens", .int(m.promptTokens)), ("completion_tokens", .int(m.completionTokens)),
-                       ("tokens_per_s", .double(m.decodeTokensPerSecond.isFinite ? m.decodeTokensPerSecond : 0)),
-                       ("stopped", .bool(m.stopped))]
-        }
-        return .object(fields)
-    }
-
-    /// The last write error (full disk, …), for the chat to report; writing goes on.
-    public private(set) var lastError: String?
-
-    private func write(_ v: JSONValue) {
-        do {
-            try handle.write(contentsOf: Data((v.serialized + "\n").utf8))
-            try handle.synchronize()
-        } catch {
-            lastError = "cannot write the transcript \(path): \(error.localizedDescription)"
-        }
-    }
-
-    /// Writes a compacted copy (header + the messages) to `path` atomically: a temporary file
-    /// renamed over the target, so a failure never truncates an existing file.
-    public static func save(_ messages: [ChatMessage], to path: String, model: String, fingerprint: String) throws {
-        var text = JSONValue.object([("type", .string("header")), ("version", .int(formatVersion)), ("model", .string(model)),
-                                     ("fingerprint", .string(fingerprint)), ("time", .string(now()))]).serialized + "\n"
-        for m in messages { text += line(m).serialized + "\n" }
-        let url = URL(fileURLWithPath: path)
-        do {
-            try Data(text.utf8).write(to: url, options: .atomic)
-        } catch {
-            throw TranscriptError(path: path, line: 0, message: "cannot write: \(error.localizedDescription)")
-        }
-    }
-
-    /// Whether `path` holds one JSON document (OpenAI-style messages) rather than a log.
-    public static func isSingleDocument(path: String) -> Bool {
-        guard let data = FileManager.default.contents(atPath: path),
-              let whole = try? JSONValue.parse([UInt8](data)) else { return false }
-        return whole.array != nil || whole["messages"] != nil
-    }
-
-    /// Replays a transcript (JSON Lines as written here), or reads OpenAI-style JSON:
-    /// `[{role, content}]` or `{"messages": [...]}`.
-    public static func load(path: String) throws -> [ChatMessage] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TranscriptError(path: path, line: 0, message: "cannot read the file")
-        }
-        let bytes = [UInt8](data)
-        if let whole = try? JSONValue.parse(bytes), whole.array != nil || whole["messages"] != nil {
-            return try messages(from: whole.array ?? whole["messages"]?.array ?? [], path: path)
-        }
-        var out: [ChatMessage] = []
-        var lineNumber = 0
-        for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
-            lineNumber += 1
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
-            let v: JSONValue
-            do { v = try JSONValue.parse(Array(line)) } catch {
-                throw TranscriptError(path: path, line: lineNumber, message: "not valid JSON (\(error))")
-            }
-            switch v["type"]?.string {
-            case "header", "set": continue
-            case "load":
-                out = try messages(from: v["messages"]?.array ?? [], path: path)
-            case "new": out.removeAll { $0.role != .system }
-            case "system":
-                let text = v["content"]?.string ?? ""
-                if let i = out.firstIndex(where: { $0.role == .system }) { out[i].content = text } else {
-                    out.insert(ChatMessage(id: 0, role: .system, content: text), at: 0)
-                }
-            case "regen": if out.last?.role == .assistant { out.removeLast() }
-            default:
-                out.append(try message(v, index: out.count, path: path, line: lineNumber))
-            }
-        }
-        return out
-    }
-
-    static func messages(from items: [JSONValue], path: String) throws -> [ChatMessage] {
-        try items.enumerated().map { try message($0.element, index: $0.offset, path: path, line: $0.offset + 1) }
-    }
-
-    static func message(_ v: JSONValue, index: Int, path: String, line: Int) throws -> ChatMessage {
-        guard let roleName = v["role"]?.string, let role = ChatMessage.Role(rawValue: roleName) else {
-            throw TranscriptError(path: path, line: line, message: "a message needs a role: system, user or assistant")
-        }
-        guard let content = v["content"]?.string else {
-            throw TranscriptError(path: path, line: line, message: "a message needs a string content")
-        }
-        // Ids are renumbered in order: a file's own ids may repeat or be anything at all.
-        var m = ChatMessage(id: index + 1, role: role, content: content)
-        m.stopped = v["stopped"]?.bool ?? false
-        m.promptTokens = v["prompt_tokens"]?.int ?? 0
-        m.completionTokens = v["completion_tokens"]?.int ?? 0
-        m.decodeTokensPerSecond = v["tokens_per_s"]?.double ?? 0
-        return m
+    /// The chats in the store, newest first.
+    public func list() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasSuffix(".jsonl") }.map { directory + "/" + $0 }.sorted(by: >)
     }
 }
 
-public struct TranscriptError: Error, CustomStringConvertible, Equatable {
-    public let path: String
-    public let line: Int
-    public let message: String
-    public var description: String { line > 0 ? "\(path):\(line): \(message)" : "\(path): \(message)" }
+/// Reading transcripts: nekochat's logs (any version) and OpenAI-style JSON (`[{role,
+/// content}]` or `{"messages": [...]}`), which can start a chat but is never appended to.
+public enum Transcript {
+    public struct Loaded: Sendable {
+        public var header: TranscriptHeader?
+        public var conversation: Conversation
+        /// False for OpenAI-style documents: the chat then continues in a new log.
+        public var isLog: Bool
+    }
+
+    public static func load(path: String, defaults: ChatSettings = ChatSettings()) throws -> Loaded {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw ChatError(userMessage(error, path: path)) }
+        let bytes = [UInt8](data)
+        if let whole = try? JSONValue.parse(bytes), let items = whole.array ?? whole["messages"]?.array {
+            var c = Conversation(settings: defaults)
+            for (i, item) in items.enumerated() {
+                func fail(_ m: String) -> ChatError { ChatError("\(path): message \(i + 1): \(m)") }
+                guard item.members != nil else { throw fail("expected a JSON object") }
+                if let m = try TranscriptFormat.message(item, conversation: &c, fail) {
+                    c.apply(m.role == .assistant ? .finished(m) : .messageAdded(m))
+                }
+            }
+            return Loaded(header: nil, conversation: c, isLog: false)
+        }
+        let (header, conversation) = try TranscriptFormat.replay(bytes, path: path, defaults: defaults)
+        return Loaded(header: header, conversation: conversation, isLog: true)
+    }
+
+    /// Writes `lines` to `path` atomically: a temporary file beside it, flushed, then renamed
+    /// over it — a failure (a full disk) leaves an existing file as it was.
+    public static func writeAtomically(_ text: String, to path: String, overwrite: Bool) throws {
+        let fm = FileManager.default
+        if !overwrite, fm.fileExists(atPath: path) { throw ChatError("\(path) exists (add ! to the command to overwrite it)") }
+        let dir = (path as NSString).deletingLastPathComponent
+        let temp = "\(dir.isEmpty ? "." : dir)/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
+        do {
+            try fm.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)
+            guard fm.createFile(atPath: temp, contents: nil), let handle = FileHandle(forWritingAtPath: temp) else {
+                throw ChatError("\(path): cannot create the file (\(String(cString: strerror(errno))))")
+            }
+            do {
+                try handle.write(contentsOf: Data(text.utf8))
+                try handle.synchronize()
+                try handle.close()
+            } catch {
+                try? handle.close()
+                throw error
+            }
+            guard rename(temp, path) == 0 else { throw ChatError("\(path): cannot replace the file (\(String(cString: strerror(errno))))") }
+        } catch {
+            try? fm.removeItem(atPath: temp)
+            if let e = error as? ChatError { throw e }
+            throw ChatError(userMessage(error, path: path) + "; nothing was written")
+        }
+    }
+
+    /// The whole conversation as a log (header + the events that rebuild it).
+    public static func log(_ c: Conversation, header: TranscriptHeader) -> String {
+        ([TranscriptFormat.line(header)] + TranscriptFormat.events(rebuilding: c).compactMap(TranscriptFormat.line))
+            .map { $0.serialized + "\n" }.joined()
+    }
+}
+
+/// Writes a chat's recorded events as they happen, one flushed line each: the transcript is a
+/// sink of the conversation's events. The file is created with the first message (a chat
+/// where nothing was sent leaves no file); `.newChat` starts a new file.
+public final class TranscriptWriter {
+    public private(set) var path: String?
+    let store: TranscriptStore
+    public var header: TranscriptHeader
+    private var handle: FileHandle?
+    /// Lines waiting for the file (settings, system prompt before the first message).
+    private var waiting: [JSONValue] = []
+    /// The last write error (a full disk, …), until the next successful write.
+    public private(set) var lastError: String?
+    /// Appending to an existing log: no header is written.
+    private var appending = false
+
+    /// A writer for a new chat (its file made in `store` when the first message comes), or
+    /// appending to the log at `path`.
+    public init(store: TranscriptStore, header: TranscriptHeader, appendingTo path: String? = nil) {
+        self.store = store
+        self.header = header
+        self.path = path
+        appending = path != nil
+    }
+
+    deinit { try? handle?.close() }
+
+    /// Records `event`; `conversation` is the conversation after it.
+    public func record(_ event: ChatEvent, conversation: Conversation) {
+        switch event {
+        case .newChat:
+            close()
+            path = nil
+            appending = false
+            waiting = TranscriptFormat.events(rebuilding: conversation).compactMap(TranscriptFormat.line)
+            return
+        case let .loaded(c, loadedPath):
+            close()
+            if loadedPath.hasSuffix(".jsonl") || (try? Transcript.load(path: loadedPath).isLog) == true {
+                path = loadedPath
+                appending = true
+                waiting = []
+            } else {
+                path = nil
+                appending = false
+                waiting = TranscriptFormat.events(rebuilding: c).compactMap(TranscriptFormat.line)
+            }
+            return
+        default: break
+        }
+        guard Conversation.isRecorded(event), let line = TranscriptFormat.line(event) else { return }
+        let isMessage: Bool
+        switch event {
+        case .messageAdded, .finished: isMessage = true
+        default: isMessage = false
+        }
+        if handle == nil && !isMessage && !appending {
+            waiting.append(line)
+            return
+        }
+        write(line)
+    }
+
+    private func open() -> Bool {
+        if handle != nil { return true }
+        let fm = FileManager.default
+        let target = path ?? store.newPath()
+        do {
+            try fm.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            lastError = "cannot save the chat: \(userMessage(error, path: (target as NSString).deletingLastPathComponent))"
+            return false
+        }
+        let isNew = !fm.fileExists(atPath: target)
+        if isNew, !fm.createFile(atPath: target, contents: nil) {
+            lastError = "cannot save the chat: \(target): \(String(cString: strerror(errno)))"
+            return false
+        }
+        guard let h = FileHandle(forWritingAtPath: target) else {
+            lastError = "cannot save the chat: \(target): cannot open it for writing"
+            return false
+        }
+        _ = try? h.seekToEnd()
+        handle = h
+        path = target
+        if isNew { waiting.insert(TranscriptFormat.line(header), at: 0) }
+        return true
+    }
+
+    private func write(_ line: JSONValue) {
+        guard open(), let handle else { return }
+        let lines = waiting + [line]
+        let offset = (try? handle.offset()) ?? 0
+        do {
+            try handle.write(contentsOf: Data(lines.map { $0.serialized + "\n" }.joined().utf8))
+            try handle.synchronize()
+            waiting = []
+            lastError = nil
+        } catch {
+            // A partial line would corrupt the log: cut it off, and keep the lines for the next
+            // write (space may come back).
+            try? handle.truncate(atOffset: offset)
+            waiting = lines
+            lastError = "cannot save the chat to \(path ?? "?"): \(userMessage(error)); the chat goes on and is saved when there is room"
+        }
+    }
+
+    /// Closes the file (the next message opens it again, or a new one after `.newChat`).
+    public func close() {
+        try? handle?.close()
+        handle = nil
+    }
 }

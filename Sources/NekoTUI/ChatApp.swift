@@ -1,195 +1,173 @@
-import CNcursesw
-import Dispatch
 import Foundation
 import NekoChat
+import NekoJSON
 
-/// The chat UI loop: keys → commands to the generation actor; its events → the screen.
-/// Runs on the calling (main) thread, the only one that touches curses.
+/// The chat screen's logic: a key (or a typed command) becomes calls on the chat core and
+/// changes of the screen state; the core's events update the state. `run` is the short loop
+/// around it with a screen driver; everything else is testable in-process.
 public final class ChatApp {
-    let engine: ChatEngine
-    var state: ScreenState
+    public let controller: ChatController
+    public internal(set) var state: ScreenState
     var theme: Theme
-    let themeNoColor: Bool
-    var sampling: SamplingParameters
-    var maxTokens: Int
-    var transcript: Transcript?
-    let modelPath: String
-    let fingerprint: String
-    var decoder = KeyDecoder()
-    var quit = false
+    let noColor: Bool
+    public internal(set) var quit = false
     var confirmQuit = false
-    private let signals = SignalFlag()
-    /// Commands reach the actor through one consumer, in the order they were given.
-    private let commands: AsyncStream<ChatCommand>.Continuation
-    private let consumer: Task<Void, Never>
-    private var transcriptError: String?
+    /// Ctrl-X was pressed: the next key completes a chord (Ctrl-X Ctrl-E: the editor).
+    var chord = false
+    var mouse = true
+    /// Where sent texts are kept between sessions (nil: not kept).
+    let historyPath: String?
+    /// Things the loop does with the driver.
+    public enum Effect: Equatable {
+        case theme(String)
+        case mouse(Bool)
+        /// Write to the terminal as is (OSC 52 clipboard).
+        case raw(String)
+        /// Open the external editor on the input box's text.
+        case editor
+    }
+    var effects: [Effect] = []
 
-    public init(engine: ChatEngine, state: ScreenState, theme: Theme, noColor: Bool, sampling: SamplingParameters,
-                maxTokens: Int, transcript: Transcript?, modelPath: String, fingerprint: String) {
-        self.engine = engine
-        self.state = state
+    public init(controller: ChatController, theme: Theme, noColor: Bool, historyPath: String? = nil) {
+        self.controller = controller
         self.theme = theme
-        themeNoColor = noColor
-        self.sampling = sampling
-        self.maxTokens = maxTokens
-        self.transcript = transcript
-        self.modelPath = modelPath
-        self.fingerprint = fingerprint
-        let (stream, continuation) = AsyncStream<ChatCommand>.makeStream()
-        commands = continuation
-        consumer = Task { for await command in stream { await engine.handle(command) } }
+        self.noColor = noColor
+        self.historyPath = historyPath
+        state = ScreenState(backend: controller.backend.info, conversation: controller.conversation)
+        state.themeName = theme.name
+        if let historyPath, let text = try? String(contentsOfFile: historyPath, encoding: .utf8) {
+            state.input.history = text.split(separator: "\n").compactMap { (try? JSONValue.parse(String($0)))?.string }
+        }
     }
 
-    deinit { commands.finish() }
+    /// A notice of the screen's own (not part of the conversation).
+    public func notice(_ text: String, error: Bool = false) { state.notice(text, error: error) }
+
+    /// Applies what the chat core reported since the last call.
+    public func pump() {
+        for event in controller.poll() { state.apply(event) }
+    }
+
+    /// Waits for the backend (at most `timeout`), then applies what it reported.
+    public func pump(waiting timeout: Double) {
+        for event in controller.poll(waiting: timeout) { state.apply(event) }
+    }
+
+    /// The effects the last keys asked for (the loop carries them out).
+    public func takeEffects() -> [Effect] {
+        defer { effects.removeAll() }
+        return effects
+    }
 
     /// Runs until /quit, Ctrl-C (idle), Ctrl-D (empty input), SIGTERM or SIGHUP; the terminal
     /// is restored on every way out.
-    public func run() throws {
-        var terminal = try Terminal(theme: theme)
-        defer { terminal.close() }
+    public func run(_ driver: ScreenDriver) {
+        let signals = SignalFlag()
         signals.install([SIGTERM, SIGHUP, SIGINT])
-        if let t = transcript { state.notice("autosaving to \(t.path)") }
         var dirty = true
         while !quit {
             if signals.raised { break }
+            pump()
             if dirty {
-                let (w, h) = terminal.size
+                let (w, h) = driver.size
+                if w >= ChatView.minWidth, h >= ChatView.minHeight {
+                    pageStep = max(1, ChatView.layout(state, width: w, height: h).messages.h / 2)
+                }
+                clampScroll(width: w, height: h)
                 let grid = ChatView.render(state, width: w, height: h)
-                let (cx, cy) = cursor(width: w, height: h)
-                terminal.draw(grid, cursorX: cx, cursorY: cy)
+                let (cx, cy) = ChatView.cursor(state, width: w, height: h)
+                driver.draw(grid, cursorX: cx, cursorY: cy)
                 dirty = false
             }
-            if let (code, isKey) = terminal.read() {
-                var keys: [Key] = []
-                if isKey {
-                    switch Int32(code) {
-                    case nk_key_resize(): keys = [.resize]
-                    case nk_key_mouse(): let w = terminal.mouseWheel(); keys = w != 0 ? [.wheel(w)] : []
-                    case KEY_UP: keys = [.up]
-                    case KEY_DOWN: keys = [.down]
-                    case KEY_LEFT: keys = [.left]
-                    case KEY_RIGHT: keys = [.right]
-                    case KEY_HOME: keys = [.home]
-                    case KEY_END: keys = [.end]
-                    case KEY_PPAGE: keys = [.pageUp]
-                    case KEY_NPAGE: keys = [.pageDown]
-                    case KEY_BACKSPACE: keys = [.backspace]
-                    case KEY_DC: keys = [.delete]
-                    case KEY_ENTER: keys = [.enter]
-                    default: keys = []
-                    }
-                } else {
-                    keys = decoder.feed(character: code)
-                }
-                for key in keys {
-                    if key == .resize { terminal.invalidate() }
-                    if case let .theme(name)? = handle(key), let t = try? Theme.named(name, noColor: themeNoColor) {
-                        theme = t
-                        terminal.close()
-                        terminal = try Terminal(theme: t)
-                        state.themeName = name
-                    }
-                    dirty = true
-                }
-            } else {
-                let escape = decoder.flushEscape()
-                for key in escape { _ = handle(key); dirty = true }
-            }
-            for event in engine.events.drain() {
-                state.apply(event)
-                record(event)
-                dirty = true
-            }
-            if let e = transcript?.lastError, e != transcriptError {
-                transcriptError = e
-                state.notice(e, error: true)
-                dirty = true
-            }
+            let keys = driver.readKeys(timeout: 0.5, wake: controller.wakeDescriptor)
+            for key in keys { handle(key) }
+            for effect in takeEffects() { perform(effect, driver) }
+            let events = controller.poll()
+            for event in events { state.apply(event) }
+            dirty = dirty || !keys.isEmpty || !events.isEmpty
         }
         // Stop a reply in progress and wait (briefly) for its end, so the transcript keeps it.
-        if state.isBusy {
-            engine.stop()
-            let deadline = Date().addingTimeInterval(2)
-            while state.isBusy, Date() < deadline {
-                for event in engine.events.drain() { state.apply(event); record(event) }
-                Thread.sleep(forTimeInterval: 0.01)
+        if controller.isBusy {
+            controller.stop()
+            for event in controller.finish(timeout: 3) { state.apply(event) }
+        }
+        saveHistory()
+    }
+
+    func perform(_ effect: Effect, _ driver: ScreenDriver) {
+        switch effect {
+        case let .theme(name):
+            do {
+                let t = try Theme.named(name, noColor: noColor)
+                theme = t
+                driver.setTheme(t)
+                state.themeName = t.name
+                notice("theme \(t.name)")
+            } catch {
+                notice(userMessage(error), error: true)
             }
+        case let .mouse(on): driver.setMouse(on)
+        case let .raw(text): driver.writeRaw(text)
+        case .editor: editExternally(driver)
         }
     }
 
-    enum Effect { case theme(String) }
-
-    func cursor(width: Int, height: Int) -> (Int, Int) {
-        let lines = ChatView.wrapInput(state.input, width: width - 2)
-        let inputHeight = min(5, max(1, lines.count), height - 3) + 1
-        let row = height - inputHeight + min(lines.count, 5)
-        return (min(width - 1, 2 + displayWidth(lines.last ?? "")), max(0, min(height - 1, row)))
+    func saveHistory() {
+        guard let historyPath else { return }
+        let lines = state.input.history.suffix(1000).map { JSONValue.string($0).serialized }.joined(separator: "\n") + "\n"
+        try? FileManager.default.createDirectory(atPath: (historyPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? Transcript.writeAtomically(lines, to: historyPath, overwrite: true)
     }
 
-    func record(_ event: ChatEvent) {
-        guard let transcript else { return }
-        switch event {
-        case let .messageAdded(m) where m.role == .user: transcript.append(m)
-        // A reply that /new took off the screen is not part of the conversation any more.
-        case let .finished(m, _) where state.messages.contains(where: { $0.id == m.id }): transcript.append(m)
-        default: break
-        }
+    /// Keeps the scroll offset inside what there is to scroll.
+    func clampScroll(width: Int, height: Int) {
+        guard state.scrollBack > 0, width >= ChatView.minWidth, height >= ChatView.minHeight else { return }
+        let l = ChatView.layout(state, width: width, height: height)
+        state.scrollBack = min(state.scrollBack, MessagesView.maxScroll(state, width: l.messages.w, height: l.messages.h))
     }
 
-    func send(_ command: ChatCommand) {
-        switch command {
-        case .send, .regenerate: engine.clearStop()
-        default: break
-        }
-        commands.yield(command)
-    }
+    /// Half the message pane, for PgUp / PgDn.
+    var pageStep = 10
 
-    /// Handles one key; returns an effect the loop must carry out (a theme change).
-    func handle(_ key: Key) -> Effect? {
+    // MARK: - keys
+
+    /// Handles one key.
+    public func handle(_ key: Key) {
         if key != .ctrl("c") { confirmQuit = false }
-        if state.inspector != nil, key != .escape, key != .ctrl("c") {
+        if chord {
+            chord = false
+            if key == .ctrl("e") { effects.append(.editor); return }
+            notice("Ctrl-X: only Ctrl-X Ctrl-E (edit the input in $EDITOR) is bound")
+            return
+        }
+        if state.inspector != nil {
             switch key {
-            case .left, .up: state.moveInspector(-1)
-            case .right, .down: state.moveInspector(1)
-            case .home: state.moveInspector(-1_000_000)
-            case .end: state.moveInspector(1_000_000)
-            default: state.inspector = nil
+            case .left, .up: state.moveInspector(-1); return
+            case .right, .down: state.moveInspector(1); return
+            case .home: state.moveInspector(-1_000_000); return
+            case .end: state.moveInspector(1_000_000); return
+            case .escape, .ctrl("o"): state.inspector = nil; return
+            default: state.inspector = nil   // and the key does what it always does
             }
-            return nil
         }
         switch key {
         case .escape:
-            if state.inspector != nil { state.inspector = nil } else if state.isBusy { engine.stop() }
+            if controller.isBusy { controller.stop() }
         case .ctrl("c"):
-            state.inspector = nil
-            if state.isBusy {
-                engine.stop()
+            if controller.isBusy {
+                controller.stop()
             } else if !state.input.isEmpty {
                 // The only unsaved work is a draft (the chat itself autosaves): keep it until asked twice.
                 if confirmQuit { quit = true } else {
                     confirmQuit = true
-                    state.notice("the input box has unsent text: Ctrl-C again quits, anything else keeps it")
+                    notice("the input box has unsent text: Ctrl-C again quits, anything else keeps it")
                 }
-                return nil
             } else {
                 quit = true
             }
         case .ctrl("d"):
             if state.input.isEmpty { quit = true } else { state.input.deleteForward() }
-        case .enter:
-            let text = state.input.string.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !text.isEmpty else { break }
-            if text.hasPrefix("/") {
-                _ = state.input.submit()
-                return command(text)
-            }
-            if state.isBusy {
-                state.notice("still answering: press Esc to stop it first")
-                break
-            }
-            _ = state.input.submit()
-            state.scrollBack = 0
-            send(.send(text))
+        case .enter: submit()
         case .newline, .ctrl("j"): state.input.insert("\n")
         case let .paste(text): state.input.insert(text)
         case let .char(c): state.input.insert(String(c))
@@ -197,136 +175,130 @@ public final class ChatApp {
         case .delete: state.input.deleteForward()
         case .left, .ctrl("b"): state.input.left()
         case .right, .ctrl("f"): state.input.right()
-        case .home, .ctrl("a"): state.input.home()
-        case .end, .ctrl("e"): state.input.end()
+        case .home, .ctrl("a"):
+            if state.input.isEmpty { scrollToTop() } else { state.input.home() }
+        case .end, .ctrl("e"):
+            if state.input.isEmpty { state.scrollBack = 0 } else { state.input.end() }
+        case .ctrlHome: scrollToTop()
+        case .ctrlEnd: state.scrollBack = 0
         case .ctrl("k"): state.input.killToEnd()
         case .ctrl("u"): state.input.killToStart()
         case .ctrl("w"): state.input.deleteWord()
-        case .up, .ctrl("p"): state.input.historyUp()
-        case .down, .ctrl("n"): state.input.historyDown()
-        case .pageUp: state.scrollBack += 10
-        case .pageDown: state.scrollBack = max(0, state.scrollBack - 10)
+        case .up, .ctrl("p"): state.input.up()
+        case .down, .ctrl("n"): state.input.down()
+        case .pageUp: state.scrollBack += pageStep
+        case .pageDown: state.scrollBack = max(0, state.scrollBack - pageStep)
         case let .wheel(d): state.scrollBack = max(0, state.scrollBack - 3 * d)
         case .tab:
-            let scopes: [RoutingCounts.Scope] = [.last, .reply, .session]
-            state.routingScope = scopes[((scopes.firstIndex(of: state.routingScope) ?? 0) + 1) % scopes.count]
-        case .ctrl("t"): state.showRouting.toggle()
-        case .ctrl("o"):
-            if !state.startInspector() { state.notice("no routing to inspect yet: send a message first") }
-        case .ctrl("l"): break
+            if state.input.string.hasPrefix("/") { complete() } else { cycleScope() }
+        case .backTab: cycleScope()
+        case .ctrl("t"):
+            switch state.panel {
+            case .shown: state.panel = .fullScreen
+            case .fullScreen: state.panel = .hidden
+            case .hidden: state.panel = .shown
+            }
+        case .ctrl("o"): inspect()
+        case .ctrl("x"): chord = true
+        case .ctrl("l"), .resize: break
         default: break
         }
-        return nil
     }
 
-    static let help = """
-        Enter sends · Alt-Enter or Ctrl-J: newline · Esc or Ctrl-C: stop the reply · Ctrl-C (idle) or Ctrl-D (empty): quit
-        PgUp/PgDn or the wheel: scroll · Tab: routing for the last token / this reply / the session · Ctrl-T: routing panel
-        Ctrl-O or /inspect: walk the last reply's tokens (←/→) and see each one's experts and weights · /tokens: the prompt's ids
-        /new · /system TEXT · /regen · /set temperature|top_k|top_p|min_p|repeat_penalty|max_tokens|seed VALUE
-        /save [FILE] · /load FILE · /export FILE.md · /theme NAME · /routing last|reply|session|off · /mode chat|complete · /quit
-        """
+    func scrollToTop() { state.scrollBack = Int.max / 2 }
 
-    func command(_ line: String) -> Effect? {
-        let parts = line.dropFirst().split(separator: " ", maxSplits: 1).map(String.init)
-        let name = parts.first ?? "", arg = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
-        switch name {
-        case "help":
-            state.notice(Self.help + (transcript.map { "\nautosave: \($0.path)" } ?? ""))
-        case "quit", "q", "exit": quit = true
-        case "new":
-            engine.stop()
-            send(.newChat)
-            state.messages.removeAll { $0.kind != .system }
-            transcript?.appendEvent("new")
-            state.notice("new conversation")
-        case "system":
-            send(.setSystem(arg))
-            state.messages.removeAll { $0.kind == .system }
-            state.messages.insert(DisplayMessage(id: 0, kind: .system, text: arg), at: 0)
-            transcript?.appendEvent("system", [("content", .string(arg))])
-        case "regen":
-            guard !state.isBusy else { state.notice("still answering: press Esc first"); break }
-            if let i = state.messages.lastIndex(where: { $0.kind == .assistant }) { state.messages.remove(at: i) }
-            transcript?.appendEvent("regen")
-            send(.regenerate)
-        case "set":
-            let kv = arg.split(separator: " ").map(String.init)
-            guard kv.count == 2 else { state.notice("usage: /set NAME VALUE", error: true); break }
-            guard setParameter(kv[0], kv[1]) else { state.notice("cannot set \(kv[0]) to \(kv[1])", error: true); break }
-            send(.setSampling(sampling, maxTokens: maxTokens))
-            transcript?.appendEvent("set", [("name", .string(kv[0])), ("value", .string(kv[1]))])
-            state.notice("\(kv[0]) = \(kv[1])")
-        case "tokens":
-            send(.showPrompt)
-        case "inspect":
-            if !state.startInspector() { state.notice("no routing to inspect yet: send a message first") }
-        case "mode":
-            guard let mode = ChatMode(rawValue: arg) else { state.notice("usage: /mode chat|complete", error: true); break }
-            send(.setMode(mode))
-            state.notice(mode == .chat ? "chat mode: the chat template frames the conversation"
-                                       : "complete mode: the model continues the plain text of the conversation")
-        case "routing":
-            if let scope = RoutingCounts.Scope(rawValue: arg) {
-                state.routingScope = scope
-                state.showRouting = scope != .off
-            } else {
-                state.notice("usage: /routing last|reply|session|off", error: true)
-            }
-        case "theme":
-            guard (try? Theme.named(arg, noColor: themeNoColor)) != nil else { state.notice("no theme named '\(arg)'", error: true); break }
-            return .theme(arg)
-        case "save", "export", "load":
-            fileCommand(name, arg)
-        default:
-            state.notice("unknown command /\(name) (try /help)", error: true)
+    func cycleScope() {
+        let scopes = RoutingCounts.Scope.allCases
+        state.routingScope = scopes[((scopes.firstIndex(of: state.routingScope) ?? 0) + 1) % scopes.count]
+    }
+
+    func inspect() {
+        if !state.startInspector() { notice("no routing to inspect yet: send a message first") }
+    }
+
+    /// Enter: a command, or a message to send (`//…` sends a text that starts with `/`).
+    func submit() {
+        let raw = state.input.string
+        let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { return }
+        if text.hasPrefix("/") && !text.hasPrefix("//") {
+            _ = state.input.submit()
+            command(text)
+            return
         }
-        return nil
-    }
-
-    func setParameter(_ key: String, _ value: String) -> Bool {
-        switch key {
-        case "temperature": guard let v = Float(value), v >= 0 else { return false }; sampling.temperature = v
-        case "top_k": guard let v = Int(value) else { return false }; sampling.topK = v
-        case "top_p": guard let v = Float(value), v > 0, v <= 1 else { return false }; sampling.topP = v
-        case "min_p": guard let v = Float(value), v >= 0, v <= 1 else { return false }; sampling.minP = v
-        case "repeat_penalty": guard let v = Float(value), v > 0 else { return false }; sampling.repeatPenalty = v
-        case "max_tokens": guard let v = Int(value), v > 0 else { return false }; maxTokens = v
-        case "seed": guard let v = UInt64(value) else { return false }; sampling.seed = v
-        default: return false
-        }
-        return true
-    }
-
-    func fileCommand(_ name: String, _ arg: String) {
-        // The screen's own copy of the conversation: asking the actor would wait for a reply in
-        // progress, which may itself be waiting for this thread to drain its events.
-        let messages = state.conversation
+        let message = text.hasPrefix("//") ? String(text.dropFirst()) : text
         do {
-            switch name {
-            case "save":
-                guard !arg.isEmpty else {
-                    state.notice("this chat autosaves to \(transcript?.path ?? "(nowhere)"); /save FILE writes a copy")
-                    return
-                }
-                try Transcript.save(messages, to: arg, model: modelPath, fingerprint: fingerprint)
-                state.notice("saved \(messages.count) messages to \(arg)")
-            case "export":
-                guard !arg.isEmpty else { state.notice("usage: /export FILE.md", error: true); return }
-                let md = messages.map { "**\($0.role.rawValue)**\n\n\($0.content)\n" }.joined(separator: "\n")
-                try Data(md.utf8).write(to: URL(fileURLWithPath: arg), options: .atomic)
-                state.notice("exported to \(arg)")
-            default:
-                let loaded = try Transcript.load(path: arg)
-                guard !state.isBusy else { state.notice("still answering: press Esc first"); return }
-                send(.load(loaded))
-                state.show(loaded)
-                transcript?.appendEvent("load", [("from", .string(arg)), ("messages", .array(loaded.map { Transcript.line($0) }))])
-                state.notice("loaded \(loaded.count) messages from \(arg); the context is rebuilt with the next message")
-            }
+            try controller.send(message)
+            _ = state.input.submit()
+            state.scrollBack = 0
         } catch {
-            state.notice("\(error)", error: true)
+            // Refused before anything was stored: the draft stays in the input box.
+            notice(userMessage(error), error: true)
         }
+        pump()
+    }
+
+    /// Tab after `/`: completes a command name (or lists the candidates).
+    func complete() {
+        let typed = state.input.string.dropFirst()
+        guard !typed.contains(" ") else { return }
+        let names = SlashCommand.all.flatMap { [$0.name] + $0.aliases }.filter { $0.hasPrefix(typed) }.sorted()
+        guard !names.isEmpty else { notice("no command starts with /\(typed)"); return }
+        if names.count == 1 { state.input.set("/" + names[0] + " "); return }
+        var common = names[0]
+        for n in names.dropFirst() { while !n.hasPrefix(common) { common.removeLast() } }
+        if common.count > typed.count { state.input.set("/" + common) } else { notice(names.map { "/" + $0 }.joined(separator: "  ")) }
+    }
+
+    /// Opens $VISUAL / $EDITOR on the input box's text and takes back what was saved.
+    func editExternally(_ driver: ScreenDriver) {
+        let env = ProcessInfo.processInfo.environment
+        let editor = [env["VISUAL"], env["EDITOR"]].compactMap { $0 }.first { !$0.isEmpty } ?? "vi"
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("nekochat-\(getpid())-\(UUID().uuidString.prefix(8)).md").path
+        do {
+            try Transcript.writeAtomically(state.input.string, to: file, overwrite: true)
+        } catch {
+            notice(userMessage(error), error: true)
+            return
+        }
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var status: Int32 = -1
+        driver.suspend {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "\(editor) \"$1\"", "sh", file]
+            do {
+                try p.run()
+                p.waitUntilExit()
+                status = p.terminationStatus
+            } catch {
+                status = -1
+            }
+        }
+        guard status == 0 else { notice("the editor (\(editor)) exited with status \(status): the input is unchanged", error: true); return }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { notice("the edited text could not be read back", error: true); return }
+        state.input.set(text.hasSuffix("\n") ? String(text.dropLast()) : text)
+    }
+
+    // MARK: - commands
+
+    /// Runs a slash command line ("/name args"); every command answers in one line.
+    public func command(_ line: String) {
+        let parts = line.dropFirst().split(separator: " ", maxSplits: 1).map(String.init)
+        var name = parts.first ?? ""
+        let arg = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+        let force = name.hasSuffix("!")
+        if force { name.removeLast() }
+        guard let c = SlashCommand.named(name) else {
+            notice("unknown command /\(name) (Tab completes, /help lists them)", error: true)
+            return
+        }
+        do {
+            if let answer = try c.run(self, arg, force) { notice(answer) }
+        } catch {
+            notice(userMessage(error), error: true)
+        }
+        pump()
     }
 }
 

@@ -5,7 +5,11 @@ public enum Key: Equatable, Sendable {
     case enter
     case newline              // Alt-Enter or Ctrl-J: a newline in the input
     case escape
-    case up, down, left, right, home, end, pageUp, pageDown, backspace, delete, tab
+    case up, down, left, right, home, end, pageUp, pageDown, backspace, delete, tab, backTab
+    /// Ctrl- or Alt-modified arrows and Home/End.
+    case ctrlUp, ctrlDown, ctrlLeft, ctrlRight, ctrlHome, ctrlEnd
+    /// Alt (Meta) with a character: ESC then the character.
+    case alt(Character)
     case resize
     case wheel(Int)           // -1 up, +1 down
     case paste(String)        // bracketed paste, as one piece
@@ -41,6 +45,7 @@ public struct KeyDecoder: Sendable {
                 if c == 0x5B || c == 0x4F { return [] }          // ESC [ or ESC O: a sequence follows
                 pending = []
                 if c == 0x0D || c == 0x0A { return [.newline] }  // Alt-Enter
+                if c >= 0x20, c < 0x7F, let s = Unicode.Scalar(c) { return [.alt(Character(s))] }
                 return [.escape] + feed(character: c)
             }
             // ESC [ … final byte in 0x40…0x7E
@@ -53,11 +58,19 @@ public struct KeyDecoder: Sendable {
                 case "B": return [.down]
                 case "C": return [.right]
                 case "D": return [.left]
-                case "H": return [.home]
-                case "F": return [.end]
+                case "H", "1~", "7~": return [.home]
+                case "F", "4~", "8~": return [.end]
                 case "5~": return [.pageUp]
                 case "6~": return [.pageDown]
                 case "3~": return [.delete]
+                case "Z": return [.backTab]
+                // xterm modifiers: 1;3 Alt, 1;5 Ctrl (either counts).
+                case "1;5A", "1;3A": return [.ctrlUp]
+                case "1;5B", "1;3B": return [.ctrlDown]
+                case "1;5C", "1;3C": return [.ctrlRight]
+                case "1;5D", "1;3D": return [.ctrlLeft]
+                case "1;5H", "1;3H": return [.ctrlHome]
+                case "1;5F", "1;3F": return [.ctrlEnd]
                 default: return []
                 }
             }
@@ -76,6 +89,9 @@ public struct KeyDecoder: Sendable {
             return [.char(Character(s))]
         }
     }
+
+    /// Whether an escape sequence has begun and not ended.
+    public var isPending: Bool { !pending.isEmpty }
 
     /// A lone Escape that no sequence followed (the input went quiet).
     public mutating func flushEscape() -> [Key] {

@@ -2,7 +2,8 @@
 public struct LineEditor: Equatable, Sendable {
     public private(set) var text: [Character] = []
     public private(set) var cursor = 0
-    private var history: [String] = []
+    /// Sent texts, oldest first (kept between sessions by the chat).
+    public var history: [String] = []
     private var historyIndex: Int?
     private var draft: [Character] = []
 
@@ -51,8 +52,40 @@ public struct LineEditor: Equatable, Sendable {
     public mutating func submit() -> String {
         let s = string
         if !s.isEmpty, history.last != s { history.append(s) }
+        if history.count > 1000 { history.removeFirst(history.count - 1000) }
         text = []; cursor = 0; historyIndex = nil
         return s
+    }
+
+    /// Replaces the text (the cursor goes to its end).
+    public mutating func set(_ s: String) {
+        text = Array(s)
+        cursor = text.count
+        historyIndex = nil
+    }
+
+    /// Whether the cursor is on the first (last) line of the text.
+    public var onFirstLine: Bool { !text[..<cursor].contains("\n") }
+    public var onLastLine: Bool { !text[cursor...].contains("\n") }
+
+    /// Up: the line above in a multi-line text, else the previous history entry.
+    public mutating func up() {
+        guard !onFirstLine else { return historyUp() }
+        let column = cursor - (text[..<cursor].lastIndex(of: "\n").map { $0 + 1 } ?? 0)
+        home()
+        cursor -= 1   // onto the previous line's newline
+        let start = text[..<cursor].lastIndex(of: "\n").map { $0 + 1 } ?? 0
+        cursor = min(start + column, cursor)
+    }
+
+    /// Down: the line below in a multi-line text, else the next history entry.
+    public mutating func down() {
+        guard !onLastLine else { return historyDown() }
+        let column = cursor - (text[..<cursor].lastIndex(of: "\n").map { $0 + 1 } ?? 0)
+        end()
+        cursor += 1   // past the newline
+        let lineEnd = text[cursor...].firstIndex(of: "\n") ?? text.count
+        cursor = min(cursor + column, lineEnd)
     }
 
     public mutating func historyUp() {

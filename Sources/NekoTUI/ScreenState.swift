@@ -1,19 +1,9 @@
 import Foundation
 import NekoChat
 
-/// A message as the screen shows it.
-public struct DisplayMessage: Equatable, Sendable {
-    public enum Kind: Equatable, Sendable { case user, assistant, system, notice, error }
-    public var id: Int
-    public var kind: Kind
-    public var text: String
-    public var stopped = false
-    public var tokensPerSecond = 0.0
-}
-
 /// How often each expert was chosen, per MoE layer: for the last token, this reply, the session.
 public struct RoutingCounts: Equatable, Sendable {
-    public enum Scope: String, CaseIterable, Sendable { case last, reply, session, off }
+    public enum Scope: String, CaseIterable, Sendable { case last, reply, session }
     public var layers: [Int] = []
     public var experts = 0
     public var last: [[Double]] = []
@@ -26,9 +16,9 @@ public struct RoutingCounts: Equatable, Sendable {
             let zero = Array(repeating: Array(repeating: 0.0, count: e), count: step.layers.count)
             last = zero; reply = zero; session = zero
         }
-        for (slot, chosen) in step.experts.enumerated() {
+        for (slot, chosen) in step.experts.enumerated() where slot < layers.count {
             last[slot] = Array(repeating: 0, count: experts)
-            for x in chosen where x < experts {
+            for x in chosen where x >= 0 && x < experts {
                 last[slot][x] += 1; reply[slot][x] += 1; session[slot][x] += 1
             }
         }
@@ -38,130 +28,163 @@ public struct RoutingCounts: Equatable, Sendable {
         reply = reply.map { $0.map { _ in 0 } }
     }
 
+    public mutating func reset() { self = RoutingCounts() }
+
     public func counts(_ scope: Scope) -> [[Double]] {
         switch scope {
         case .last: last
         case .reply: reply
-        case .session, .off: session
+        case .session: session
         }
     }
 }
 
-/// Everything the chat screen shows, updated from chat events; rendering it is a pure function.
+/// A line the screen shows between messages: a command's answer, an error, the welcome.
+public struct Notice: Equatable, Sendable {
+    public enum Kind: Sendable { case info, error }
+    public var text: String
+    public var kind: Kind
+    /// Shown after this message (nil: at the top, before the conversation).
+    public var after: Int?
+}
+
+/// Everything the chat screen shows. The conversation part is a projection: the same events
+/// the chat core applies are applied here (`apply`), never edited by the UI. The rest is the
+/// screen's own: the input box, notices, scrolling, the panel, the inspector.
 public struct ScreenState: Sendable {
     public enum Status: Equatable, Sendable {
         case idle, prefilling(done: Int, total: Int), generating, stopped
         var label: String {
             switch self {
             case .idle: "idle"
-            case let .prefilling(done, total): "prefilling \(total > 0 ? 100 * done / total : 0)%"
+            case let .prefilling(done, total): total > 0 ? "prefill \(done)/\(total)" : "prefill"
             case .generating: "generating"
             case .stopped: "stopped"
             }
         }
     }
-    public var modelName: String
-    public var experts: Int
-    public var messages: [DisplayMessage] = []
+    public enum Panel: Sendable, Equatable { case shown, fullScreen, hidden }
+
+    public var backend: BackendInfo
+    public private(set) var conversation: Conversation
+    public private(set) var notices: [Notice] = []
     public var input = LineEditor()
     /// Lines scrolled up from the bottom of the message pane (0: follow the stream).
     public var scrollBack = 0
-    public var status = Status.idle
-    public var stats = GenerationStats()
-    public var routing = RoutingCounts()
+    public private(set) var status = Status.idle
+    public private(set) var stats = GenerationStats()
+    /// Whether anything has run yet (the stats bar says so instead of showing 0.0 tok/s).
+    public private(set) var hasStats = false
+    public private(set) var routing = RoutingCounts()
     public var routingScope = RoutingCounts.Scope.reply
-    public var showRouting = true
+    public var panel = Panel.shown
     public var themeName = "dark"
-    /// Routing of every generated token, per reply (for the inspector).
-    public var tokenRouting: [Int: [RoutingStep]] = [:]
-    /// The routing inspector: which reply and which of its tokens the cursor is on.
+    /// The routing inspector: which reply and which of its generated tokens the cursor is on.
     public var inspector: (messageID: Int, index: Int)?
+    /// Where prefill started (for the ETA) and when.
+    var prefillStarted: (done: Int, at: Date)?
+    public var prefillETA: Double?
+    /// The path (file) the chat is saved to, when known.
+    public var transcriptPath: String?
 
-    public init(modelName: String, experts: Int, contextSize: Int) {
-        self.modelName = modelName
-        self.experts = experts
-        stats.contextSize = contextSize
+    public init(backend: BackendInfo, conversation: Conversation = Conversation()) {
+        self.backend = backend
+        self.conversation = conversation
+        stats.contextSize = backend.contextSize
+        rebuildRouting()
     }
 
-    /// The conversation as shown (notices left out), for /save and /export.
-    public var conversation: [ChatMessage] {
-        messages.compactMap { d in
-            let role: ChatMessage.Role
-            switch d.kind {
-            case .user: role = .user
-            case .assistant: role = .assistant
-            case .system: role = .system
-            case .notice, .error: return nil
-            }
-            var m = ChatMessage(id: d.id, role: role, content: d.text)
-            m.stopped = d.stopped
-            m.decodeTokensPerSecond = d.tokensPerSecond
-            return m
-        }
-    }
+    public var experts: Int { backend.experts }
 
-    /// Shows a conversation (a loaded transcript).
-    public mutating func show(_ conversation: [ChatMessage]) {
-        messages = conversation.map {
-            DisplayMessage(id: $0.id, kind: $0.role == .user ? .user : $0.role == .assistant ? .assistant : .system,
-                           text: $0.content, stopped: $0.stopped)
-        }
-    }
+    public var isBusy: Bool { conversation.pendingReply != nil }
+
+    /// The reply being written, or the one the inspector is on.
+    public var replyID: Int? { conversation.pendingReply?.id }
 
     public mutating func notice(_ text: String, error: Bool = false) {
-        messages.append(DisplayMessage(id: -messages.count - 1, kind: error ? .error : .notice, text: text))
+        notices.append(Notice(text: text, kind: error ? .error : .info, after: conversation.leaf))
+        scrollBack = 0
     }
 
+    /// Notices shown after message `id` (nil: at the top).
+    func notices(after id: Int?) -> [Notice] { notices.filter { $0.after == id } }
+
     public mutating func apply(_ event: ChatEvent) {
+        conversation.apply(event)
         switch event {
         case let .messageAdded(m):
-            let kind: DisplayMessage.Kind = m.role == .user ? .user : m.role == .assistant ? .assistant : .system
-            messages.append(DisplayMessage(id: m.id, kind: kind, text: m.content))
-            if m.role == .assistant { routing.startReply(); status = .prefilling(done: 0, total: 0) }
+            if m.isPending {
+                routing.startReply()
+                status = .prefilling(done: 0, total: 0)
+                prefillStarted = nil
+                prefillETA = nil
+            }
+            scrollBack = 0
         case let .prefillProgress(done, total):
             status = done < total ? .prefilling(done: done, total: total) : .generating
-        case let .textDelta(id, text):
+            let now = Date()
+            if let start = prefillStarted, done > start.done {
+                let rate = Double(done - start.done) / max(1e-6, now.timeIntervalSince(start.at))
+                prefillETA = Double(total - done) / rate
+            } else {
+                prefillStarted = (done, now)
+            }
+        case .textDelta:
             status = .generating
-            if let i = messages.lastIndex(where: { $0.id == id }) { messages[i].text += text }
-        case let .routing(id, step):
+        case let .routing(_, step):
             routing.add(step, experts: experts)
-            tokenRouting[id, default: []].append(step)
         case let .stats(s):
             stats = s
-        case let .finished(m, reason):
-            if let i = messages.lastIndex(where: { $0.id == m.id }) {
-                messages[i].text = m.content
-                messages[i].stopped = m.stopped
-                messages[i].tokensPerSecond = m.decodeTokensPerSecond
-            }
-            status = reason == .cancelled ? .stopped : .idle
-            if reason == .context { notice("the reply reached the end of the context window") }
+            hasStats = true
+        case let .finished(m):
+            status = m.finishReason == .cancelled ? .stopped : .idle
+            stats.prefillTokensPerSecond = m.prefillTokensPerSecond > 0 ? m.prefillTokensPerSecond : stats.prefillTokensPerSecond
+            stats.decodeTokensPerSecond = m.decodeTokensPerSecond > 0 ? m.decodeTokensPerSecond : stats.decodeTokensPerSecond
         case let .contextTrimmed(n):
             notice("the conversation outgrew the context: the oldest \(n) message(s) are left out of the prompt (the system prompt stays)")
-        case let .info(text):
-            notice(text)
-        case let .error(e):
-            notice(e, error: true)
+        case let .notice(text): notice(text)
+        case let .error(text):
+            notice(text, error: true)
+        case .newChat, .loaded:
+            notices = notices.filter { $0.after == nil }
+            inspector = nil
             status = .idle
+            stats = GenerationStats(contextSize: backend.contextSize)
+            hasStats = false
+            scrollBack = 0
+            rebuildRouting()
+        case .branchSelected, .regenerate:
+            inspector = nil
+            scrollBack = 0
+        case .systemPromptSet, .settingsChanged, .titleSet: break
         }
+    }
+
+    /// The session's routing counts from the messages on the path (after a load or a new chat).
+    mutating func rebuildRouting() {
+        routing.reset()
+        for m in conversation.path where m.role == .assistant {
+            routing.startReply()
+            for step in m.routing { routing.add(step, experts: experts) }
+        }
+    }
+
+    /// The replies' generated tokens with routing, for the inspector.
+    func inspectable(_ id: Int) -> [RoutingStep] {
+        (conversation.message(id)?.routing ?? []).filter { !$0.isPrompt }
     }
 
     /// Enters the inspector on the last reply that has routing; false when there is none.
     public mutating func startInspector() -> Bool {
-        guard let id = messages.last(where: { $0.kind == .assistant && !(tokenRouting[$0.id] ?? []).isEmpty })?.id else { return false }
-        inspector = (id, (tokenRouting[id]?.count ?? 1) - 1)
+        guard let m = conversation.path.last(where: { $0.role == .assistant && !inspectable($0.id).isEmpty }) else { return false }
+        inspector = (m.id, inspectable(m.id).count - 1)
         return true
     }
 
     public mutating func moveInspector(_ delta: Int) {
-        guard let (id, index) = inspector, let steps = tokenRouting[id] else { return }
+        guard let (id, index) = inspector else { return }
+        let steps = inspectable(id)
+        guard !steps.isEmpty else { inspector = nil; return }
         inspector = (id, max(0, min(steps.count - 1, index + delta)))
-    }
-
-    public var isBusy: Bool {
-        switch status {
-        case .prefilling, .generating: true
-        default: false
-        }
     }
 }

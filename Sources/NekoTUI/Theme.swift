@@ -1,4 +1,5 @@
 import Foundation
+import NekoChat
 import NekoJSON
 
 /// Colours and attributes for each style role, from a theme file in `Themes/` (JSON).
@@ -91,6 +92,17 @@ public struct Theme: Sendable {
         return dirs.filter { seen.insert($0).inserted }
     }
 
+    /// The names of the themes that can be found, sorted.
+    public static func available() -> [String] {
+        var names = Set<String>()
+        for dir in directories() {
+            for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasSuffix(".json") {
+                names.insert(String(f.dropLast(5)))
+            }
+        }
+        return names.sorted()
+    }
+
     /// The theme named `name` (or a path to a theme file).
     public static func named(_ name: String, noColor: Bool) throws -> Theme {
         if name.hasSuffix(".json"), FileManager.default.fileExists(atPath: name) { return try load(path: name, noColor: noColor) }
@@ -113,7 +125,7 @@ public struct Theme: Sendable {
     }()
 }
 
-public struct ThemeError: Error, CustomStringConvertible {
+public struct ThemeError: UserFacingError {
     public let description: String
     init(_ d: String) { description = d }
 }

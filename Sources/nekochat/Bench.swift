@@ -61,12 +61,16 @@ struct Bench: ParsableCommand {
     /// finds the cells that changed (what the terminal is then sent): timed here over 500 tokens
     /// of a 50-message conversation with NekoMind's 16 MoE layers of 32 experts.
     func runUI() throws {
-        var state = ScreenState(modelName: "NekoMind1.5-Base", experts: 32, contextSize: 32768)
+        let info = BackendInfo(kind: "local", modelName: "NekoMind1.5-Base", location: "bench", fingerprint: "bench",
+                               contextSize: 32768, experts: 32, expertsPerToken: 4, moeLayers: Array(2..<18), reportsRouting: true)
+        var state = ScreenState(backend: info)
         let paragraph = String(repeating: "Shall I compare thee to a summer's day? Thou art more lovely and more temperate. ", count: 5)
         for i in 0..<50 {
-            state.apply(.messageAdded(ChatMessage(id: i + 1, role: i % 2 == 0 ? .user : .assistant, content: paragraph)))
+            var m = ChatMessage(id: i + 1, parent: i == 0 ? nil : i, role: i % 2 == 0 ? .user : .assistant, content: paragraph)
+            m.finishReason = i % 2 == 0 ? nil : .eos
+            state.apply(.messageAdded(m))
         }
-        state.apply(.messageAdded(ChatMessage(id: 100, role: .assistant, content: "")))
+        state.apply(.messageAdded(ChatMessage(id: 100, parent: 50, role: .assistant, content: "")))
         var rng = SeededGenerator(seed: seed)
         var previous = ChatView.render(state, width: 200, height: 60)
         var changed = 0

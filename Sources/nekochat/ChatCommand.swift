@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import NekoChat
-import NekoJSON
 import NekoTUI
 
 struct Chat: ParsableCommand {
@@ -9,22 +8,27 @@ struct Chat: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Open or continue this transcript (JSON Lines, or OpenAI-style JSON to start from).") var transcript: String?
+    @Flag(name: .customLong("continue"), help: "Reopen the latest saved chat.") var continueLatest = false
     @Option(help: "Theme name (dark, light, mono) or a theme file.") var theme: String?
     @Option(help: "System prompt.") var system: String?
     @Option(name: .customLong("ctx-size"), help: "Context window (default: the model's, at most 8192).") var ctxSize: Int?
-    @Option(name: .customLong("max-tokens"), help: "Longest reply, in tokens.") var maxTokens = 512
+    @Option(name: .customLong("max-tokens"), help: "Longest reply, in tokens (default 512).") var maxTokens: Int?
     @OptionGroup var sampling: SamplingOptions
+    @Option(help: "Stop replies before this text (repeatable).") var stop: [String] = []
 
     func validate() throws {
-        if let ctxSize, ctxSize < 16 { throw ValidationError("--ctx-size must be at least 16") }
-        if maxTokens < 1 { throw ValidationError("--max-tokens must be at least 1") }
+        if let ctxSize, ctxSize < 16 || ctxSize > 1 << 22 { throw ValidationError("--ctx-size must be from 16 to \(1 << 22)") }
+        var s = ChatSettings()
+        if let maxTokens { try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true) }
+        if transcript != nil && continueLatest { throw ValidationError("give at most one of --transcript and --continue") }
     }
 
     func run() throws {
         guard isatty(0) != 0, isatty(1) != 0 else {
             throw CLIError("the chat needs a terminal on stdin and stdout (for pipes and scripts use `nekochat generate`)")
         }
-        let noColor = !(ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+        let env = ProcessInfo.processInfo.environment
+        let noColor = !(env["NO_COLOR"] ?? "").isEmpty
         let chosenTheme: Theme
         if let theme {
             chosenTheme = try Theme.named(theme, noColor: noColor)
@@ -32,58 +36,60 @@ struct Chat: ParsableCommand {
             chosenTheme = (try? Theme.named(noColor ? "mono" : "dark", noColor: noColor)) ?? .fallback
         }
         let location = try ModelLocation.resolve(modelOptions.model)
+        Output.err("loading \(location.directory) …\n")
         let bundle = try modelOptions.loadBundle(location)
-        let parameters = sampling.parameters(bundle.generationConfig)
+        var settings = try sampling.settings(bundle.generationConfig, maxTokens: maxTokens)
+        settings.stop = stop
         let context = ctxSize ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
-        let session = try ChatSession(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
-                                      sampling: parameters, maxTokens: maxTokens)
-        let fingerprint = Self.fingerprint(bundle)
-        let settings: [(String, JSONValue)] = [
-            ("temperature", .double(Double(parameters.temperature))), ("top_k", .int(parameters.topK)),
-            ("top_p", .double(Double(parameters.topP))), ("min_p", .double(Double(parameters.minP))),
-            ("repeat_penalty", .double(Double(parameters.repeatPenalty))), ("max_tokens", .int(maxTokens)),
-            ("context", .int(context)), ("system", system.map { .string($0) } ?? .null),
-        ]
-        let env = ProcessInfo.processInfo.environment
-        let base = env["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
-        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "-")
-        let autosave = "\(base)/nekochat/chat-\(stamp).jsonl"
-        var log: Transcript
-        if let transcript, FileManager.default.fileExists(atPath: transcript), Transcript.isSingleDocument(path: transcript) {
-            // OpenAI-style JSON is read, never appended to: the conversation continues in a new log.
-            let loaded = try Transcript.load(path: transcript)
-            session.load(loaded)
-            log = try Transcript(path: autosave, model: bundle.directory, fingerprint: fingerprint, settings: settings)
-            for m in loaded { log.append(m) }
-        } else if let transcript {
-            if FileManager.default.fileExists(atPath: transcript) {
-                session.load(try Transcript.load(path: transcript))
+        let name = location.isBuiltInDemo ? "NekoMind demo" : URL(fileURLWithPath: bundle.directory).lastPathComponent
+        let backend = try LocalBackend(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
+                                       modelName: name, isBuiltInDemo: location.isBuiltInDemo)
+        let store = TranscriptStore.standard()
+        let header = TranscriptHeader(backend.info)
+
+        var conversation = Conversation(settings: settings)
+        var reopened = false
+        var writer = TranscriptWriter(store: store, header: header)
+        var opening: String?
+        let file = continueLatest ? store.list().first : transcript.map(resolvePath)
+        if continueLatest && file == nil { opening = "no saved chat to continue in \(store.directory): this is a new one" }
+        if let file, FileManager.default.fileExists(atPath: file) {
+            let loaded = try Transcript.load(path: file, defaults: settings)
+            conversation = loaded.conversation
+            reopened = true
+            if loaded.isLog {
+                writer = TranscriptWriter(store: store, header: header, appendingTo: file)
+            } else {
+                // OpenAI-style JSON is read, never appended to: the chat goes on in a new log.
+                writer.record(.loaded(loaded.conversation, path: file), conversation: loaded.conversation)
             }
-            log = try Transcript(path: transcript, model: bundle.directory, fingerprint: fingerprint, settings: settings)
-        } else {
-            log = try Transcript(path: autosave, model: bundle.directory, fingerprint: fingerprint, settings: settings)
+            opening = "reopened \(loaded.conversation.path.count) messages from \(file)"
+            if let warning = ChatController.modelWarning(loaded.header, backend.info) { opening! += "; " + warning }
+        } else if let file {
+            writer = TranscriptWriter(store: store, header: header, appendingTo: file)
         }
-        if let system {
-            session.setSystem(system)
-            log.appendEvent("system", [("content", .string(system))])
+        let controller = ChatController(backend: backend, conversation: conversation, transcript: writer)
+        if let system { try controller.setSystem(system) }
+        if reopened {
+            // Flags given now win over the settings the chat was saved with.
+            for (n, v) in sampling.given { try controller.set(n, v) }
+            if let maxTokens { try controller.set("max_tokens", String(maxTokens)) }
+            for s in stop { try controller.set("stop", s) }
         }
-        let name = location.source == "built-in demo model" ? "NekoMind demo" : URL(fileURLWithPath: bundle.directory).lastPathComponent
-        var state = ScreenState(modelName: name,
-                                experts: bundle.model.config.numExperts, contextSize: session.contextSize)
-        state.themeName = chosenTheme.name
-        state.show(session.messages)
-        let engine = ChatEngine(session: session)
-        let app = ChatApp(engine: engine, state: state, theme: chosenTheme, noColor: noColor, sampling: parameters,
-                          maxTokens: maxTokens, transcript: log, modelPath: bundle.directory, fingerprint: fingerprint)
-        try app.run()
+
+        let app = ChatApp(controller: controller, theme: chosenTheme, noColor: noColor, historyPath: store.directory + "/history")
+        let routingHint = backend.info.moeLayers.isEmpty ? "" : " · the panel shows which experts each MoE layer chose (Tab: last token / reply / session)"
+        app.notice("\(name): \(location.directory) · /help for keys and commands" + routingHint)
+        if let opening { app.notice(opening) }
+        let driver = try CursesDriver(theme: chosenTheme)
+        app.run(driver)
+        driver.close()
+        if let path = controller.transcript?.path, FileManager.default.fileExists(atPath: path) {
+            Output.err("this chat is saved in \(path)\nresume it with: nekochat --transcript \(shellQuoted(path))\n")
+        }
     }
 
-    /// FNV-1a over config.json and the weight files' names and sizes: tells transcripts apart by model.
-    static func fingerprint(_ bundle: ModelBundle) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ bytes: some Sequence<UInt8>) { for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 } }
-        mix(FileManager.default.contents(atPath: bundle.directory + "/config.json") ?? Data())
-        for f in bundle.model.files { mix(Array("\(URL(fileURLWithPath: f.path).lastPathComponent):\(f.byteCount)".utf8)) }
-        return String(hash, radix: 16)
+    func shellQuoted(_ s: String) -> String {
+        s.allSatisfy { $0.isLetter || $0.isNumber || "/._-+:=,".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import NekoChat
 import NekoJSON
 import NekoModel
@@ -7,7 +8,7 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Complete a prompt.")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "The prompt text (encoded with the tokenizer's special tokens, e.g. BOS).") var prompt: String?
+    @Option(help: "The prompt text (encoded with the tokenizer's special tokens, e.g. BOS); - reads stdin.") var prompt: String?
     @Option(name: .customLong("prompt-ids"), help: "The prompt as token ids: 1,2,3.") var promptIds: String?
     @Flag(help: "Treat the prompt as a user message and apply the chat template.") var chat = false
     @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.") var maxTokens = 512
@@ -20,8 +21,8 @@ struct Generate: ParsableCommand {
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt and --prompt-ids") }
         if chat && prompt == nil { throw ValidationError("--chat needs --prompt") }
-        if maxTokens < 0 { throw ValidationError("--max-tokens must be ≥ 0") }
-        if let ctxSize, ctxSize < 1 { throw ValidationError("--ctx-size must be at least 1") }
+        if maxTokens < 0 || maxTokens > 1_000_000 { throw ValidationError("--max-tokens must be from 0 to 1000000") }
+        if let ctxSize, ctxSize < 1 || ctxSize > 1 << 22 { throw ValidationError("--ctx-size must be from 1 to \(1 << 22)") }
         if let promptIds { _ = try parseIds(promptIds, flag: "--prompt-ids") }
     }
 
@@ -29,52 +30,58 @@ struct Generate: ParsableCommand {
         let bundle = try modelOptions.loadBundle()
         let tokenizer = bundle.tokenizer
         if prompt != nil || !stop.isEmpty { _ = try bundle.requireTokenizer() }
-        var stopIds: Set<Int> = []
+        let text = try prompt.map { $0 == "-" ? try readStandardInput() : $0 }
+        var rules = StopRules(eos: bundle.eosTokenIds, stopStrings: stop, maxTokens: maxTokens)
+        rules.controlTokens = Set(tokenizer?.addedTokens.filter(\.special).map(\.id) ?? [])
         let ids: [Int]
-        if chat, let prompt {
+        if chat, let text {
             let template = try bundle.chatTemplate()
             if template.isDefault { Output.err("note: the model has no chat template; using the ChatML default\n") }
-            ids = try bundle.chatPrompt([.object([("role", .string("user")), ("content", .string(prompt))])], template: template)
-            stopIds = bundle.endOfTurnIds(template).subtracting(bundle.eosTokenIds)
+            ids = try bundle.chatPrompt([.object([("role", .string("user")), ("content", .string(text))])], template: template)
+            rules.endOfTurn = bundle.endOfTurnIds(template).subtracting(bundle.eosTokenIds)
+            rules.maskControlTokens = true
         } else {
-            ids = try prompt.map { tokenizer!.encode($0) } ?? parseIds(promptIds ?? "", flag: "--prompt-ids")
+            ids = try text.map { tokenizer!.encode($0) } ?? parseIds(promptIds ?? "", flag: "--prompt-ids")
         }
-        var request = GenerationRequest(promptIds: ids)
-        request.stopIds = stopIds
-        request.maxTokens = maxTokens
-        request.sampling = sampling.parameters(bundle.generationConfig)
-        request.eosIds = bundle.eosTokenIds
-        request.recordRouting = routing
+        let parameters = try sampling.settings(bundle.generationConfig).sampling
+        var sequence = DecodeSequence(prompt: ids, sampling: parameters, rules: rules, tokenizer: tokenizer)
         let generator = Generator(model: bundle.model, threads: modelOptions.threadCount)
-        var stream = tokenizer.map { TextStream(tokenizer: $0, stopStrings: stop) }
+        let cache = try bundle.model.makeCache(capacity: ctxSize)
+        let record = routing ? bundle.model.makeRoutingRecord() : nil
         if tokenizer == nil && !json { Output.err("note: \(bundle.directory) has no tokenizer.json: printing token ids\n") }
-        let result = try generator.generate(request, contextSize: ctxSize) { id in
-            // The end-of-sequence and end-of-turn tokens themselves are not part of the text.
-            guard !bundle.eosTokenIds.contains(id), !stopIds.contains(id) else { return .proceed }
-            guard stream != nil else {
-                if !json { Output.out("\(id) ") }
-                return .proceed
+        let outcome = try generator.decode(ids, cache: cache, sequence: &sequence, routing: record) { event in
+            guard !json, case let .token(id, text) = event else { return }
+            if tokenizer == nil {
+                if id >= 0, !bundle.eosTokenIds.contains(id) { Output.out("\(id) ") }
+            } else {
+                Output.out(text)
             }
-            let text = stream!.add(id)
-            if !json { Output.out(text) }
-            return stream!.stopped ? .stop : .proceed
         }
-        let rest = stream?.finish() ?? ""
+        let reason = sequence.finishReason ?? .length
         if !json {
-            Output.out(rest + "\n")
-            Output.err("finish: \(result.finishReason.rawValue), seed \(result.seed), "
-                + "prefill \(format(result.prefillTokensPerSecond)) tok/s, "
-                + "decode \(format(result.decodeTokensPerSecond)) tok/s\n")
+            Output.out("\n")
+            var summary = "finish: \(reason.rawValue)"
+            if parameters.temperature > 0 { summary += ", seed \(sequence.sampler.seed)" }
+            Output.err(summary + ", prefill \(format(outcome.prefillTokensPerSecond)) tok/s, "
+                + "decode \(format(outcome.decodeTokensPerSecond)) tok/s\n")
             return
         }
-        var fields: [(String, JSON)] = [
-            ("prompt_ids", .ints(request.promptIds)), ("ids", .ints(result.ids)),
-            ("text", .string(stream?.string ?? "")),
-            ("finish_reason", .string(result.finishReason.rawValue)),
-            ("prefill_tokens_per_s", .double(result.prefillTokensPerSecond)),
-            ("decode_tokens_per_s", .double(result.decodeTokensPerSecond)),
+        var fields: [(key: String, value: JSON)] = [
+            ("prompt_ids", .ints(ids)), ("ids", .ints(sequence.generated)),
+            ("text", .string(sequence.text)),
+            ("finish_reason", .string(reason.rawValue)),
+            ("prefill_tokens_per_s", .double(outcome.prefillTokensPerSecond)),
+            ("decode_tokens_per_s", .double(outcome.decodeTokensPerSecond)),
         ]
-        if let record = result.routing { fields.append(("routing", routingJSON(record))) }
+        if parameters.temperature > 0 { fields.append(("seed", .int(Int(truncatingIfNeeded: sequence.sampler.seed)))) }
+        if let record { fields.append(("routing", routingJSON(record))) }
         try Output.json(.object(fields))
     }
+}
+
+/// All of standard input as UTF-8 text (`--prompt -`, `--file -`).
+func readStandardInput() throws -> String {
+    let data = FileHandle.standardInput.readDataToEndOfFile()
+    guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("standard input: not valid UTF-8 text") }
+    return text
 }

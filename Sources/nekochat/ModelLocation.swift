@@ -7,6 +7,8 @@ struct ModelLocation {
     let directory: String
     /// "--model", "NEKOCHAT_MODEL" or "built-in demo model".
     let source: String
+    /// The model shipped inside nekochat.
+    var isBuiltInDemo = false
 
     static let resourceBundleName = "nekochat_nekochat.resources"
 
@@ -15,7 +17,7 @@ struct ModelLocation {
         if let env = ProcessInfo.processInfo.environment["NEKOCHAT_MODEL"], !env.isEmpty {
             return ModelLocation(directory: env, source: "NEKOCHAT_MODEL")
         }
-        return ModelLocation(directory: try builtInDemoModel(), source: "built-in demo model")
+        return ModelLocation(directory: try builtInDemoModel(), source: "built-in demo model", isBuiltInDemo: true)
     }
 
     /// The demo model's directory. `Bundle.module` would call `fatalError` once the executable

@@ -26,6 +26,7 @@ struct ModelOptions: ParsableArguments {
 }
 
 /// The sampling flags; unset ones fall back to generation_config.json, then llama.cpp's defaults.
+/// Their ranges are the chat's `/set` ranges (`SettingSpec`), checked in one place.
 struct SamplingOptions: ParsableArguments {
     @Option(help: "Temperature (0 = greedy).") var temperature: Float?
     @Option(name: .customLong("top-k"), help: "Top-k (0 = off).") var topK: Int?
@@ -35,22 +36,43 @@ struct SamplingOptions: ParsableArguments {
     var repeatPenalty: Float?
     @Option(help: "Random seed (default: random).") var seed: UInt64?
 
+    /// The flags given, as (setting name, value) for `SettingSpec`.
+    var given: [(String, String)] {
+        var out: [(String, String)] = []
+        if let temperature { out.append(("temperature", String(temperature))) }
+        if let topK { out.append(("top_k", String(topK))) }
+        if let topP { out.append(("top_p", String(topP))) }
+        if let minP { out.append(("min_p", String(minP))) }
+        if let repeatPenalty { out.append(("repeat_penalty", String(repeatPenalty))) }
+        if let seed { out.append(("seed", String(seed))) }
+        return out
+    }
+
     func validate() throws {
-        if let temperature, !(temperature >= 0) { throw ValidationError("--temperature must be ≥ 0") }
-        if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
-        if let minP, !(minP >= 0 && minP <= 1) { throw ValidationError("--min-p must be in [0, 1]") }
-        if let repeatPenalty, !(repeatPenalty > 0) { throw ValidationError("--repeat-penalty must be > 0") }
+        var s = ChatSettings()
+        for (name, value) in given { try SettingSpec.apply(name, value, to: &s, asFlag: true) }
+    }
+
+    /// The settings these flags make over `generation_config.json`'s defaults.
+    func settings(_ generation: GenerationConfig, maxTokens: Int? = nil) throws -> ChatSettings {
+        var s = ChatSettings(sampling: generation.apply(to: SamplingParameters()))
+        for (name, value) in given { try SettingSpec.apply(name, value, to: &s, asFlag: true) }
+        if let maxTokens { try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true) }
+        return s
     }
 
     func parameters(_ generation: GenerationConfig) -> SamplingParameters {
-        var p = generation.apply(to: SamplingParameters())
-        if let temperature { p.temperature = temperature }
-        if let topK { p.topK = topK }
-        if let topP { p.topP = topP }
-        if let minP { p.minP = minP }
-        if let repeatPenalty { p.repeatPenalty = repeatPenalty }
-        p.seed = seed
-        return p
+        (try? settings(generation).sampling) ?? generation.apply(to: SamplingParameters())
+    }
+}
+
+extension SettingSpec {
+    /// Sets `name` from a flag's value; a bad value is a usage error naming the flag.
+    static func apply(_ name: String, _ value: String, to s: inout ChatSettings, asFlag: Bool) throws {
+        guard let spec = named(name) else { throw ValidationError("unknown setting \(name)") }
+        do { try spec.set(&s, value) } catch {
+            throw ValidationError("\(spec.flag) must be \(spec.accepts); got \(value)")
+        }
     }
 }
 

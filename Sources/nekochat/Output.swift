@@ -1,4 +1,5 @@
 import Foundation
+import NekoChat
 
 /// Unbuffered writes to stdout and stderr (C's `stdout` global is off limits in Swift 6 mode).
 enum Output {
@@ -11,8 +12,10 @@ enum Output {
         try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
     }
 
+    /// One JSON document on stdout; a non-finite number is an error naming it, never `NaN`.
     static func json(_ value: JSON) throws {
-        out(try value.serialized() + "\n")
+        if let key = value.nonFinitePath() { throw CLIError("the JSON output would contain a non-finite number (\(key))") }
+        out(value.serialized + "\n")
     }
 
     /// Peak resident memory of this process (VmHWM), in bytes; 0 where /proc is missing.
@@ -27,7 +30,7 @@ enum Output {
 }
 
 /// An error of the command line itself (exit 1, one `error:` line).
-struct CLIError: Error, CustomStringConvertible {
+struct CLIError: UserFacingError {
     let description: String
     init(_ description: String) { self.description = description }
 }

@@ -8,7 +8,7 @@ struct Score: ParsableCommand {
         abstract: "Per-token negative log-likelihood of a text or of token ids, in one batched pass.")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "A UTF-8 text file to score (encoded with the tokenizer's special tokens, e.g. BOS).") var file: String?
+    @Option(help: "A UTF-8 text file to score (encoded with the tokenizer's special tokens, e.g. BOS); - reads stdin.") var file: String?
     @Option(help: "Token ids to score: 1,2,3.") var ids: String?
     @Flag(help: "Print one JSON document.") var json = false
 
@@ -22,8 +22,14 @@ struct Score: ParsableCommand {
         let tokens: [Int]
         if let file {
             let tokenizer = try bundle.requireTokenizer()
-            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("\(file): cannot read the file") }
-            guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("\(file): not valid UTF-8 text") }
+            let text: String
+            if file == "-" {
+                text = try readStandardInput()
+            } else {
+                guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("\(file): cannot read the file") }
+                guard let t = String(validating: data, as: UTF8.self) else { throw CLIError("\(file): not valid UTF-8 text") }
+                text = t
+            }
             tokens = tokenizer.encode(text)
         } else {
             tokens = try parseIds(ids ?? "", flag: "--ids")
@@ -33,11 +39,11 @@ struct Score: ParsableCommand {
         let mean = nll.isEmpty ? 0 : nll.reduce(0, +) / Double(nll.count)
         if json {
             try Output.json(.object([
-                ("tokens", .int(tokens.count)), ("nll", .array(nll.map { .double($0) })),
+                ("tokens", .int(tokens.count)), ("ids", .ints(tokens)), ("nll", .array(nll.map { .double($0) })),
                 ("mean_nll", .double(mean)), ("perplexity", .double(exp(mean))),
             ]))
         } else {
-            Output.out("tokens: \(tokens.count)\nmean NLL: \(mean)\nperplexity: \(exp(mean))\n")
+            Output.out(String(format: "tokens: %d\nmean NLL: %.4f\nperplexity: %.3f\n", tokens.count, mean, exp(mean)))
         }
     }
 }

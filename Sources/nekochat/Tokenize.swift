@@ -6,17 +6,13 @@ import NekoTokenizer
 
 struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Encode JSON-string lines from stdin; print {\"ids\", \"decoded\"} per line.")
+        abstract: "Encode lines from stdin: plain text (ids per line), or JSON strings with --jsonl ({\"ids\", \"decoded\"} per line).")
 
     @Option(help: "A tokenizer.json, or a directory with one (default: the model's).") var tokenizer: String?
     @Option(help: "A model directory whose tokenizer to use (default: $NEKOCHAT_MODEL).") var model: String?
     @Flag(name: .customLong("no-special"), help: "Do not add the post-processor's special tokens.") var noSpecial = false
-    @Flag(help: "Read and write JSON Lines (the only format).") var jsonl = false
+    @Flag(help: "Read JSON-string lines and write {\"ids\", \"decoded\"} lines (else: plain text lines in, ids out).") var jsonl = false
     @Option(help: "Instead: time encoding FILE line by line on one thread and print MB/s as JSON.") var bench: String?
-
-    func validate() throws {
-        if !jsonl && bench == nil { throw ValidationError("only --jsonl is supported: pass --jsonl") }
-    }
 
     func run() throws {
         let source = try tokenizer ?? ModelLocation.resolve(model).directory
@@ -25,13 +21,17 @@ struct Tokenize: ParsableCommand {
         var lineNumber = 0
         while let line = readLine(strippingNewline: true) {
             lineNumber += 1
+            guard jsonl else {
+                Output.out(tok.encode(line, addSpecialTokens: !noSpecial).map(String.init).joined(separator: " ") + "\n")
+                continue
+            }
             if line.isEmpty { continue }
             guard case let .string(text)? = try? JSONValue.parse(line) else {
                 throw CLIError("stdin line \(lineNumber): not a JSON string")
             }
             let ids = tok.encode(text, addSpecialTokens: !noSpecial)
             let decoded = tok.decode(ids, skipSpecialTokens: false)
-            Output.out(try JSON.object([("ids", .ints(ids)), ("decoded", .string(decoded))]).serialized() + "\n")
+            Output.out(JSON.object([("ids", .ints(ids)), ("decoded", .string(decoded))]).serialized + "\n")
         }
     }
 

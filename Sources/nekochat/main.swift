@@ -3,8 +3,6 @@ import Foundation
 import NekoChat
 import NekoModel
 import NekoTUI
-import NekoTemplate
-import NekoTokenizer
 
 struct Nekochat: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,24 +21,12 @@ enum Entry {
             var command = try Nekochat.parseAsRoot()
             try command.run()
             exit(0)
-        } catch let error as ModelError {
-            fail(error.description, code: 1)
-        } catch let error as TranscriptError {
-            fail(error.description, code: 1)
-        } catch let error as ThemeError {
-            fail(error.description, code: 1)
-        } catch let error as TerminalError {
-            fail(error.description, code: 1)
-        } catch let error as TemplateError {
-            fail(error.description, code: 1)
-        } catch let error as TokenizerError {
-            fail(error.description, code: 1)
-        } catch let error as CLIError {
-            fail(error.description, code: 1)
-        } catch let error as JSON.NonFiniteNumber {
-            fail(error.description, code: 1)
+        } catch let error as UserFacingError {
+            fail(error.description, code: error.exitCode)
         } catch let error as ExitCode {
             exit(error.rawValue)
+        } catch let error as NSError where [NSCocoaErrorDomain, NSPOSIXErrorDomain].contains(error.domain) {
+            fail(userMessage(error), code: 1)
         } catch {
             let code = Nekochat.exitCode(for: error)
             if code == .success {

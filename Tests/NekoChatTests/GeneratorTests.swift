@@ -36,7 +36,7 @@ enum EngineFixtures {
     @Test func greedyGenerationMatchesTheReference() throws {
         let (generator, expected, request) = try setup()
         var streamed: [Int] = []
-        let result = try generator.generate(request) { streamed.append($0); return .proceed }
+        let result = try generator.generate(request) { streamed.append($0) }
         #expect(result.ids == expected.greedy_ids)
         #expect(streamed == result.ids)
         #expect(result.finishReason == .length)
@@ -65,14 +65,23 @@ enum EngineFixtures {
         #expect(result.ids.isEmpty && result.finishReason == .length)
     }
 
-    @Test func stopActionEndsGenerationWithStop() throws {
+    /// The decode loop with text: control tokens are masked out of sampling in chat mode and
+    /// end generation in complete mode; they never reach the text.
+    @Test func controlTokensAreMaskedOrEndGeneration() throws {
         let (generator, expected, request) = try setup()
-        var seen = 0
-        let result = try generator.generate(request) { _ in
-            seen += 1
-            return seen == 3 ? .stop : .proceed
-        }
-        #expect(result.finishReason == .stop && result.ids == Array(expected.greedy_ids[..<3]))
+        let g = expected.greedy_ids
+        // The first greedy id that did not come before: make it a control token.
+        let i = try #require(g.indices.first { $0 > 0 && !g[..<$0].contains(g[$0]) })
+        var rules = StopRules(maxTokens: g.count)
+        rules.controlTokens = [g[i]]
+        var sequence = DecodeSequence(prompt: request.promptIds, sampling: request.sampling, rules: rules, tokenizer: nil)
+        try generator.decode(request.promptIds, cache: try generator.model.makeCache(), sequence: &sequence)
+        #expect(sequence.generated == Array(g[...i]) && sequence.finishReason == .stop)
+        rules.maskControlTokens = true
+        sequence = DecodeSequence(prompt: request.promptIds, sampling: request.sampling, rules: rules, tokenizer: nil)
+        try generator.decode(request.promptIds, cache: try generator.model.makeCache(), sequence: &sequence)
+        #expect(sequence.generated.count == g.count && !sequence.generated.contains(g[i]))
+        #expect(Array(sequence.generated[..<i]) == Array(g[..<i]) && sequence.finishReason == .length)
     }
 
     @Test func fullContextEndsGeneration() throws {
@@ -90,7 +99,6 @@ enum EngineFixtures {
         let flag = CancellationFlag()
         var result = try generator.generate(request, cancel: flag) { _ in
             if !flag.isCancelled { flag.cancel() }
-            return .proceed
         }
         #expect(result.finishReason == .cancelled && result.ids.count == 1)
         result = try generator.generate(request, cancel: flag)

@@ -1,88 +1,145 @@
 import Foundation
 @testable import NekoChat
+import NekoJSON
 import Testing
 
 @Suite struct TranscriptTests {
-    func temp(_ name: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("tx-\(UUID().uuidString)/\(name)").path
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/transcripts")
+
+    func header() -> TranscriptHeader {
+        var h = TranscriptHeader()
+        h.model = "/m"; h.modelName = "m"; h.fingerprint = "abc"; h.contextSize = 2048; h.time = "t"
+        return h
     }
 
-    @Test func appendOnlyLogReplays() throws {
-        let path = temp("chat.jsonl")
-        var reply = ChatMessage(id: 2, role: .assistant, content: "Good morrow,\n\"friend\" 😀")
+    func step(_ e: [[Int]], gate: [Float] = [], prompt: Bool = false) -> RoutingStep {
+        RoutingStep(layers: [2, 3], experts: e, weights: e.map { $0.map { Float($0) / 7 + 0.013 } }, sharedGate: gate,
+                    routerEntropy: [1.5, 2.25], tokenId: e[0][0], token: "t\(e[0][0])", isPrompt: prompt)
+    }
+
+    /// A chat through the writer: nothing on disk until the first message; then one flushed
+    /// line per recorded event; loading replays them into the same conversation.
+    @Test func theWriterIsASinkOfTheEventsAndLoadingReplaysThem() throws {
+        let store = TranscriptStore(directory: ChatFixture.temp() + "/chats")
+        let writer = TranscriptWriter(store: store, header: header())
+        var c = Conversation()
+        func emit(_ e: ChatEvent) { c.apply(e); writer.record(e, conversation: c) }
+        emit(.systemPromptSet("Be brief."))
+        var s = c.settings
+        s.sampling.temperature = 0.3
+        emit(.settingsChanged(s))
+        #expect(writer.path == nil && store.list().isEmpty)   // nothing sent yet: no file
+        emit(.messageAdded(ChatMessage(id: 1, role: .user, content: "Hello \"friend\" 😀\nline", time: "2026-01-01T00:00:00Z")))
+        emit(.messageAdded(ChatMessage(id: 2, parent: 1, role: .assistant, content: "", time: "t2")))
+        emit(.textDelta(messageID: 2, text: "Good"))
+        emit(.routing(messageID: 2, step: step([[1, 7], [3, 4]], gate: [0.25, 0.5], prompt: true)))
+        emit(.routing(messageID: 2, step: step([[300, 2], [0, 1]], gate: [0.125, 1])))
+        var reply = try #require(c.message(2))
+        reply.content = "Good morrow"
+        reply.finishReason = .cancelled
         reply.completionTokens = 7
-        reply.stopped = true
-        do {
-            let log = try Transcript(path: path, model: "/m", fingerprint: "abc")
-            log.appendEvent("system", [("content", .string("Be brief."))])
-            log.append(ChatMessage(id: 1, role: .user, content: "Hello"))
-            log.append(reply)
-            log.append(ChatMessage(id: 3, role: .user, content: "Again"))
-            log.append(ChatMessage(id: 4, role: .assistant, content: "first try"))
-            log.appendEvent("regen")
-            log.append(ChatMessage(id: 5, role: .assistant, content: "second try"))
-        }
-        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-        #expect(lines.first?.contains("\"type\":\"header\"") == true && lines.first?.contains("\"fingerprint\":\"abc\"") == true)
+        reply.decodeTokensPerSecond = 390.0249405348475   // written as shown: 390.0
+        reply.seed = 12
+        emit(.finished(reply))
+        emit(.regenerate(messageID: 2))
+        var second = ChatMessage(id: 3, parent: 1, role: .assistant, content: "second try", time: "t3")
+        second.finishReason = .eos
+        emit(.finished(second))
+        emit(.titleSet("greetings"))
+        let path = try #require(writer.path)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.hasPrefix("{\"type\":\"header\",\"version\":2"))
+        #expect(text.contains("\"tokens_per_s\":390.0,") && !text.contains("0.30000001"))
         let loaded = try Transcript.load(path: path)
-        #expect(loaded.map(\.role) == [.system, .user, .assistant, .user, .assistant])
-        #expect(loaded[0].content == "Be brief." && loaded[2].content == reply.content && loaded[2].stopped)
-        #expect(loaded[2].completionTokens == 7 && loaded.last?.content == "second try")
-        // Reopening appends without a second header.
-        _ = try Transcript(path: path, model: "/m", fingerprint: "abc")
-        #expect(try String(contentsOfFile: path, encoding: .utf8).components(separatedBy: "\"type\":\"header\"").count == 2)
+        #expect(loaded.isLog && loaded.header?.fingerprint == "abc" && loaded.header?.contextSize == 2048)
+        var shown = c.messages
+        shown[1].decodeTokensPerSecond = 390
+        #expect(loaded.conversation.messages == shown)
+        #expect(loaded.conversation.path.map(\.id) == [1, 3] && loaded.conversation.system == "Be brief.")
+        #expect(loaded.conversation.settings.sampling.temperature == 0.3 && loaded.conversation.title == "greetings")
+        let routing = try #require(loaded.conversation.message(2)?.routing)
+        #expect(routing == c.message(2)?.routing && routing[1].experts[0] == [300, 2] && routing[0].isPrompt)
+        #expect(loaded.conversation.message(2)?.stopped == true && loaded.conversation.message(2)?.seed == 12)
     }
 
-    @Test func newChatEventsClearTheConversationButKeepTheSystemPrompt() throws {
-        let path = temp("chat.jsonl")
-        do {
-            let log = try Transcript(path: path, model: "/m", fingerprint: "f")
-            log.appendEvent("system", [("content", .string("S"))])
-            log.append(ChatMessage(id: 1, role: .user, content: "old"))
-            log.appendEvent("new")
-            log.append(ChatMessage(id: 2, role: .user, content: "new"))
-        }
-        #expect(try Transcript.load(path: path).map(\.content) == ["S", "new"])
+    @Test func newChatStartsANewFile() throws {
+        let store = TranscriptStore(directory: ChatFixture.temp())
+        let writer = TranscriptWriter(store: store, header: header())
+        var c = Conversation()
+        func emit(_ e: ChatEvent) { c.apply(e); writer.record(e, conversation: c) }
+        emit(.systemPromptSet("S"))
+        emit(.messageAdded(ChatMessage(id: 1, role: .user, content: "first")))
+        let first = try #require(writer.path)
+        emit(.newChat)
+        emit(.messageAdded(ChatMessage(id: 1, role: .user, content: "second")))
+        let second = try #require(writer.path)
+        #expect(first != second && store.list().count == 2)
+        let a = try Transcript.load(path: first).conversation, b = try Transcript.load(path: second).conversation
+        #expect(a.path.map(\.content) == ["first"] && b.path.map(\.content) == ["second"])
+        #expect(b.system == "S")   // the new file starts with what the chat kept
     }
 
-    @Test func saveIsAtomicAndCompact() throws {
-        let path = temp("saved.jsonl")
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try "precious".write(toFile: path, atomically: true, encoding: .utf8)
-        let messages = [ChatMessage(id: 1, role: .user, content: "a"), ChatMessage(id: 2, role: .assistant, content: "b")]
-        try Transcript.save(messages, to: path, model: "/m", fingerprint: "f")
-        #expect(try Transcript.load(path: path).map(\.content) == ["a", "b"])
-        // A failed save (into a directory that does not exist) leaves nothing behind and throws.
-        #expect(throws: TranscriptError.self) { try Transcript.save(messages, to: "/nonexistent/dir/x.jsonl", model: "", fingerprint: "") }
+    /// Files written by nekochat 0.1 (format 1) load as they were.
+    @Test func version1LogsAndSavesStillLoad() throws {
+        let log = try Transcript.load(path: Self.fixtures.appendingPathComponent("v1-log.jsonl").path)
+        // After /new, only the last exchange is on the path; the system prompt and settings stay.
+        #expect(log.conversation.path.map(\.content) == ["Good morrow.", "Not a word, my lord; but I have seen the cause of mine own\nloved wings"])
+        #expect(log.conversation.system == "You are Romeo.")
+        #expect(log.conversation.settings.sampling.temperature == 0.5 && log.conversation.settings.sampling.topK == 20)
+        #expect(log.conversation.settings.maxTokens == 20)
+        #expect(log.header?.version == 1 && log.header?.fingerprint == "27757b987f30d4a4")
+        let saved = try Transcript.load(path: Self.fixtures.appendingPathComponent("v1-saved.jsonl").path).conversation
+        #expect(saved.system == "You are Romeo.")
+        #expect(saved.path.map(\.role) == [.user, .assistant, .user, .assistant])
+        #expect(saved.path[1].content == "'Tis true, the gods keep mine eyes from me all.")
+        // /regen in a version 1 log: the first reply stays as the sibling of the second.
+        let lines = try String(contentsOfFile: Self.fixtures.appendingPathComponent("v1-log.jsonl").path, encoding: .utf8)
+        let beforeNew = lines.components(separatedBy: "\n{\"type\":\"new\"")[0]
+        let (_, early) = try TranscriptFormat.replay(Array(beforeNew.utf8), path: "x", defaults: ChatSettings())
+        #expect(early.path.map(\.content).prefix(2) == ["What light through yonder window breaks?", "'Tis true, the gods keep mine eyes from me all."])
+        #expect(early.children(of: early.path[0].id).count == 2)
     }
 
-    @Test func idsFromFilesAreRenumbered() throws {
-        let path = temp("ids.json")
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try #"[{"role": "user", "content": "a", "id": 9223372036854775807}, {"role": "assistant", "content": "b", "id": 9223372036854775807}]"#
+    @Test func openAIStyleJSONLoadsAndIsNotALog() throws {
+        let path = ChatFixture.temp() + "/chat.json"
+        try #"{"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}"#
             .write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(try Transcript.load(path: path).map(\.id) == [1, 2])
-        #expect(Transcript.isSingleDocument(path: path))
+        let loaded = try Transcript.load(path: path)
+        #expect(!loaded.isLog && loaded.conversation.system == "S" && loaded.conversation.path.map(\.content) == ["hi", "yo"])
     }
 
-    @Test func openAIStyleJSONLoads() throws {
-        let a = temp("a.json"), b = temp("b.json")
-        try FileManager.default.createDirectory(atPath: (a as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: (b as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try #"[{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]"#.write(toFile: a, atomically: true, encoding: .utf8)
-        try #"{"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "x"}], "model": "gpt"}"#
-            .write(toFile: b, atomically: true, encoding: .utf8)
-        #expect(try Transcript.load(path: a).map(\.role) == [.system, .user])
-        #expect(try Transcript.load(path: b).map(\.content) == ["u", "x"])
+    @Test func aCorruptLineIsAnErrorNamingTheLine() throws {
+        let path = ChatFixture.temp() + "/bad.jsonl"
+        try "{\"type\":\"header\",\"version\":2}\n{\"role\":\"user\",\"content\":\"ok\"}\n{not json\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ChatError.self) { try Transcript.load(path: path) }
+        do { _ = try Transcript.load(path: path) } catch { #expect("\(error)".hasPrefix("\(path):3: ")) }
+        try "{\"type\":\"message\",\"id\":2,\"parent\":9,\"role\":\"user\",\"content\":\"x\"}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        do { _ = try Transcript.load(path: path); Issue.record("a dangling parent loaded") } catch { #expect("\(error)".contains(":1: ")) }
+        #expect(throws: ChatError.self) { try Transcript.load(path: ChatFixture.temp() + "/missing.jsonl") }
+        do { _ = try Transcript.load(path: "/nonexistent/x.jsonl") } catch { #expect(!"\(error)".contains("NSCocoaErrorDomain") && "\(error)".contains("no such file")) }
     }
 
-    @Test func corruptFilesAreErrorsNamingTheLine() throws {
-        let path = temp("bad.jsonl")
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try "{\"type\":\"header\"}\n{\"role\":\"user\",\"content\":\"ok\"}\n{broken\n".write(toFile: path, atomically: true, encoding: .utf8)
-        #expect { try Transcript.load(path: path) } throws: { ($0 as? TranscriptError)?.line == 3 }
-        try "{\"role\":\"wizard\",\"content\":\"x\"}\n".write(toFile: path, atomically: true, encoding: .utf8)
-        #expect { try Transcript.load(path: path) } throws: { ($0 as? TranscriptError)?.message.contains("role") == true }
-        #expect(throws: TranscriptError.self) { try Transcript.load(path: "/nonexistent.jsonl") }
+    @Test func savingIsAtomicAndNeverOverwritesUnasked() throws {
+        let dir = ChatFixture.temp()
+        let path = dir + "/saved.jsonl"
+        try Transcript.writeAtomically("one\n", to: path, overwrite: false)
+        #expect(throws: ChatError.self) { try Transcript.writeAtomically("two\n", to: path, overwrite: false) }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "one\n")
+        try Transcript.writeAtomically("two\n", to: path, overwrite: true)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "two\n")
+        // A folder that cannot be written: an error, the old file untouched, no temporary left.
+        #expect(throws: ChatError.self) { try Transcript.writeAtomically("x", to: "/proc/nekochat-test/x.jsonl", overwrite: true) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["saved.jsonl"])
+    }
+
+    @Test func routingIsStoredCompactlyAndExactly() throws {
+        let steps = [step([[1, 7], [3, 4]], gate: [0.25, 0.5], prompt: true), step([[6, 2], [0, 1]], gate: [Float.pi, -0])]
+        let json = RoutingCodec.encode(steps)
+        #expect(json["expert_bytes"]?.int == 1 && json["prompt"]?.int == 1)
+        #expect(try RoutingCodec.decode(try JSONValue.parse(json.serialized)) == steps)
+        #expect(throws: RoutingCodec.FormatError.self) {
+            try RoutingCodec.decode(try JSONValue.parse(#"{"layers":[2],"k":2,"count":3,"experts":"AAA=","weights":"AAAA"}"#))
+        }
     }
 }

@@ -4,11 +4,22 @@ import NekoChat
 @testable import NekoTUI
 import Testing
 
+func demoInfo(experts: Int = 8, layers: [Int] = [2, 3], k: Int = 2, context: Int = 2048) -> BackendInfo {
+    BackendInfo(kind: "local", modelName: "demo", location: "/m", fingerprint: "f", contextSize: context,
+                experts: experts, expertsPerToken: k, moeLayers: layers, reportsRouting: true)
+}
+
+func finished(_ id: Int, parent: Int, _ text: String, _ reason: FinishReason) -> ChatMessage {
+    var m = ChatMessage(id: id, parent: parent, role: .assistant, content: text)
+    m.finishReason = reason
+    return m
+}
+
 func sampleState() -> ScreenState {
     nk_setlocale_all()
-    var s = ScreenState(modelName: "demo", experts: 8, contextSize: 2048)
+    var s = ScreenState(backend: demoInfo())
     s.apply(.messageAdded(ChatMessage(id: 1, role: .user, content: "What light through yonder window breaks?")))
-    s.apply(.messageAdded(ChatMessage(id: 2, role: .assistant, content: "")))
+    s.apply(.messageAdded(ChatMessage(id: 2, parent: 1, role: .assistant, content: "")))
     s.apply(.prefillProgress(done: 20, total: 20))
     s.apply(.textDelta(messageID: 2, text: "It is the east, and Juliet is the sun. 日本語 😀"))
     s.apply(.routing(messageID: 2, step: RoutingStep(layers: [2, 3], experts: [[0, 5], [7, 5]], weights: [[0.6, 0.4], [0.5, 0.5]])))
@@ -47,7 +58,8 @@ func sampleState() -> ScreenState {
         #expect(big.text.contains("L2 ") && big.text.contains("routing · reply"))
         let small = ChatView.render(sampleState(), width: 40, height: 12)
         let lines = small.text.split(separator: "\n", omittingEmptySubsequences: false)
-        #expect(lines.count == 12 && !small.text.contains("L2 "))   // the panel hides itself
+        // Too small for the panel: it says so, and how to see it.
+        #expect(lines.count == 12 && !small.text.contains("L2 ") && small.text.contains("Ctrl-T"))
         #expect(small.text.contains("> thou art more lovely") && lines[0].contains("demo"))
         #expect(ChatView.render(sampleState(), width: 10, height: 3).text.contains("too small"))
     }
@@ -72,18 +84,18 @@ func sampleState() -> ScreenState {
         s.moveInspector(-5)
         text = ChatView.render(s, width: 100, height: 24).text
         #expect(text.contains("token 1/3") && text.contains("e0 0.60"))
-        var empty = ScreenState(modelName: "m", experts: 8, contextSize: 10)
+        var empty = ScreenState(backend: demoInfo())
         let none = empty.startInspector()
         #expect(!none)
     }
 
-    @Test func conversationForSavingLeavesNoticesOut() {
+    @Test func finishingAReplyUpdatesTheStatus() {
         var s = sampleState()
         s.notice("a notice")
-        s.apply(.finished(ChatMessage(id: 2, role: .assistant, content: "It is the east."), .cancelled))
-        let c = s.conversation
-        #expect(c.map(\.role) == [.user, .assistant] && c[1].content == "It is the east." && c[1].stopped == false)
-        #expect(s.status == .stopped)
+        s.apply(.finished(finished(2, parent: 1, "It is the east.", .cancelled)))
+        #expect(s.conversation.path.map(\.role) == [.user, .assistant] && s.conversation.path[1].stopped)
+        #expect(s.status == .stopped && !s.isBusy)
+        #expect(ChatView.render(s, width: 100, height: 24).text.contains("neko (stopped)"))
     }
 
     @Test func scrollBackAndFollow() {
@@ -102,7 +114,7 @@ func sampleState() -> ScreenState {
         for h in 6...8 { #expect(ChatView.render(s, width: 100, height: h).height == h) }
         // At 20 columns the key hint gives way to the input box's border.
         var idle = sampleState()
-        idle.apply(.finished(ChatMessage(id: 2, role: .assistant, content: "It is the east."), .length))
+        idle.apply(.finished(finished(2, parent: 1, "It is the east.", .length)))
         let narrow = ChatView.render(idle, width: 20, height: 6).text.split(separator: "\n")
         let border = narrow.firstIndex { $0.count == 20 && $0.allSatisfy { $0 == "─" } }
         #expect(border != nil && narrow[(border ?? 0) + 1].hasPrefix("> thou"), "\(narrow)")
@@ -133,11 +145,11 @@ func sampleState() -> ScreenState {
         #expect(e.string == ">a\n")
         _ = e.submit()
         e.insert("second"); _ = e.submit()
-        e.historyUp()
+        e.up()
         #expect(e.string == "second")
-        e.historyUp()
+        e.up()
         #expect(e.string == ">a\n")
-        e.historyDown(); e.historyDown()
+        e.down(); e.down()
         #expect(e.string == "")
     }
 

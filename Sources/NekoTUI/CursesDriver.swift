@@ -1,16 +1,18 @@
 import CNcursesw
 import Foundation
+import NekoChat
 
-/// The ncurses side: one thread (the caller's) owns all curses calls. Writes only the cells
-/// that changed since the last frame.
-public final class Terminal {
+/// The ncurses screen: one thread (the caller's) owns all curses calls. Writes only the cells
+/// that changed since the last frame; turns curses key codes and escape sequences into keys.
+public final class CursesDriver: ScreenDriver {
     private var previous: CellGrid?
-    private let theme: Theme
+    private var theme: Theme
     private var pairs: [String: Int16] = [:]
     private var colors = false
     private var colors256 = false
     private var screen: OpaquePointer?
     private var closed = false
+    private var decoder = KeyDecoder()
 
     public init(theme: Theme) throws {
         self.theme = theme
@@ -34,41 +36,127 @@ public final class Terminal {
         nonl()   // Enter arrives as CR, Ctrl-J as LF: they must differ
         keypad(nk_stdscr(), true)
         nk_set_escdelay(25)
-        timeout(30)
-        nk_enable_mouse()
+        timeout(0)
+        setMouse(true)
+        startColors()
+        // Bracketed paste: the terminal wraps pasted text in ESC[200~ … ESC[201~.
+        writeRaw("\u{1B}[?2004h")
+        curs_set(1)
+    }
+
+    deinit { close() }
+
+    private func startColors() {
+        colors = false
+        pairs = [:]
         if theme.usesColor, has_colors() {
             start_color()
             use_default_colors()
             colors = true
             colors256 = nk_colors() >= 256
         }
-        // Bracketed paste: the terminal wraps pasted text in ESC[200~ … ESC[201~.
-        FileHandle.standardOutput.write(Data("\u{1B}[?2004h".utf8))
-        curs_set(1)
     }
-
-    deinit { close() }
 
     /// Restores the terminal (idempotent).
     public func close() {
         guard !closed else { return }
         closed = true
-        FileHandle.standardOutput.write(Data("\u{1B}[?2004l".utf8))
+        writeRaw("\u{1B}[?2004l")
         endwin()
         if let screen { delscreen(screen) }
     }
 
     public var size: (width: Int, height: Int) { (Int(nk_cols()), Int(nk_lines())) }
 
-    /// Raw input: characters and key codes, or nil after the timeout.
-    public func read() -> (code: UInt32, isKey: Bool)? {
+    public func setTheme(_ theme: Theme) {
+        self.theme = theme
+        startColors()
+        previous = nil
+    }
+
+    public func setMouse(_ on: Bool) { nk_enable_mouse(on ? 1 : 0) }
+
+    public func writeRaw(_ text: String) {
+        try? FileHandle.standardOutput.write(contentsOf: Data(text.utf8))
+    }
+
+    public func suspend(_ body: () -> Void) {
+        writeRaw("\u{1B}[?2004l")
+        def_prog_mode()
+        endwin()
+        body()
+        reset_prog_mode()
+        writeRaw("\u{1B}[?2004h")
+        previous = nil
+        refresh()
+    }
+
+    /// Raw input: characters and key codes, or nil when none is waiting.
+    private func read() -> (code: UInt32, isKey: Bool)? {
         var c: UInt32 = 0
         let r = nk_get_wch(&c)
         if r == ERR { return nil }
         return (c, r == nk_key_code_yes())
     }
 
-    public func mouseWheel() -> Int { Int(nk_mouse_wheel()) }
+    private func key(code: UInt32) -> [Key] {
+        switch Int32(code) {
+        case nk_key_resize(): previous = nil; return [.resize]
+        case nk_key_mouse(): let w = Int(nk_mouse_wheel()); return w != 0 ? [.wheel(w)] : []
+        case KEY_UP: return [.up]
+        case KEY_DOWN: return [.down]
+        case KEY_LEFT: return [.left]
+        case KEY_RIGHT: return [.right]
+        case KEY_HOME: return [.home]
+        case KEY_END: return [.end]
+        case KEY_PPAGE: return [.pageUp]
+        case KEY_NPAGE: return [.pageDown]
+        case KEY_BACKSPACE: return [.backspace]
+        case KEY_DC: return [.delete]
+        case KEY_ENTER: return [.enter]
+        case KEY_BTAB: return [.backTab]
+        default:
+            // xterm's modified keys, as ncurses names them (kUP5, kHOM5, …).
+            if let name = nk_keyname(Int32(code)).map({ String(cString: $0) }) {
+                switch name {
+                case "kUP5", "kUP3": return [.ctrlUp]
+                case "kDN5", "kDN3": return [.ctrlDown]
+                case "kLFT5", "kLFT3": return [.ctrlLeft]
+                case "kRIT5", "kRIT3": return [.ctrlRight]
+                case "kHOM5", "kHOM3": return [.ctrlHome]
+                case "kEND5", "kEND3": return [.ctrlEnd]
+                default: break
+                }
+            }
+            return []
+        }
+    }
+
+    public func readKeys(timeout: Double, wake: Int32) -> [Key] {
+        var keys = drainInput()
+        if keys.isEmpty && !decoder.isPending {
+            // ncurses holds nothing back now: wait on the terminal and the wake descriptor.
+            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+            if wake >= 0 { fds.append(pollfd(fd: wake, events: Int16(POLLIN), revents: 0)) }
+            _ = poll(&fds, nfds_t(fds.count), Int32(max(0, timeout) * 1000))
+            keys = drainInput()
+        }
+        if decoder.isPending {
+            // An Escape alone, or the start of a sequence: give the rest 30 ms to arrive.
+            var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, 1, 30) > 0 { keys += drainInput() }
+            if decoder.isPending && keys.isEmpty { keys += decoder.flushEscape() }
+        }
+        return keys
+    }
+
+    private func drainInput() -> [Key] {
+        var keys: [Key] = []
+        while let (code, isKey) = read() {
+            keys += isKey ? key(code: code) : decoder.feed(character: code)
+        }
+        return keys
+    }
 
     func colorIndex(_ c: Theme.Color) -> Int16 {
         switch c {
@@ -122,11 +210,9 @@ public final class Terminal {
         previous = grid
     }
 
-    /// Forgets the last frame (after a resize, everything is redrawn).
-    public func invalidate() { previous = nil }
 }
 
-public struct TerminalError: Error, CustomStringConvertible {
+public struct TerminalError: UserFacingError {
     public let description: String
     init(_ d: String) { description = d }
 }

@@ -1,0 +1,186 @@
+import Foundation
+import NekoModel
+import NekoTemplate
+import NekoTokenizer
+
+/// The model on this machine: renders the conversation with the chat template (or as plain
+/// text in complete mode), prefills only what the KV cache does not already hold (the longest
+/// common prefix with the previous turn), trims the oldest turns when the context fills up
+/// (never the system prompt) and runs the decode loop. Not thread-safe: the chat calls
+/// `reply` on its model thread only (`check` and `describePrompt` are safe anywhere).
+public final class LocalBackend: ChatBackend, @unchecked Sendable {
+    public let bundle: ModelBundle
+    public let tokenizer: Tokenizer
+    public let template: ChatTemplate
+    public let info: BackendInfo
+    let generator: Generator
+    let cache: KVCache
+    /// The tokens whose keys and values the cache holds, in order.
+    private(set) var cachedTokens: [Int] = []
+    let endOfTurnIds: Set<Int>
+    let controlTokenIds: Set<Int>
+
+    public init(bundle: ModelBundle, threads: Int, contextSize: Int? = nil, modelName: String? = nil,
+                isBuiltInDemo: Bool = false) throws {
+        self.bundle = bundle
+        tokenizer = try bundle.requireTokenizer()
+        template = try bundle.chatTemplate()
+        generator = Generator(model: bundle.model, threads: threads)
+        cache = try bundle.model.makeCache(capacity: contextSize)
+        endOfTurnIds = bundle.endOfTurnIds(template)
+        controlTokenIds = Set(tokenizer.addedTokens.filter(\.special).map(\.id))
+        let config = bundle.model.config
+        info = BackendInfo(kind: "local", modelName: modelName ?? URL(fileURLWithPath: bundle.directory).lastPathComponent,
+                           location: bundle.directory, fingerprint: bundle.fingerprint, contextSize: cache.capacity,
+                           experts: config.numExperts, expertsPerToken: config.numExpertsPerTok,
+                           moeLayers: config.moeLayers, reportsRouting: !config.moeLayers.isEmpty, isBuiltInDemo: isBuiltInDemo)
+    }
+
+    public var contextSize: Int { cache.capacity }
+
+    /// Prompt ids for `messages` as they stand.
+    func encode(_ messages: [ChatMessage], mode: ChatMode) throws -> [Int] {
+        if mode == .complete {
+            // The messages as one running text, with the tokenizer's own special tokens (BOS).
+            return tokenizer.encode(messages.map(\.content).joined())
+        }
+        let text = try template.render(messages: messages.map(\.templateJSON), addGenerationPrompt: true)
+        return tokenizer.encode(text, addSpecialTokens: false)
+    }
+
+    /// The prompt for `messages`, dropping the oldest turns while it does not leave room for
+    /// the reply. Returns the ids and how many messages were left out.
+    func prompt(_ messages: [ChatMessage], settings: ChatSettings) throws -> (ids: [Int], dropped: Int) {
+        let system = messages.filter { $0.role == .system }
+        var rest = messages.filter { $0.role != .system }
+        var dropped = 0
+        while true {
+            let ids = try encode(system + rest, mode: settings.mode)
+            let room = min(settings.maxTokens, max(1, cache.capacity / 4))
+            if ids.count + room <= cache.capacity || rest.count <= 1 {
+                guard ids.count < cache.capacity else { throw tooLong(ids.count) }
+                return (ids, dropped)
+            }
+            // Drop the oldest turn: a user message and the reply that follows it.
+            rest.removeFirst()
+            dropped += 1
+            if rest.first?.role == .assistant { rest.removeFirst(); dropped += 1 }
+        }
+    }
+
+    func tooLong(_ count: Int) -> ChatError {
+        ChatError("the message needs \(count) tokens, more than the context holds (\(cache.capacity) tokens; --ctx-size sets it)")
+    }
+
+    public func check(_ messages: [ChatMessage], settings: ChatSettings) throws {
+        // The newest message with the system prompt alone must fit; older turns can be trimmed.
+        let system = messages.filter { $0.role == .system }
+        guard let last = messages.last(where: { $0.role != .system }) else { return }
+        let count = try encode(system + [last], mode: settings.mode).count
+        if count >= cache.capacity { throw tooLong(count) }
+    }
+
+    public func describePrompt(_ messages: [ChatMessage], settings: ChatSettings) throws -> String? {
+        let (ids, _) = try prompt(messages, settings: settings)
+        let text = ids.map { "\($0):\(tokenizer.decode([$0]).debugDescription)" }.joined(separator: " ")
+        return "the prompt is \(ids.count) tokens (\(settings.mode.rawValue) mode):\n\(text)"
+    }
+
+    func rules(_ settings: ChatSettings) -> StopRules {
+        var rules = StopRules(eos: bundle.eosTokenIds, endOfTurn: settings.mode == .chat ? endOfTurnIds : [],
+                              stopStrings: settings.stop, maxTokens: settings.maxTokens)
+        rules.controlTokens = controlTokenIds
+        rules.maskControlTokens = settings.mode == .chat
+        return rules
+    }
+
+    public func reply(_ request: ReplyRequest, cancel: CancellationFlag, emit: (BackendEvent) -> Void) {
+        var summary = ReplySummary(reason: .cancelled)
+        defer { emit(.finished(summary)) }
+        let ids: [Int], dropped: Int
+        do {
+            (ids, dropped) = try prompt(request.messages, settings: request.settings)
+        } catch {
+            summary.reason = .error
+            summary.error = userMessage(error)
+            return
+        }
+        if dropped > 0 { emit(.contextTrimmed(droppedMessages: dropped)) }
+        summary.promptTokens = ids.count
+        guard !ids.isEmpty else {
+            summary.reason = .error
+            summary.error = "the prompt is empty: there is nothing for the model to continue"
+            return
+        }
+
+        // Reuse the cache up to the longest common prefix; prefill at least one token.
+        let common = min(zip(cachedTokens, ids).prefix { $0 == $1 }.count, ids.count - 1)
+        cache.truncate(to: common)
+        cachedTokens = Array(cachedTokens.prefix(common))
+        let fresh = Array(ids[common...])
+
+        var sequence = DecodeSequence(prompt: ids, sampling: request.settings.sampling, rules: rules(request.settings),
+                                      tokenizer: tokenizer)
+        summary.seed = sequence.sampler.seed
+        let routing = info.reportsRouting ? bundle.model.makeRoutingRecord() : nil
+        var stats = GenerationStats(contextUsed: cache.length, contextSize: cache.capacity)
+        var fed = fresh   // tokens put through the model this turn, in order (their routing)
+        let prefillStart = DispatchTime.now()
+        var decodeStart = prefillStart
+        var decoded = 0
+        do {
+            let outcome = try generator.decode(fresh, cache: cache, sequence: &sequence, routing: routing, cancel: cancel) { event in
+                switch event {
+                case let .prefilled(done, total):
+                    emit(.prefillProgress(done: done, total: total))
+                    if done == total {
+                        stats.prefillTokensPerSecond = Double(total) / seconds(since: prefillStart)
+                        stats.contextUsed = cache.length
+                        emit(.stats(stats))
+                    }
+                case let .token(id, text):
+                    if !text.isEmpty { emit(.textDelta(text)) }
+                    guard id >= 0 else { return }
+                    fed.append(id)
+                    decoded += 1
+                    // The first token comes from the prefill's logits: the decode rate starts after it.
+                    if decoded == 1 { decodeStart = DispatchTime.now() } else {
+                        stats.decodeTokensPerSecond = Double(decoded - 1) / seconds(since: decodeStart)
+                    }
+                    stats.contextUsed = cache.length
+                    emit(.stats(stats))
+                case let .routed(first, count):
+                    guard let routing else { return }
+                    for t in first..<first + count {
+                        let id = fed[t]
+                        emit(.routing(step(routing, token: t, id: id, isPrompt: t < fresh.count)))
+                    }
+                }
+            }
+            summary.reason = sequence.finishReason ?? .cancelled
+            summary.prefillTokensPerSecond = outcome.prefillTokensPerSecond
+            summary.decodeTokensPerSecond = outcome.decodeTokensPerSecond
+        } catch {
+            summary.reason = .error
+            summary.error = userMessage(error)
+        }
+        summary.completionTokens = sequence.generated.count
+        cachedTokens = Array((ids + sequence.generated).prefix(cache.length))
+        stats.contextUsed = cache.length
+        stats.prefillTokensPerSecond = summary.prefillTokensPerSecond
+        stats.decodeTokensPerSecond = summary.decodeTokensPerSecond
+        emit(.stats(stats))
+    }
+
+    /// Token `t` of `record` as a routing step.
+    func step(_ record: RoutingRecord, token t: Int, id: Int, isPrompt: Bool) -> RoutingStep {
+        var step = RoutingStep(layers: record.moeLayers, experts: [], weights: [], tokenId: id,
+                               token: tokenizer.decode([id]), isPrompt: isPrompt)
+        for slot in record.moeLayers.indices {
+            let choice = record.choice(token: t, slot: slot)
+            step.experts.append(choice.experts)
+            step.weights.append(choice.weights)
+        }
+        return step
+    }
+}

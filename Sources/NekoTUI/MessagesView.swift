@@ -1,0 +1,106 @@
+import Foundation
+import NekoChat
+
+/// The message pane: the current path of the conversation, with the notices given after each
+/// message, wrapped by display width and bottom-anchored (it follows the stream unless
+/// scrolled back).
+enum MessagesView {
+    /// The widest a paragraph of prose runs, whatever the window's width (a readable measure).
+    static let measure = 100
+
+    static func header(_ m: ChatMessage, _ s: ScreenState) -> Line {
+        var title: String
+        let style: StyleRole
+        switch m.role {
+        case .user: title = "you"; style = .user
+        case .assistant:
+            title = "neko"
+            if m.stopped { title += " (stopped)" }
+            if m.finishReason == .error { title += " (failed)" }
+            if m.decodeTokensPerSecond > 0 { title += String(format: " · %.1f tok/s", m.decodeTokensPerSecond) }
+            style = .assistant
+        case .system: title = "system"; style = .system
+        }
+        var line: Line = [Span(title, style)]
+        let (i, n) = s.conversation.siblingPosition(of: m.id)
+        if n > 1 { line.append(Span("  ‹ \(i + 1)/\(n) ›", .dim)) }
+        return line
+    }
+
+    /// The body's styled text: the inspected token of a reply stands out.
+    static func body(_ m: ChatMessage, _ s: ScreenState) -> [Span] {
+        let style: StyleRole = m.role == .system ? .system : .text
+        guard let (id, index) = s.inspector, id == m.id else { return [Span(m.content, style)] }
+        let tokens = s.inspectable(id).map(\.token)
+        guard index < tokens.count else { return [Span(m.content, style)] }
+        let before = tokens[..<index].joined(), token = tokens[index]
+        guard m.content.hasPrefix(before + token) else { return [Span(m.content, style)] }
+        let rest = String(m.content.dropFirst(before.count + token.count))
+        return [Span(before, style), Span(token, .selected), Span(rest, style)]
+    }
+
+    static func lines(of m: ChatMessage, _ s: ScreenState, width: Int) -> [Line] {
+        let w = max(1, min(width - 2, measure))
+        var out: [Line] = [header(m, s)]
+        let content = m.isPending && m.content.isEmpty ? [Span("…", .dim)] : body(m, s)
+        for l in wrap(content, width: w) { out.append([Span("  ", .text)] + l) }
+        out.append([])
+        return out
+    }
+
+    static func lines(of n: Notice, width: Int) -> [Line] {
+        let style: StyleRole = n.kind == .error ? .error : .notice
+        let prefix = n.kind == .error ? "error: " : "· "
+        return wrap([Span(prefix + n.text, style)], width: max(1, min(width, measure + 2))) + [[]]
+    }
+
+    /// The last `needed` lines of the pane (or all of them, if fewer): only what can show is
+    /// wrapped, so a long conversation costs nothing per frame. `complete` is true when these
+    /// are all the lines there are.
+    static func lastLines(_ s: ScreenState, width: Int, needed: Int) -> (lines: [Line], complete: Bool) {
+        var blocks: [[Line]] = []
+        var count = 0
+        func add(_ b: [Line]) -> Bool {
+            blocks.append(b)
+            count += b.count
+            return count >= needed
+        }
+        let path = s.conversation.path
+        for m in path.reversed() {
+            for n in s.notices(after: m.id).reversed() where add(lines(of: n, width: width)) { return (joined(blocks), false) }
+            if add(lines(of: m, s, width: width)) { return (joined(blocks), false) }
+        }
+        for n in s.notices(after: nil).reversed() where add(lines(of: n, width: width)) { return (joined(blocks), false) }
+        if let system = s.conversation.system {
+            let m = ChatMessage(id: 0, role: .system, content: system)
+            if add(lines(of: m, s, width: width)) { return (joined(blocks), false) }
+        }
+        return (joined(blocks), true)
+    }
+
+    static func joined(_ blocks: [[Line]]) -> [Line] { blocks.reversed().flatMap { $0 } }
+
+    /// The most lines the pane can be scrolled back.
+    static func maxScroll(_ s: ScreenState, width: Int, height: Int) -> Int {
+        let (lines, _) = lastLines(s, width: width, needed: .max)
+        return max(0, lines.count - height)
+    }
+
+    static func draw(_ s: ScreenState, into g: inout CellGrid, rect: (x: Int, y: Int, w: Int, h: Int)) {
+        guard rect.h > 0, rect.w > 0 else { return }
+        let (lines, complete) = lastLines(s, width: rect.w, needed: rect.h + max(0, s.scrollBack))
+        let back = complete ? min(max(0, s.scrollBack), max(0, lines.count - rect.h)) : max(0, s.scrollBack)
+        let bottom = lines.count - back
+        let top = max(0, bottom - rect.h)
+        for (i, line) in lines[top..<bottom].enumerated() {
+            g.put(line, x: rect.x, y: rect.y + i, maxX: rect.x + rect.w)
+        }
+        if back > 0 {
+            let marker = " ↓ \(back) more line\(back == 1 ? "" : "s") below (End) "
+            g.put(marker, x: rect.x + max(0, rect.w - displayWidth(marker)), y: rect.y + rect.h - 1, style: .selected, maxX: rect.x + rect.w)
+        }
+        if top > 0 || !complete {
+            g.put(" ↑ ", x: rect.x + max(0, rect.w - 3), y: rect.y, style: .dim, maxX: rect.x + rect.w)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import NekoChat
+
+/// A slash command: its name, what it takes, one line of help, and what it does. `/help`, Tab
+/// completion and the dispatcher all read this one table. Every command answers in one line
+/// (the returned text, or an error).
+struct SlashCommand: Sendable {
+    let name: String
+    var aliases: [String] = []
+    let usage: String
+    let help: String
+    let run: @Sendable (ChatApp, String, _ force: Bool) throws -> String?
+
+    static func named(_ name: String) -> SlashCommand? { all.first { $0.name == name || $0.aliases.contains(name) } }
+
+    static let all: [SlashCommand] = [
+        SlashCommand(name: "help", aliases: ["?"], usage: "/help", help: "keys and commands") { app, _, _ in
+            app.notice(ChatApp.helpText(app))
+            return nil
+        },
+        SlashCommand(name: "quit", aliases: ["q", "exit"], usage: "/quit", help: "leave (the chat is saved)") { app, _, _ in
+            app.quit = true
+            return nil
+        },
+        SlashCommand(name: "new", usage: "/new", help: "start a new chat (in a new file; system prompt and settings stay)") { app, _, _ in
+            if app.controller.isBusy { app.controller.stop(); _ = app.controller.finish(timeout: 5) }
+            try app.controller.newChat()
+            return "new chat"
+        },
+        SlashCommand(name: "system", usage: "/system [TEXT | none]", help: "show, set or clear the system prompt") { app, arg, _ in
+            if arg.isEmpty {
+                return app.controller.conversation.system.map { "the system prompt is: \($0) (/system none clears it)" }
+                    ?? "there is no system prompt (/system TEXT sets one)"
+            }
+            try app.controller.setSystem(arg == "none" ? nil : arg)
+            return arg == "none" ? "system prompt cleared" : "system prompt set (\(arg.count) characters); it applies from the next reply"
+        },
+        SlashCommand(name: "regen", aliases: ["r"], usage: "/regen", help: "write the last reply again (the old one stays: ‹ › switch)") { app, _, _ in
+            try app.controller.regenerate()
+            return nil
+        },
+        SlashCommand(name: "set", usage: "/set [NAME VALUE]", help: "change a setting; alone: list them with their values") { app, arg, _ in
+            let settings = app.controller.conversation.settings
+            if arg.isEmpty {
+                return "settings: " + SettingSpec.all.map { "\($0.name) \($0.display(settings)) (\($0.accepts))" }.joined(separator: " · ")
+            }
+            let kv = arg.split(separator: " ", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else {
+                guard let spec = SettingSpec.named(kv[0]) else {
+                    throw ChatError("unknown setting '\(kv[0])'; settings: \(SettingSpec.all.map(\.name).joined(separator: ", "))")
+                }
+                return "\(spec.name) = \(spec.display(settings)): \(spec.help); /set \(spec.name) VALUE with \(spec.accepts)"
+            }
+            return try app.controller.set(kv[0], kv[1])
+        },
+        SlashCommand(name: "show", usage: "/show", help: "the model, the backend and the settings") { app, _, _ in
+            let info = app.controller.backend.info
+            let settings = app.controller.conversation.settings
+            var parts = ["model \(info.modelName) (\(info.location))", "\(info.kind) backend", "context \(info.contextSize)"]
+            if !info.moeLayers.isEmpty { parts.append("\(info.moeLayers.count) MoE layers × \(info.experts) experts, top-\(info.expertsPerToken)") }
+            parts.append(SettingSpec.all.map { "\($0.name) \($0.display(settings))" }.joined(separator: ", "))
+            if let path = app.controller.transcript?.path { parts.append("saved to \(path)") }
+            return parts.joined(separator: " · ")
+        },
+        SlashCommand(name: "mode", usage: "/mode chat|complete", help: "chat template, or plain continuation of the text") { app, arg, _ in
+            guard !arg.isEmpty else { return "mode \(app.controller.conversation.settings.mode.rawValue) (/mode chat|complete)" }
+            try app.controller.set("mode", arg)
+            return arg == "chat" ? "chat mode: the chat template frames the conversation"
+                : "complete mode: the model continues the plain text of the conversation"
+        },
+        SlashCommand(name: "tokens", usage: "/tokens", help: "the prompt as the model sees it, token by token") { app, _, _ in
+            try app.controller.describePrompt()
+        },
+        SlashCommand(name: "inspect", usage: "/inspect", help: "walk the last reply's tokens and see each one's experts (Ctrl-O)") { app, _, _ in
+            app.inspect()
+            return nil
+        },
+        SlashCommand(name: "routing", usage: "/routing last|reply|session|off|on", help: "what the routing panel counts, or hide it") { app, arg, _ in
+            switch arg {
+            case "off": app.state.panel = .hidden; return "routing panel hidden (/routing on shows it)"
+            case "on": app.state.panel = .shown; return "routing panel shown"
+            default:
+                guard let scope = RoutingCounts.Scope(rawValue: arg) else {
+                    throw ChatError("/routing takes last, reply, session, on or off; it counts \(app.state.routingScope.rawValue) now")
+                }
+                app.state.routingScope = scope
+                if app.state.panel == .hidden { app.state.panel = .shown }
+                return "routing panel: \(scope.rawValue)"
+            }
+        },
+        SlashCommand(name: "theme", usage: "/theme [NAME]", help: "change the colours (dark, light, mono or a file)") { app, arg, _ in
+            guard !arg.isEmpty else {
+                return "theme \(app.state.themeName); themes: \(Theme.available().joined(separator: ", ")) (/theme NAME)"
+            }
+            app.effects.append(.theme(arg))
+            return nil
+        },
+        SlashCommand(name: "save", usage: "/save [FILE]", help: "write a copy of the whole chat (/save! overwrites)") { app, arg, force in
+            guard !arg.isEmpty else {
+                return "this chat saves itself to \(app.controller.transcript?.path ?? "a new file when you send a message"); /save FILE writes a copy"
+            }
+            return try app.controller.save(to: arg, overwrite: force)
+        },
+        SlashCommand(name: "export", usage: "/export FILE.md", help: "the chat as Markdown (/export! overwrites)") { app, arg, force in
+            guard !arg.isEmpty else { throw ChatError("/export needs a file name: /export FILE.md") }
+            return try app.controller.export(to: arg, overwrite: force)
+        },
+        SlashCommand(name: "load", usage: "/load FILE", help: "open a saved chat here (it goes on in that file)") { app, arg, _ in
+            guard !arg.isEmpty else {
+                throw ChatError("/load needs a file: a chat saved by nekochat, or OpenAI-style JSON (saved chats are in \(TranscriptStore.standard().directory))")
+            }
+            return try app.controller.load(arg)
+        },
+        SlashCommand(name: "title", usage: "/title TEXT", help: "name this chat") { app, arg, _ in
+            guard !arg.isEmpty else { return app.controller.conversation.title.map { "title: \($0)" } ?? "no title yet (/title TEXT)" }
+            app.controller.setTitle(arg)
+            return "title set"
+        },
+        SlashCommand(name: "mouse", usage: "/mouse on|off", help: "wheel scrolling, or the terminal's own selection") { app, arg, _ in
+            guard arg == "on" || arg == "off" else { return "mouse \(app.mouse ? "on" : "off") (/mouse on|off)" }
+            app.mouse = arg == "on"
+            app.effects.append(.mouse(app.mouse))
+            return app.mouse ? "mouse on: the wheel scrolls (Shift-drag selects in most terminals)" : "mouse off: select text with the mouse; PgUp/PgDn scroll"
+        },
+        SlashCommand(name: "edit", usage: "/edit", help: "edit the input in $VISUAL / $EDITOR (Ctrl-X Ctrl-E)") { app, _, _ in
+            app.effects.append(.editor)
+            return nil
+        },
+    ]
+}
+
+extension ChatApp {
+    static let keysHelp = """
+        keys: Enter sends · Alt-Enter or Ctrl-J newline · Esc or Ctrl-C stops a reply · Ctrl-C (idle) or Ctrl-D (empty) quits
+        PgUp/PgDn scroll half a page · Home/End (empty input) or Ctrl-Home/End: top/bottom · ↑/↓: lines, then history
+        Tab: completes /commands, else cycles the routing scope · Ctrl-T: routing panel shown/full/hidden · Ctrl-O: inspector
+        Ctrl-X Ctrl-E: edit in $EDITOR · //text sends a message that starts with /
+        """
+
+    static func helpText(_ app: ChatApp) -> String {
+        let width = SlashCommand.all.map(\.usage.count).max() ?? 0
+        let commands = SlashCommand.all.map { $0.usage.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.help }
+        var text = keysHelp + "\n" + commands.joined(separator: "\n")
+        if let path = app.controller.transcript?.path { text += "\nthis chat is saved to \(path)" }
+        return text
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+@testable import NekoChat
+import Testing
+
+/// The chat core with a scripted backend and with the real model: commands in, events out,
+/// every event applied to the conversation and the transcript in one order.
+@Suite struct ControllerTests {
+    func controller(_ replies: [String] = ["Good morrow, friend."], delay: Double = 0, contextSize: Int = 4096,
+                    store: TranscriptStore? = nil) -> (ChatController, ScriptedBackend) {
+        let backend = ScriptedBackend(replies: replies, delay: delay, contextSize: contextSize)
+        let s = store ?? TranscriptStore(directory: ChatFixture.temp())
+        return (ChatController(backend: backend, transcript: TranscriptWriter(store: s, header: TranscriptHeader(backend.info))), backend)
+    }
+
+    @Test func sendRunsAReplyWhoseEventsBuildTheConversation() throws {
+        let (c, backend) = controller()
+        try c.send("hi")
+        #expect(c.isBusy)
+        let events = c.finish()
+        guard case let .messageAdded(user)? = events.first, user.role == .user else { Issue.record("\(events)"); return }
+        guard case let .messageAdded(pending) = events[1], pending.isPending else { Issue.record("\(events[1])"); return }
+        #expect(events.contains { if case let .finished(m) = $0 { m.id == pending.id && m.finishReason == .eos } else { false } })
+        #expect(c.conversation.path.map(\.content) == ["hi", "Good morrow, friend."])
+        #expect(c.conversation.message(pending.id)?.routing.count == 3)
+        // A projection fed the same events equals the core's conversation.
+        var projection = Conversation()
+        for e in events { projection.apply(e) }
+        #expect(projection == c.conversation)
+        #expect(backend.requests.first?.messages.map(\.content) == ["hi"])
+        let log = try Transcript.load(path: try #require(c.transcript?.path)).conversation
+        #expect(log.path.map(\.content) == c.conversation.path.map(\.content))
+    }
+
+    @Test func aMessageTheContextCannotHoldIsRefusedBeforeItIsStored() throws {
+        let (c, _) = controller(contextSize: 50)
+        #expect(throws: ChatError.self) { try c.send(String(repeating: "x", count: 100)) }
+        #expect(c.conversation.isEmpty && !c.isBusy && c.poll().isEmpty && c.transcript?.path == nil)
+        #expect(throws: ChatError.self) { try c.send("   ") }
+    }
+
+    @Test func stopKeepsThePartialReplyAndBusyCommandsAreRefused() throws {
+        let (c, _) = controller([String(repeating: "word ", count: 200)], delay: 0.01)
+        try c.send("go")
+        #expect(throws: ChatError.self) { try c.send("again") }
+        #expect(throws: ChatError.self) { try c.regenerate() }
+        while !c.poll(waiting: 1).contains(where: { if case .textDelta = $0 { true } else { false } }) {}
+        c.stop()
+        _ = c.finish()
+        let reply = try #require(c.conversation.path.last)
+        #expect(reply.stopped && !reply.content.isEmpty && reply.content.count < 1000)
+    }
+
+    @Test func regenerateEditAndSiblingsMakeBranches() throws {
+        let (c, backend) = controller(["one", "two", "three", "four"])
+        try c.send("q")
+        _ = c.finish()
+        try c.regenerate()
+        _ = c.finish()
+        let q = c.conversation.path[0].id
+        #expect(c.conversation.children(of: q).map(\.content) == ["one", "two"] && c.conversation.path.last?.content == "two")
+        try c.selectSibling(of: try #require(c.conversation.path.last?.id), offset: -1)
+        _ = c.poll()
+        #expect(c.conversation.path.map(\.content) == ["q", "one"])
+        try c.edit(q, to: "q2")
+        _ = c.finish()
+        #expect(c.conversation.path.map(\.content) == ["q2", "three"])
+        #expect(c.conversation.children(of: nil).count == 2)
+        // The backend saw only the edited path.
+        #expect(backend.requests.last?.messages.map(\.content) == ["q2"])
+        #expect(throws: ChatError.self) { try c.edit(try #require(c.conversation.path.last?.id), to: "not mine") }
+        // The whole tree survives a save and a load.
+        let file = ChatFixture.temp() + "/tree.jsonl"
+        _ = try c.save(to: file)
+        let loaded = try Transcript.load(path: file).conversation
+        #expect(loaded.messages.map(\.content) == c.conversation.messages.map(\.content) && loaded.path == c.conversation.path)
+    }
+
+    @Test func aFixedSeedGivesEachReplyItsOwnRecordedSeed() throws {
+        let (c, backend) = controller(["a", "b"])
+        try c.set("seed", "10")
+        try c.send("x")
+        _ = c.finish()
+        try c.regenerate()
+        _ = c.finish()
+        #expect(backend.requests.map(\.settings.sampling.seed) == [10, 11])
+    }
+
+    @Test func settingsAnswerAndRefuseBadValues() throws {
+        let (c, _) = controller()
+        #expect(try c.set("temperature", "0.25") == "temperature = 0.25")
+        #expect(c.conversation.settings.sampling.temperature == 0.25)
+        #expect(throws: ChatError.self) { try c.set("temperature", "hot") }
+        #expect(throws: ChatError.self) { try c.set("warmth", "1") }
+        #expect(c.poll().filter { if case .settingsChanged = $0 { true } else { false } }.count == 1)
+    }
+
+    @Test func loadingWarnsWhenTheModelDiffers() throws {
+        let (c, _) = controller()
+        try c.send("hi")
+        _ = c.finish()
+        let file = ChatFixture.temp() + "/a.jsonl"
+        _ = try c.save(to: file)
+        let other = ScriptedBackend(replies: ["x"], contextSize: 1024)
+        let d = ChatController(backend: other, transcript: nil)
+        var h = TranscriptHeader(c.backend.info)
+        h.fingerprint = "elsewhere"
+        #expect(ChatController.modelWarning(h, other.info)?.contains("another model") == true)
+        let line = try d.load(file)
+        #expect(line.contains("loaded 2 messages") && line.contains("context is 1024 tokens (it was 4096)"))
+        #expect(d.conversation.path.map(\.content) == ["hi", "Good morrow, friend."])
+    }
+
+    @Test func theLocalEngineAnswersThroughTheController() throws {
+        let backend = try ChatFixture.backend()
+        let c = ChatController(backend: backend, conversation: Conversation(settings: ChatFixture.settings()), transcript: nil)
+        try c.send("hi")
+        let events = c.finish()
+        let reply = try #require(c.conversation.path.last)
+        #expect(reply.role == .assistant && reply.finishReason != nil && reply.completionTokens > 0 && reply.promptTokens > 0)
+        #expect(events.contains { if case .stats = $0 { true } else { false } })
+        #expect(reply.routing.filter(\.isPrompt).count == reply.promptTokens)
+        #expect(try c.describePrompt().contains("tokens (chat mode)"))
+    }
+}
+
+@Suite struct EventChannelTests {
+    @Test func sendBlocksWhenFullAndTheWakeDescriptorSignals() throws {
+        let channel = EventChannel<Int>(capacity: 2)
+        let done = DispatchSemaphore(value: 0)
+        let sender = Thread {
+            for i in 0..<5 { channel.send(i) }
+            done.signal()
+        }
+        sender.start()
+        #expect(channel.wait(timeout: 5))
+        var fds = [pollfd(fd: channel.wakeDescriptor, events: Int16(POLLIN), revents: 0)]
+        #expect(poll(&fds, 1, 1000) == 1)
+        // Two fit; the sender waits for us (back-pressure).
+        #expect(done.wait(timeout: .now() + 0.2) == .timedOut)
+        var got: [Int] = []
+        while got.count < 5 {
+            _ = channel.wait(timeout: 1)
+            got += channel.drain()
+        }
+        #expect(got == [0, 1, 2, 3, 4] && done.wait(timeout: .now() + 5) == .success)
+    }
+}

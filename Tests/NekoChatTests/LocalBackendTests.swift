@@ -1,0 +1,120 @@
+import Foundation
+@testable import NekoChat
+import NekoModel
+import Testing
+
+/// The local engine through the backend seam: prompts, KV-cache reuse, trimming, stop, modes.
+@Suite struct LocalBackendTests {
+    @Test func aReplyStreamsItsTextRoutingAndStatsAndEndsWithFinished() throws {
+        let backend = try ChatFixture.backend()
+        let events = ChatFixture.reply(backend, [ChatFixture.user(1, "hi")], ChatFixture.settings())
+        guard case let .finished(summary)? = events.last else { Issue.record("last: \(String(describing: events.last))"); return }
+        #expect([.length, .eos, .stop].contains(summary.reason))
+        #expect(summary.completionTokens > 1 && summary.promptTokens > 0)
+        let lastPrefill = events.lastIndex { if case .prefillProgress = $0 { true } else { false } }
+        let firstDelta = events.firstIndex { if case .textDelta = $0 { true } else { false } }
+        #expect(lastPrefill != nil && (firstDelta == nil || lastPrefill! < firstDelta!))
+        // Routing: every prompt token, then every generated token that was fed back.
+        let steps = events.compactMap { if case let .routing(s) = $0 { s } else { nil } }
+        #expect(steps.filter(\.isPrompt).count == summary.promptTokens)
+        #expect(steps.filter { !$0.isPrompt }.count == summary.completionTokens - 1)
+        let replyText = ChatFixture.text(events)
+        #expect(replyText.hasPrefix(steps.filter { !$0.isPrompt }.map(\.token).joined()))
+        #expect(events.contains { if case .stats = $0 { true } else { false } })
+    }
+
+    /// The second turn prefills only what the cache does not hold, and answers exactly as a
+    /// fresh backend given the same conversation would.
+    @Test func theCacheIsReusedAcrossTurns() throws {
+        let backend = try ChatFixture.backend()
+        let settings = ChatFixture.settings()
+        var messages = [ChatFixture.user(1, "hi")]
+        let first = ChatFixture.reply(backend, messages, settings)
+        let firstPrompt = try backend.prompt(messages, settings: settings).ids
+        messages.append(ChatMessage(id: 2, parent: 1, role: .assistant, content: ChatFixture.text(first)))
+        messages.append(ChatFixture.user(3, "more", parent: 2))
+        let cached = backend.cachedTokens
+        let second = ChatFixture.reply(backend, messages, settings)
+        let prefilled = second.compactMap { if case let .prefillProgress(_, total) = $0 { total } else { nil } }.last ?? -1
+        let prompt = try backend.prompt(messages, settings: settings).ids
+        let common = min(zip(cached, prompt).prefix { $0 == $1 }.count, prompt.count - 1)
+        #expect(common >= firstPrompt.count, "only \(common) of \(prompt.count) tokens were reused")
+        #expect(prefilled == prompt.count - common)
+        let fresh = try ChatFixture.backend()
+        #expect(ChatFixture.text(ChatFixture.reply(fresh, messages, settings)) == ChatFixture.text(second))
+    }
+
+    @Test func stopKeepsThePartialReplyAndItsCount() throws {
+        let backend = try ChatFixture.backend()
+        let cancel = CancellationFlag()
+        var deltas = 0
+        let events = ChatFixture.reply(backend, [ChatFixture.user(1, "hello")], ChatFixture.settings(maxTokens: 50), cancel: cancel) {
+            if case .textDelta = $0 { deltas += 1; if deltas == 2 { cancel.cancel() } }
+        }
+        let s = try #require(ChatFixture.summary(events))
+        #expect(deltas >= 2 && s.reason == .cancelled)
+        #expect(s.completionTokens == 2)   // stopped right after the token that made the second delta
+    }
+
+    @Test func theOldestTurnsGoWhenTheContextIsFullButNotTheSystemPrompt() throws {
+        let backend = try ChatFixture.backend(contextSize: 160)
+        let settings = ChatFixture.settings(maxTokens: 4)
+        var messages = [ChatMessage(id: 0, role: .system, content: "sys")]
+        var trimmed = 0
+        for i in 0..<6 {
+            messages.append(ChatFixture.user(2 * i + 1, "message number \(i) with some padding text"))
+            let events = ChatFixture.reply(backend, messages, settings)
+            for case let .contextTrimmed(n) in events { trimmed += n }
+            let s = try #require(ChatFixture.summary(events))
+            #expect(s.error == nil, "\(s.error ?? "")")
+            messages.append(ChatMessage(id: 2 * i + 2, role: .assistant, content: ChatFixture.text(events)))
+        }
+        #expect(trimmed > 0)
+        let (ids, dropped) = try backend.prompt(messages, settings: settings)
+        #expect(dropped > 0 && ids.count < 160)
+        #expect(backend.tokenizer.decode(ids).hasPrefix("<|im_start|>system\nsys"))
+    }
+
+    @Test func aMessageTooLongForTheContextIsRefusedByCheck() throws {
+        let backend = try ChatFixture.backend(contextSize: 64)
+        let long = String(repeating: "a", count: 200)
+        #expect(throws: ChatError.self) { try backend.check([ChatFixture.user(1, long)], settings: ChatFixture.settings()) }
+        try backend.check([ChatFixture.user(1, "short")], settings: ChatFixture.settings())
+    }
+
+    @Test func completeModeContinuesThePlainTextAndStopsOnControlTokens() throws {
+        let backend = try ChatFixture.backend()
+        var settings = ChatFixture.settings()
+        settings.mode = .complete
+        let messages = [ChatFixture.user(1, "Once upon")]
+        let text = backend.tokenizer.decode(try backend.prompt(messages, settings: settings).ids)
+        #expect(text.hasPrefix("Once upon") && !text.contains("<|im_start|>"))
+        let description = try #require(try backend.describePrompt(messages, settings: settings))
+        #expect(description.contains("tokens (complete mode)"))
+        let events = ChatFixture.reply(backend, messages, settings)
+        #expect(!ChatFixture.text(events).contains("<"))
+    }
+
+    @Test func specialTokensNeverReachTheText() throws {
+        // Greedy decoding of this fixture produces special tokens often; whatever it produces,
+        // the text holds none of them, in both modes.
+        let backend = try ChatFixture.backend()
+        for mode in ChatMode.allCases {
+            var settings = ChatFixture.settings(maxTokens: 40)
+            settings.mode = mode
+            settings.sampling.temperature = 1.5
+            settings.sampling.seed = 7
+            let text = ChatFixture.text(ChatFixture.reply(backend, [ChatFixture.user(1, "tell me")], settings))
+            for special in ["<s>", "</s>", "<|im_start|>", "<|im_end|>", "<unk>"] { #expect(!text.contains(special), "\(mode): \(text)") }
+        }
+    }
+
+    @Test func anEmptyPromptIsAnErrorNotACrash() throws {
+        let backend = try ChatFixture.backend()
+        var settings = ChatFixture.settings()
+        settings.mode = .complete
+        let events = ChatFixture.reply(backend, [ChatFixture.user(1, "")], settings)
+        let s = try #require(ChatFixture.summary(events))
+        #expect(s.reason == .error && s.error != nil)
+    }
+}
