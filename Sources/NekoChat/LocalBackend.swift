@@ -26,6 +26,9 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         tokenizer = try bundle.requireTokenizer()
         template = try bundle.chatTemplate()
         generator = Generator(model: bundle.model, threads: threads)
+        // Small prefill chunks: the chat shows progress (and honours Esc) every few hundred ms
+        // even on the full-size model, at little cost (a chunk of 128 rows still runs as GEMM).
+        generator.prefillChunk = 128
         cache = try bundle.model.makeCache(capacity: contextSize)
         endOfTurnIds = bundle.endOfTurnIds(template)
         controlTokenIds = Set(tokenizer.addedTokens.filter(\.special).map(\.id))

@@ -70,10 +70,8 @@ public final class ChatApp {
             pump()
             if dirty {
                 let (w, h) = driver.size
-                if w >= ChatView.minWidth, h >= ChatView.minHeight {
-                    pageStep = max(1, ChatView.layout(state, width: w, height: h).messages.h / 2)
-                }
-                clampScroll(width: w, height: h)
+                size = (w, h)
+                clampScroll()
                 let grid = ChatView.render(state, width: w, height: h)
                 let (cx, cy) = ChatView.cursor(state, width: w, height: h)
                 driver.draw(grid, cursorX: cx, cursorY: cy)
@@ -120,14 +118,21 @@ public final class ChatApp {
     }
 
     /// Keeps the scroll offset inside what there is to scroll.
-    func clampScroll(width: Int, height: Int) {
+    func clampScroll() {
+        let (width, height) = size
         guard state.scrollBack > 0, width >= ChatView.minWidth, height >= ChatView.minHeight else { return }
         let l = ChatView.layout(state, width: width, height: height)
         state.scrollBack = min(state.scrollBack, MessagesView.maxScroll(state, width: l.messages.w, height: l.messages.h))
     }
 
+    /// The screen's size as last drawn (scrolling is kept inside what there is to scroll).
+    public var size = (width: 80, height: 24)
+
     /// Half the message pane, for PgUp / PgDn.
-    var pageStep = 10
+    var pageStep: Int {
+        guard size.width >= ChatView.minWidth, size.height >= ChatView.minHeight else { return 1 }
+        return max(1, ChatView.layout(state, width: size.width, height: size.height).messages.h / 2)
+    }
 
     // MARK: - keys
 
@@ -186,9 +191,9 @@ public final class ChatApp {
         case .ctrl("w"): state.input.deleteWord()
         case .up, .ctrl("p"): state.input.up()
         case .down, .ctrl("n"): state.input.down()
-        case .pageUp: state.scrollBack += pageStep
+        case .pageUp: state.scrollBack += pageStep; clampScroll()
         case .pageDown: state.scrollBack = max(0, state.scrollBack - pageStep)
-        case let .wheel(d): state.scrollBack = max(0, state.scrollBack - 3 * d)
+        case let .wheel(d): state.scrollBack = max(0, state.scrollBack - 3 * d); clampScroll()
         case .tab:
             if state.input.string.hasPrefix("/") { complete() } else { cycleScope() }
         case .backTab: cycleScope()
@@ -205,7 +210,10 @@ public final class ChatApp {
         }
     }
 
-    func scrollToTop() { state.scrollBack = Int.max / 2 }
+    func scrollToTop() {
+        state.scrollBack = Int.max / 2
+        clampScroll()
+    }
 
     func cycleScope() {
         let scopes = RoutingCounts.Scope.allCases

@@ -40,16 +40,15 @@ public final class MemoryDriver: ScreenDriver {
         grid = CellGrid(width: width, height: height)
     }
 
+    /// An empty batch (or the end of the script) waits for the backend, like a person
+    /// watching the screen.
     public func readKeys(timeout: Double, wake: Int32) -> [Key] {
-        guard !script.isEmpty else {
-            // Nothing left to type: wait for the backend like a person watching the screen.
-            if wake >= 0 {
-                var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-                _ = poll(&fds, 1, Int32(timeout * 1000))
-            }
-            return []
+        let batch = script.isEmpty ? [] : script.removeFirst()
+        if batch.isEmpty, wake >= 0 {
+            var fds = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&fds, 1, Int32(timeout * 1000))
         }
-        return script.removeFirst()
+        return batch
     }
 
     public func draw(_ grid: CellGrid, cursorX: Int, cursorY: Int) {

@@ -51,12 +51,14 @@ import Testing
         let transcript = dir + "/chat.jsonl", saved = dir + "/saved.jsonl"
         let binary = try #require(CLI.binary).path
         func start() throws {
+            // A plain relative transcript name, as a user types it.
             try tmux(["new-session", "-d", "-s", "chat", "-x", "100", "-y", "30",
-                      "XDG_DATA_HOME=\(dir) TERM=xterm-256color \(binary) --model \(model) --transcript \(transcript) --max-tokens 12 --temperature 0 --threads 1; echo EXITED $?; sleep 60"])
+                      "cd \(dir) && XDG_DATA_HOME=\(dir) TERM=xterm-256color \(binary) --model \(model) --transcript chat.jsonl --max-tokens 12 --temperature 0 --threads 1; echo EXITED $?; sleep 60"])
         }
         defer { _ = try? tmux(["kill-server"]) }   // the reopen server
         try start()
-        _ = try waitFor("the input box") { $0.contains("Enter sends") }
+        let welcome = try waitFor("the input box") { $0.contains("Enter sends") }
+        #expect(welcome.contains("/help") && welcome.contains("ready"))
         try tmux(["send-keys", "-t", "chat", "the cat", "Enter"])
         let replied = try waitFor("a reply with tok/s and routing rows") {
             $0.contains("neko") && $0.contains("decode") && $0.contains("L2 ") && $0.contains(" idle ")
@@ -75,7 +77,8 @@ import Testing
         _ = try waitFor("the save notice") { $0.contains("saved") }
         #expect(FileManager.default.fileExists(atPath: saved))
         try tmux(["send-keys", "-t", "chat", "/quit", "Enter"])
-        _ = try waitFor("the exit") { $0.contains("EXITED 0") }
+        let exited = try waitFor("the exit") { $0.contains("EXITED 0") }
+        #expect(exited.contains("resume it with: nekochat --transcript \(transcript)"), "\(exited)")
         try tmux(["kill-server"])
         socket += "-reopen"
 
