@@ -138,7 +138,8 @@ public struct RoutingStats: Sendable {
 
     /// Adds token `t` of `trace` (a trace of the shape this accumulator was made for).
     public mutating func add(_ trace: RoutingTrace, token t: Int) {
-        precondition(trace.moeLayers == moeLayers && trace.experts == experts && trace.topK == topK,
+        precondition(trace.moeLayers == moeLayers && trace.experts == experts && trace.topK == topK
+                     && trace.hasSharedGate == hasSharedGate && trace.hasRouterEntropy == hasRouterEntropy,
                      "a token of a trace of another shape")
         let L = moeLayers.count, E = experts, k = topK
         for slot in 0..<L {
