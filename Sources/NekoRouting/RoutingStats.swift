@@ -79,7 +79,8 @@ public struct CrossLayerFlow: Sendable, Equatable {
 ///
 /// Adding a token costs O(L·k²). The pair (t − 1, t) is counted when the token added just before
 /// was t − 1 and t does not begin a sequence of the trace; so a scope that starts mid-sequence
-/// (a reply) counts no pair with the token before it.
+/// (a reply) counts no pair with the token before it. Tokens cannot be taken out again: after
+/// `RoutingTrace.truncate(to:)` (a regenerated reply) make a new accumulator and add the range.
 public struct RoutingStats: Sendable {
     public let moeLayers: [Int]
     public let experts: Int

@@ -55,7 +55,7 @@ public struct TraceSequence: Sendable, Equatable {
 /// the token ids, the chosen experts and weights (token, layer, rank), the shared gates and router
 /// entropies (token, layer) where recorded, and the sequence boundaries.
 ///
-/// Appending a token costs O(L·k) and checks the record (experts distinct and in range, weights
+/// Appending a token costs O(L·k²) and checks the record (experts distinct and in range, weights
 /// finite and non-increasing, the same optional fields as the trace declares).
 public struct RoutingTrace: Sendable, Equatable {
     /// The model's MoE layer indices, ascending (e.g. 2…17).
