@@ -29,6 +29,8 @@ let package = Package(
         .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),
         .target(name: "NekoTemplate", dependencies: ["NekoJSON"]),
         .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON"]),
+        // The analyses of ROUTING.md over routing traces, and their JSON/CSV/SVG: knows no model.
+        .target(name: "NekoRouting", dependencies: ["NekoJSON"]),
         // The chat screen: knows chat events and commands, never the model.
         .target(name: "NekoTUI", dependencies: ["NekoChat", "CNcursesw"]),
         .executableTarget(
@@ -47,6 +49,7 @@ let package = Package(
         .testTarget(name: "NekoTokenizerTests", dependencies: ["NekoTokenizer", "NekoJSON"]),
         .testTarget(name: "NekoTemplateTests", dependencies: ["NekoTemplate", "NekoJSON"]),
         .testTarget(name: "NekoTUITests", dependencies: ["NekoTUI", "NekoChat"]),
+        .testTarget(name: "NekoRoutingTests", dependencies: ["NekoRouting", "NekoJSON"]),
         .testTarget(name: "NekoChatTests", dependencies: ["NekoChat", "NekoModel", "NekoTokenizer"]),
         // Runs the built `nekochat` binary as a user would (exit codes, stderr, JSON on stdout).
         .testTarget(name: "NekochatCLITests", dependencies: ["nekochat"]),

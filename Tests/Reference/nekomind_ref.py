@@ -31,7 +31,7 @@ Choices where SPEC.md is silent (each is logged when it applies):
   * an unsupported rope type (rope_parameters.rope_type other than "default", or rope_scaling) or a
     hidden_act other than silu is a load error rather than a silent wrong answer.
 
-CLI:  python nekomind_ref.py DIR --ids 1,2,3 [--greedy 8] [--routing] [--dtype float32]
+CLI:  python nekomind_ref.py DIR --ids 1,2,3 [--greedy 8] [--routing] [--routing-json] [--dtype float32]
 """
 from __future__ import annotations
 
@@ -461,11 +461,16 @@ class NekoMindRef:
             tok, slot = torch.nonzero(idx == e, as_tuple=True)
             out = self._mlp(h[tok], ly["e_gate"][e], ly["e_up"][e], ly["e_down"][e])
             y.index_add_(0, tok, out * w[tok, slot].to(self.cd)[:, None])
+        sg = None
         if ly["s_gate"] is not None:
             sg = torch.sigmoid(self._lin(h, ly["s_gate_w"]))
             y = y + sg * self._mlp(h, ly["s_gate"], ly["s_up"], ly["s_down"])
         if rec is not None:
-            rec[ly["index"]] = {"experts": idx, "weights": w, "probs": p}
+            # router_entropy: -sum p log2 p over all E probabilities (xlogy: 0 log 0 = 0), bits
+            rec[ly["index"]] = {"experts": idx, "weights": w, "probs": p,
+                                "router_entropy": -torch.special.xlogy(p, p).sum(-1) / math.log(2)}
+            if sg is not None:
+                rec[ly["index"]]["shared_gate"] = sg[:, 0]   # sigmoid(h . shared_expert_gate) per token
         return y
 
     @torch.no_grad()
@@ -498,16 +503,27 @@ class NekoMindRef:
 # --------------------------------------------------------------------------------------------
 # helpers shared with make_fixtures.py / hf_crosscheck.py
 # --------------------------------------------------------------------------------------------
-def routing_records(cfg: NekoConfig, rec: dict) -> list:
+def routing_records(cfg: NekoConfig, rec: dict, extended: bool = False) -> list:
     """Per token: [per MoE layer: {"layer", "experts", "weights"}] (experts in descending weight
-    order, ties by lower index; weights as used, i.e. after renormalisation)."""
+    order, ties by lower index; weights as used, i.e. after renormalisation).
+    extended: also "shared_gate" (sigmoid(h . shared_expert_gate); only for layers with a gate) and
+    "router_entropy" (-sum p log2 p over all experts' softmax probabilities, bits), as ROUTING.md's
+    routing record. Off by default so make_fixtures.py's expected.json stays as it was."""
     layers = sorted(rec)
     T = rec[layers[0]]["experts"].shape[0] if layers else 0
     out = []
     for t in range(T):
-        out.append([{"layer": L,
-                     "experts": [int(e) for e in rec[L]["experts"][t]],
-                     "weights": [float(w) for w in rec[L]["weights"][t]]} for L in layers])
+        per = []
+        for L in layers:
+            r = {"layer": L,
+                 "experts": [int(e) for e in rec[L]["experts"][t]],
+                 "weights": [float(w) for w in rec[L]["weights"][t]]}
+            if extended:
+                if "shared_gate" in rec[L]:
+                    r["shared_gate"] = float(rec[L]["shared_gate"][t])
+                r["router_entropy"] = float(rec[L]["router_entropy"][t])
+            per.append(r)
+        out.append(per)
     return out
 
 
@@ -533,6 +549,8 @@ def main(argv=None):
     ap.add_argument("--ids", required=True, help="comma-separated token ids")
     ap.add_argument("--greedy", type=int, default=0, help="also print a greedy continuation of N tokens")
     ap.add_argument("--routing", action="store_true", help="print the routing record")
+    ap.add_argument("--routing-json", action="store_true",
+                    help="print the routing record with shared_gate and router_entropy as one JSON line")
     ap.add_argument("--top", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
@@ -557,6 +575,8 @@ def main(argv=None):
             print(f"pos {t}: " + "; ".join(
                 f"L{r['layer']} " + ",".join(f"{e}:{w:.4f}" for e, w in zip(r["experts"], r["weights"]))
                 for r in per))
+    if a.routing_json:
+        print(json.dumps(routing_records(model.cfg, rec, extended=True)))
     if a.greedy:
         gen, _, _ = greedy(model, ids, a.greedy)
         print("greedy:", ",".join(map(str, gen)))
