@@ -28,15 +28,15 @@ let package = Package(
         .target(name: "NekoJSON"),
         .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),
         .target(name: "NekoTemplate", dependencies: ["NekoJSON"]),
-        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON"]),
+        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting"]),
         // The analyses of ROUTING.md over routing traces, and their JSON/CSV/SVG: knows no model.
         .target(name: "NekoRouting", dependencies: ["NekoJSON"]),
         // The chat screen: knows chat events and commands, never the model.
-        .target(name: "NekoTUI", dependencies: ["NekoChat", "CNcursesw"]),
+        .target(name: "NekoTUI", dependencies: ["NekoChat", "NekoRouting", "CNcursesw"]),
         .executableTarget(
             name: "nekochat",
             dependencies: [
-                "NekoTUI", "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON",
+                "NekoTUI", "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The built-in demo model (Tests/Reference/demo/ trains it); found at run time by

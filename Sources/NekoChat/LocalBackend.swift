@@ -156,7 +156,7 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
                     guard let routing else { return }
                     for t in first..<first + count {
                         let id = fed[t]
-                        emit(.routing(step(routing, token: t, id: id, isPrompt: t < fresh.count)))
+                        emit(.routing(RoutingStep(record: routing, token: t, id: id, text: tokenizer.decode([id]), isPrompt: t < fresh.count)))
                     }
                 }
             }
@@ -173,17 +173,5 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         stats.prefillTokensPerSecond = summary.prefillTokensPerSecond
         stats.decodeTokensPerSecond = summary.decodeTokensPerSecond
         emit(.stats(stats))
-    }
-
-    /// Token `t` of `record` as a routing step.
-    func step(_ record: RoutingRecord, token t: Int, id: Int, isPrompt: Bool) -> RoutingStep {
-        var step = RoutingStep(layers: record.moeLayers, experts: [], weights: [], tokenId: id,
-                               token: tokenizer.decode([id]), isPrompt: isPrompt)
-        for slot in record.moeLayers.indices {
-            let choice = record.choice(token: t, slot: slot)
-            step.experts.append(choice.experts)
-            step.weights.append(choice.weights)
-        }
-        return step
     }
 }

@@ -10,6 +10,8 @@ public struct TranscriptHeader: Sendable, Equatable {
     public var modelName = ""
     public var fingerprint = ""
     public var contextSize = 0
+    /// Routed experts per MoE layer (what routing analyses of the saved chat need).
+    public var experts = 0
     public var time = ""
 
     public init() {}
@@ -20,6 +22,7 @@ public struct TranscriptHeader: Sendable, Equatable {
         modelName = info.modelName
         fingerprint = info.fingerprint
         contextSize = info.contextSize
+        experts = info.experts
         self.time = time
     }
 }
@@ -43,7 +46,7 @@ public enum TranscriptFormat {
     public static func line(_ h: TranscriptHeader) -> JSONValue {
         .object([("type", .string("header")), ("version", .int(h.version)), ("backend", .string(h.backend)),
                  ("model", .string(h.model)), ("model_name", .string(h.modelName)), ("fingerprint", .string(h.fingerprint)),
-                 ("context", .int(h.contextSize)), ("time", .string(h.time))])
+                 ("context", .int(h.contextSize)), ("experts", .int(h.experts)), ("time", .string(h.time))])
     }
 
     /// The line of a recorded event (nil for events that are not recorded).
@@ -113,6 +116,7 @@ public enum TranscriptFormat {
                 h.modelName = v["model_name"]?.string ?? ""
                 h.fingerprint = v["fingerprint"]?.string ?? ""
                 h.contextSize = v["context"]?.int ?? v["settings"]?["context"]?.int ?? 0
+                h.experts = v["experts"]?.int ?? 0
                 h.time = v["time"]?.string ?? ""
                 if header == nil { header = h }
                 if h.version == 1, let s = v["settings"], s.members != nil {

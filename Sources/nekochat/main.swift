@@ -9,7 +9,8 @@ struct Nekochat: ParsableCommand {
         commandName: "nekochat",
         abstract: "Run NekoMind MoE models locally and watch them think.",
         version: "0.1.0",
-        subcommands: [Chat.self, Generate.self, Score.self, Tokenize.self, TemplateCommand.self, Info.self, Bench.self],
+        subcommands: [Chat.self, Generate.self, Score.self, Tokenize.self, TemplateCommand.self, Info.self, Bench.self,
+                      RoutingCommand.self],
         defaultSubcommand: Chat.self)
 }
 

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import NekoChat
+import NekoJSON
+import NekoModel
+import NekoRouting
+
+/// `nekochat routing`: ROUTING.md's analyses of a model's routing over texts or ids, or of a
+/// saved chat's recorded routing; as a summary, JSON, CSV rows or SVG figures.
+struct RoutingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "routing",
+        abstract: "Expert-routing analyses (ROUTING.md) of texts, ids or a saved chat.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "A text file to route (repeatable: each file is a sequence, e.g. one domain).") var file: [String] = []
+    @Option(help: "Token ids to route: 1,2,3 (repeatable: each is a sequence).") var ids: [String] = []
+    @Option(help: "A saved chat whose recorded routing to analyse (no model is run).") var transcript: String?
+    @Option(name: .customLong("min-count"), help: "Occurrences a token id needs to count in `specialisation`.") var minCount = 10
+    @Flag(help: "Print ROUTING.md's JSON document.") var json = false
+    @Option(help: "Write one row per (token, layer, rank) to this CSV file.") var csv: String?
+    @Option(help: "Write the figures as SVG files into this folder.") var svg: String?
+
+    func validate() throws {
+        let sources = (file.isEmpty ? 0 : 1) + (ids.isEmpty ? 0 : 1) + (transcript == nil ? 0 : 1)
+        if sources != 1 { throw ValidationError("give --file, --ids or --transcript (one kind)") }
+        if transcript != nil && modelOptions.model != nil { throw ValidationError("--transcript reads recorded routing: --model is not used") }
+        if !(1...1_000_000).contains(minCount) { throw ValidationError("--min-count must be from 1 to 1000000") }
+        for i in ids { _ = try parseIds(i, flag: "--ids") }
+    }
+
+    func run() throws {
+        let trace = try transcript.map(traceOfTranscript) ?? traceOfModel()
+        let report = RoutingAnalysis.analyze(trace, minCount: minCount)
+        if let csv {
+            try Transcript.writeAtomically(RoutingCSV.write(trace), to: resolvePath(csv), overwrite: true)
+            Output.err("wrote \(trace.count * trace.moeLayers.count * trace.topK) rows to \(csv)\n")
+        }
+        if let svg {
+            let dir = resolvePath(svg)
+            for (name, text) in RoutingSVG.figures(report) {
+                try Transcript.writeAtomically(text, to: dir + "/" + name, overwrite: true)
+            }
+            Output.err("wrote \(RoutingSVG.figures(report).count) figures to \(dir)\n")
+        }
+        if json {
+            try Output.json(report.json)
+        } else if csv == nil && svg == nil {
+            Output.out(summary(report))
+        }
+    }
+
+    func traceOfTranscript(_ path: String) throws -> RoutingTrace {
+        let loaded = try Transcript.load(path: resolvePath(path))
+        // The header says how many experts there are; an older one, at least as many as were used.
+        let used = loaded.conversation.messages.flatMap(\.routing).flatMap { $0.experts.flatMap { $0 } }.max().map { $0 + 1 } ?? 1
+        let experts = max(used, loaded.header?.experts ?? 0)
+        guard let trace = try RoutingTrace.of(loaded.conversation.routingSequences, experts: experts) else {
+            throw CLIError("\(path): routing was not recorded in this chat (saved before nekochat recorded routing, or by a server without it)")
+        }
+        return trace
+    }
+
+    func traceOfModel() throws -> RoutingTrace {
+        let bundle = try modelOptions.loadBundle()
+        let model = bundle.model, config = model.config
+        guard !config.moeLayers.isEmpty else { throw CLIError("\(bundle.directory): the model has no MoE layers: there is no routing") }
+        var sequences: [(name: String, ids: [Int])] = []
+        for (i, list) in ids.enumerated() { sequences.append(("ids \(i + 1)", try parseIds(list, flag: "--ids"))) }
+        for f in file {
+            let tokenizer = try bundle.requireTokenizer()
+            guard let data = FileManager.default.contents(atPath: resolvePath(f)) else { throw CLIError("\(f): cannot read the file") }
+            guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("\(f): not valid UTF-8 text") }
+            sequences.append(((f as NSString).lastPathComponent, tokenizer.encode(text)))
+        }
+        let generator = Generator(model: model, threads: modelOptions.threadCount)
+        var steps: [(name: String, steps: [RoutingStep])] = []
+        for (name, tokens) in sequences {
+            guard !tokens.isEmpty else { steps.append((name, [])); continue }
+            guard tokens.count <= config.maxPositionEmbeddings else {
+                throw CLIError("\(name): \(tokens.count) tokens, longer than the context window of \(config.maxPositionEmbeddings)")
+            }
+            try model.check(tokens: tokens)
+            let record = model.makeRoutingRecord()
+            _ = try generator.prefill(tokens, cache: try model.makeCache(capacity: tokens.count), routing: record)
+            steps.append((name, tokens.indices.map { RoutingStep(record: record, token: $0, id: tokens[$0], text: "", isPrompt: true) }))
+        }
+        guard let trace = try RoutingTrace.of(steps, experts: config.numExperts) else { throw CLIError("no tokens to route") }
+        return trace
+    }
+
+    /// A terminal-sized summary: per layer the balance and repetition figures.
+    func summary(_ r: RoutingReport) -> String {
+        func f(_ v: Double?, _ digits: Int = 3) -> String { v.map { String(format: "%.\(digits)f", $0) } ?? "–" }
+        var out = "\(r.tokens) tokens, \(r.experts) experts, top-\(r.topK)\n"
+        out += "layer  entropy  maxvio   jain  rep1 (rand)  repk (rand)   spec  gate  H_router\n"
+        let top1 = RoutingAnalysis.randomRepeatTop1(experts: r.experts), topk = RoutingAnalysis.randomRepeatTopK(experts: r.experts, topK: r.topK)
+        for l in r.layers {
+            out += String(format: "L%-4d  ", l.layer) + f(l.entropyBits).padding(toLength: 7, withPad: " ", startingAt: 0)
+                + "  " + f(l.maxViolation).padding(toLength: 6, withPad: " ", startingAt: 0) + "  " + f(l.jain)
+                + "  " + f(l.repeatTop1) + " (" + f(top1) + ")  " + f(l.repeatTopK) + " (" + f(topk) + ")  "
+                + f(l.specialisation) + "  " + f(l.sharedGateMean, 2) + "  " + f(l.routerEntropyMean, 2) + "\n"
+        }
+        return out
+    }
+}
