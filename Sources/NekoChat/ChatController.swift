@@ -1,5 +1,6 @@
 import Foundation
 import NekoJSON
+import NekoRouting
 
 /// The chat core: owns the conversation, turns commands into events, runs replies on the
 /// backend's model thread and turns what the backend reports into events too. Every event is
@@ -253,6 +254,22 @@ public final class ChatController {
         let file = resolvePath(path)
         try Transcript.writeAtomically(Self.markdown(conversation), to: file, overwrite: overwrite)
         return "exported \(conversation.path.count) messages to \(file)"
+    }
+
+    /// The chat's routing (every reply's tokens) as CSV rows (`.csv`) or ROUTING.md's analysis
+    /// (`.json`), like `nekochat routing --transcript`.
+    public func exportRouting(to path: String, overwrite: Bool = true) throws -> String {
+        let file = resolvePath(path)
+        guard let trace = try RoutingTrace.of(conversation.routingSequences, experts: max(1, backend.info.experts)) else {
+            throw ChatError("there is no routing in this chat yet")
+        }
+        if file.hasSuffix(".csv") {
+            try Transcript.writeAtomically(RoutingCSV.write(trace), to: file, overwrite: overwrite)
+            return "wrote \(trace.count) tokens × \(trace.moeLayers.count) layers × \(trace.topK) experts to \(file)"
+        }
+        guard file.hasSuffix(".json") else { throw ChatError("/routing export writes FILE.csv or FILE.json") }
+        try Transcript.writeAtomically(RoutingAnalysis.analyze(trace).json.serialized + "\n", to: file, overwrite: overwrite)
+        return "wrote the routing analysis of \(trace.count) tokens to \(file)"
     }
 
     public static func markdown(_ c: Conversation) -> String {

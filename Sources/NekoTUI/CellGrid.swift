@@ -5,6 +5,8 @@ public enum StyleRole: Hashable, Sendable {
     case text, user, assistant, system, notice, error, status, border, label, dim, selected
     /// Routing heat, 0 (cold) … 7 (hot).
     case heat(Int)
+    /// A token coloured by its top-1 expert (the theme's palette, cycled).
+    case expert(Int)
 }
 
 /// One terminal cell: a grapheme (or "" for the right half of a wide one) and its style.

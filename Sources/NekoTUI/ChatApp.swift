@@ -35,6 +35,7 @@ public final class ChatApp {
         self.historyPath = historyPath
         state = ScreenState(backend: controller.backend.info, conversation: controller.conversation)
         state.themeName = theme.name
+        state.monochrome = !theme.usesColor
         if let historyPath, let text = try? String(contentsOfFile: historyPath, encoding: .utf8) {
             state.input.history = text.split(separator: "\n").compactMap { (try? JSONValue.parse(String($0)))?.string }
         }
@@ -100,6 +101,7 @@ public final class ChatApp {
                 theme = t
                 driver.setTheme(t)
                 state.themeName = t.name
+                state.monochrome = !t.usesColor
                 notice("theme \(t.name)")
             } catch {
                 notice(userMessage(error), error: true)
@@ -205,9 +207,29 @@ public final class ChatApp {
             }
         case .ctrl("o"): inspect()
         case .ctrl("x"): chord = true
+        case .ctrl("r"):
+            let views = RoutingView.View.allCases
+            state.panelView = views[((views.firstIndex(of: state.panelView) ?? 0) + 1) % views.count]
+            if state.panel == .hidden { state.panel = .shown }
+        case .ctrl("g"):
+            state.colourTokens.toggle()
+            notice(state.colourTokens ? "tokens coloured by their top-1 expert at L\(chosenLayer) (Ctrl-←/→ layer, Ctrl-G off)" : "token colours off")
+        case .ctrlLeft, .alt("["): stepLayer(-1)
+        case .ctrlRight, .alt("]"): stepLayer(1)
         case .ctrl("l"), .resize: break
         default: break
         }
+    }
+
+    var chosenLayer: Int {
+        let layers = state.moeLayers
+        return layers.isEmpty ? 0 : layers[max(0, min(layers.count - 1, state.chosenSlot))]
+    }
+
+    func stepLayer(_ d: Int) {
+        let n = state.moeLayers.count
+        guard n > 0 else { return }
+        state.chosenSlot = ((state.chosenSlot + d) % n + n) % n
     }
 
     func scrollToTop() {
@@ -216,7 +238,7 @@ public final class ChatApp {
     }
 
     func cycleScope() {
-        let scopes = RoutingCounts.Scope.allCases
+        let scopes = LiveRouting.Scope.allCases
         state.routingScope = scopes[((scopes.firstIndex(of: state.routingScope) ?? 0) + 1) % scopes.count]
     }
 

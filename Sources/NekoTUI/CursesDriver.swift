@@ -172,7 +172,11 @@ public final class CursesDriver: ScreenDriver {
     }
 
     func attributes(_ role: StyleRole) -> (Int32, Int16) {
-        let look = theme.looks[role] ?? Theme.Look()
+        var look = theme.looks[role] ?? Theme.Look()
+        if case let .expert(e) = role, !theme.expertColors.isEmpty {
+            look.foreground = theme.expertColors[e % theme.expertColors.count]
+            look.bold = e / theme.expertColors.count % 2 == 1   // the second round of colours is bold
+        }
         var attrs: Int32 = 0
         if look.bold { attrs |= nk_attr_bold() }
         if look.dim { attrs |= nk_attr_dim() }

@@ -27,9 +27,62 @@ enum MessagesView {
         return line
     }
 
-    /// The body's styled text: the inspected token of a reply stands out.
+    static let subscripts: [Character] = ["₀", "₁", "₂", "₃", "₄", "₅", "₆", "₇", "₈", "₉"]
+    static func subscriptNumber(_ n: Int) -> String { String(String(n).compactMap { $0.wholeNumberValue.map { subscripts[$0] } }) }
+
+    /// Spans of `text` cut at the tokens' boundaries, each token styled by its top-1 expert at
+    /// the chosen layer (or followed by the expert's number in monochrome). `offset` is where
+    /// `text` starts within the concatenated token texts; nil when the tokens do not spell it.
+    static func coloured(_ text: String, tokens: [RoutingStep], offset: Int, _ s: ScreenState) -> [Span]? {
+        let slot = s.chosenSlot
+        var spans: [Span] = []
+        var position = 0   // in characters of the concatenated token texts
+        let chars = Array(text)
+        let end = offset + chars.count
+        for t in tokens {
+            let n = t.token.count
+            defer { position += n }
+            let lo = max(position, offset), hi = min(position + n, end)
+            guard lo < hi else { continue }
+            guard slot < t.experts.count, let e = t.experts[slot].first else { return nil }
+            let piece = String(chars[(lo - offset)..<(hi - offset)])
+            if s.monochrome {
+                // The number goes right after the word, before the space that follows it.
+                let word = String(piece.reversed().drop { $0.isWhitespace }.reversed())
+                guard hi == position + n, !word.isEmpty else { spans.append(Span(piece, .text)); continue }
+                spans.append(Span(word, .text))
+                spans.append(Span(subscriptNumber(e), .dim))
+                spans.append(Span(String(piece.dropFirst(word.count)), .text))
+            } else {
+                spans.append(Span(piece, .expert(e)))
+            }
+        }
+        return position >= end ? spans : nil
+    }
+
+    /// The reply that answers user message `id` on the path (whose prompt tokens hold it).
+    static func answer(to id: Int, _ s: ScreenState) -> ChatMessage? {
+        s.conversation.path.first { $0.parent == id && $0.role == .assistant }
+    }
+
+    /// The body's styled text: tokens coloured by expert when asked; the inspected token of a
+    /// reply stands out.
     static func body(_ m: ChatMessage, _ s: ScreenState) -> [Span] {
         let style: StyleRole = m.role == .system ? .system : .text
+        if s.colourTokens, s.inspector?.messageID != m.id {
+            if m.role == .assistant, let spans = coloured(m.content, tokens: m.routing.filter { !$0.isPrompt }, offset: 0, s) {
+                return spans
+            }
+            if m.role == .user, let reply = answer(to: m.id, s) {
+                // The prompt tokens of the reply spell the template's text around this message.
+                let prompt = reply.routing.filter(\.isPrompt)
+                let spelled = prompt.map(\.token).joined()
+                if let range = spelled.range(of: m.content, options: .backwards),
+                   let spans = coloured(m.content, tokens: prompt, offset: spelled.distance(from: spelled.startIndex, to: range.lowerBound), s) {
+                    return spans
+                }
+            }
+        }
         guard let (id, index) = s.inspector, id == m.id else { return [Span(m.content, style)] }
         let tokens = s.inspectable(id).map(\.token)
         guard index < tokens.count else { return [Span(m.content, style)] }
@@ -86,8 +139,22 @@ enum MessagesView {
         return max(0, lines.count - height)
     }
 
+    /// The legend of the token colours: which layer, and each expert's colour (or numbers).
+    static func legend(_ s: ScreenState, width: Int) -> Line {
+        let layer = s.moeLayers.isEmpty ? 0 : s.moeLayers[min(s.chosenSlot, s.moeLayers.count - 1)]
+        if s.monochrome { return [Span("top-1 expert at L\(layer) after each token (₀₁₂…) · Ctrl-←/→ layer · Ctrl-G off", .dim)] }
+        var line: Line = [Span("top-1 expert at L\(layer): ", .dim)]
+        for e in 0..<s.experts { line.append(Span("e\(e) ", .expert(e))) }
+        return line
+    }
+
     static func draw(_ s: ScreenState, into g: inout CellGrid, rect: (x: Int, y: Int, w: Int, h: Int)) {
         guard rect.h > 0, rect.w > 0 else { return }
+        var rect = rect
+        if s.colourTokens, rect.h > 3 {
+            g.put(legend(s, width: rect.w), x: rect.x, y: rect.y + rect.h - 1, maxX: rect.x + rect.w)
+            rect.h -= 1
+        }
         let (lines, complete) = lastLines(s, width: rect.w, needed: rect.h + max(0, s.scrollBack))
         let back = complete ? min(max(0, s.scrollBack), max(0, lines.count - rect.h)) : max(0, s.scrollBack)
         let bottom = lines.count - back

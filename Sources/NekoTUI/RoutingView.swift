@@ -1,20 +1,40 @@
 import Foundation
 import NekoChat
+import NekoRouting
 
-/// The routing panel: one row per MoE layer (`L<index>`), one cell per expert shaded by its
-/// share, and the layer's load entropy in bits (log2 E = perfectly even); or, in the
-/// inspector, one token's experts and weights per layer.
+/// The routing panel's views (Ctrl-R cycles them; Tab the scope; Ctrl-←/→ the layer):
+/// - heat: one row per MoE layer, one cell per expert shaded by its share, then the layer's
+///   load entropy H (bits; log2 E = perfectly even), MaxVio V and Jain's index J;
+/// - coactivation: for the chosen layer, how often experts are chosen together (row-normalised);
+/// - flow: top-1 expert at the chosen layer → top-1 at the next MoE layer;
+/// - table: per layer the repeat rates against their random baselines, specialisation, the
+///   mean shared gate and the mean router entropy;
+/// or, in the inspector, one token's experts and weights per layer.
 enum RoutingView {
-    /// Columns the panel needs to show every expert of every layer.
+    enum View: String, CaseIterable, Sendable { case heat, coactivation, flow, table }
+
+    /// Columns the panel wants beside the chat.
     static func width(_ s: ScreenState) -> Int {
-        let k = max(1, s.backend.expertsPerToken)
-        return max(5 + s.experts + 7, 5 + 8 * k, 26)
+        // The inspector needs room for k experts with their weight bars.
+        let inspector = 5 + 13 * max(1, s.backend.expertsPerToken) + 12
+        switch s.panelView {
+        case .heat: return max(4 + s.experts + 17, 30, s.inspector == nil ? 0 : inspector)
+        case .coactivation, .flow: return max(5 + s.experts + 6, 30)
+        case .table: return 46
+        }
     }
 
-    /// Rows the panel needs: title, ruler, one per layer, legend.
-    static func height(_ s: ScreenState) -> Int { s.backend.moeLayers.count + 3 }
+    /// Rows the panel wants: title, ruler, one per layer (or expert), legend.
+    static func height(_ s: ScreenState) -> Int {
+        switch s.panelView {
+        case .heat, .table: return s.backend.moeLayers.count + 3
+        case .coactivation, .flow: return s.experts + 3
+        }
+    }
 
     static func heatGlyph(_ heat: Int) -> String { [" ", "·", "░", "░", "▒", "▒", "▓", "█"][max(0, min(7, heat))] }
+
+    static func f(_ v: Double?, _ format: String = "%.2f") -> String { v.map { String(format: format, $0) } ?? "–" }
 
     static func draw(_ s: ScreenState, into g: inout CellGrid, x: Int, y: Int, width: Int, height: Int) {
         guard width > 0, height > 0 else { return }
@@ -28,49 +48,157 @@ enum RoutingView {
             g.put("routing: this server does not report routing", x: x, y: y, style: .dim, maxX: x + width)
             return
         }
-        let maxH = log2(Double(max(1, s.experts)))
-        g.put("routing · \(s.routingScope.rawValue) · H ≤ \(String(format: "%.1f", maxH))", x: x, y: y, style: .label, maxX: x + width)
-        // The ruler: every 4th expert's index.
-        if height > 1 {
-            var ruler = ""
-            var e = 0
-            while e < s.experts {
-                let label = String(e)
-                ruler += label + String(repeating: " ", count: max(1, 4 - label.count))
-                e += 4
-            }
-            g.put("    " + String(ruler.prefix(s.experts)), x: x, y: y + 1, style: .dim, maxX: x + width)
+        guard let stats = s.routing.stats(s.routingScope) else {
+            g.put("routing · \(s.panelView.rawValue) · nothing yet", x: x, y: y, style: .label, maxX: x + width)
+            g.put("send a message to see which experts", x: x, y: y + 1, style: .dim, maxX: x + width)
+            if height > 2 { g.put("each MoE layer chooses", x: x, y: y + 2, style: .dim, maxX: x + width) }
+            return
         }
-        let counts = s.routing.counts(s.routingScope)
-        let rows = min(layers.count, max(0, height - 3))
+        let area = (x: x, y: y, w: width, h: height)
+        switch s.panelView {
+        case .heat: drawHeat(s, stats, into: &g, area)
+        case .coactivation: drawMatrix(s, stats, flow: false, into: &g, area)
+        case .flow: drawMatrix(s, stats, flow: true, into: &g, area)
+        case .table: drawTable(s, stats, into: &g, area)
+        }
+    }
+
+    static func title(_ s: ScreenState, _ text: String, into g: inout CellGrid, _ a: (x: Int, y: Int, w: Int, h: Int)) {
+        g.put("\(s.panelView.rawValue) · \(s.routingScope.rawValue)\(text.isEmpty ? "" : " · " + text)", x: a.x, y: a.y, style: .label, maxX: a.x + a.w)
+    }
+
+    /// The experts' index every 4 columns, starting at column `x`.
+    static func ruler(experts: Int, x: Int, y: Int, into g: inout CellGrid, maxX: Int) {
+        var ruler = ""
+        var e = 0
+        while e < experts {
+            let label = String(e)
+            ruler += label + String(repeating: " ", count: max(1, 4 - label.count))
+            e += 4
+        }
+        g.put(String(ruler.prefix(experts)), x: x, y: y, style: .dim, maxX: maxX)
+    }
+
+    static func drawHeat(_ s: ScreenState, _ stats: RoutingStats, into g: inout CellGrid, _ a: (x: Int, y: Int, w: Int, h: Int)) {
+        let layers = stats.moeLayers
+        title(s, "H ≤ \(String(format: "%.1f", log2(Double(max(1, s.experts)))))", into: &g, a)
+        if a.h > 1 { ruler(experts: s.experts, x: a.x + 4, y: a.y + 1, into: &g, maxX: a.x + a.w) }
+        let rows = min(layers.count, max(0, a.h - 3))
         for slot in 0..<rows {
-            let row = slot < counts.count ? counts[slot] : Array(repeating: 0, count: s.experts)
-            let total = row.reduce(0, +), peak = row.max() ?? 0
-            var col = g.put(String(format: "L%-2d ", layers[slot]), x: x, y: y + 2 + slot, style: .label)
-            for value in row {
-                let heat = peak > 0 ? Int((value / peak * 7).rounded()) : 0
-                col = g.put(heatGlyph(heat), x: col, y: y + 2 + slot, style: .heat(heat))
+            let fig = stats.layer(slot)
+            let peak = fig.loadCounts.max() ?? 0
+            let y = a.y + 2 + slot
+            var col = g.put(String(format: "L%-2d ", layers[slot]), x: a.x, y: y, style: .label)
+            for value in fig.loadCounts {
+                let heat = peak > 0 ? Int((Double(value) / Double(peak) * 7).rounded()) : 0
+                col = g.put(heatGlyph(heat), x: col, y: y, style: .heat(heat), maxX: a.x + a.w)
             }
-            let entropy = total > 0 ? -row.filter { $0 > 0 }.reduce(0.0) { $0 + ($1 / total) * log2($1 / total) } : 0
-            g.put(total > 0 ? String(format: " H%.1f", entropy) : " H –", x: col, y: y + 2 + slot, style: .dim, maxX: x + width)
+            col = g.put(" H" + f(fig.entropyBits, "%.1f"), x: col, y: y, style: .dim, maxX: a.x + a.w)
+            if col + 12 <= a.x + a.w {
+                col = g.put(" V" + f(fig.maxViolation, "%.1f"), x: col, y: y, style: .dim)
+                g.put(" J" + f(fig.jain), x: col, y: y, style: .dim)
+            }
         }
-        let legendY = y + 2 + rows
-        if rows < layers.count, legendY < y + height {
-            g.put("+\(layers.count - rows) layers: Ctrl-T full view", x: x, y: legendY, style: .dim, maxX: x + width)
-        } else if legendY < y + height {
-            g.put("█ most used ▒ some · rare", x: x, y: legendY, style: .dim, maxX: x + width)
+        let legendY = a.y + 2 + rows
+        guard legendY < a.y + a.h else { return }
+        if rows < layers.count {
+            g.put("+\(layers.count - rows) layers: Ctrl-T full view", x: a.x, y: legendY, style: .dim, maxX: a.x + a.w)
+        } else {
+            g.put(a.w >= 44 ? "█ most used · ░ few · H entropy V MaxVio J Jain" : "H entropy · V MaxVio · J Jain", x: a.x, y: legendY, style: .dim, maxX: a.x + a.w)
         }
+    }
+
+    /// Co-activation (row-normalised by the row expert's count) or top-1 flow to the next layer,
+    /// for the chosen layer. Where the rows do not fit, the most-used experts are shown.
+    static func drawMatrix(_ s: ScreenState, _ stats: RoutingStats, flow: Bool, into g: inout CellGrid, _ a: (x: Int, y: Int, w: Int, h: Int)) {
+        let layers = stats.moeLayers
+        let slot = max(0, min(layers.count - (flow ? 2 : 1), s.chosenSlot))
+        let E = s.experts
+        let matrix: [[Int]]
+        let label: String
+        if flow {
+            guard layers.count >= 2 else { title(s, "needs two MoE layers", into: &g, a); return }
+            matrix = stats.crossLayer[slot].counts
+            label = "L\(layers[slot]) → L\(layers[slot + 1])"
+        } else {
+            matrix = stats.layer(slot).coactivation
+            label = "L\(layers[slot])"
+        }
+        let fits = max(0, a.h - 3)
+        let order = Array(0..<E)
+        var shown = order
+        if E > fits {
+            let load = stats.layer(slot).loadCounts
+            shown = order.sorted { (load[$0], -$0) > (load[$1], -$1) }.prefix(fits).sorted()
+        }
+        title(s, label + (shown.count < E ? " · top \(shown.count) of \(E)" : ""), into: &g, a)
+        if a.h > 1 {
+            if shown.count == E { ruler(experts: E, x: a.x + 4, y: a.y + 1, into: &g, maxX: a.x + a.w) } else {
+                g.put(flow ? "rows: top-1 here; columns: next layer" : "rows/columns: experts shown", x: a.x, y: a.y + 1, style: .dim, maxX: a.x + a.w)
+            }
+        }
+        for (r, i) in shown.enumerated() {
+            let y = a.y + 2 + r
+            let row = matrix[i]
+            let total = flow ? row.reduce(0, +) : row[i]
+            var col = g.put(String(format: "e%-2d ", i), x: a.x, y: y, style: .label)
+            for j in (shown.count == E ? order : shown) {
+                let share = total > 0 ? Double(row[j]) / Double(total) : 0
+                let heat = (!flow && i == j) ? 0 : Int((share * 7).rounded())
+                col = g.put(!flow && i == j ? "╲" : heatGlyph(heat), x: col, y: y, style: !flow && i == j ? .dim : .heat(heat), maxX: a.x + a.w)
+            }
+            g.put(" \(total)", x: col, y: y, style: .dim, maxX: a.x + a.w)
+        }
+        let legendY = a.y + 2 + shown.count
+        if legendY < a.y + a.h {
+            g.put(a.w >= 50 ? (flow ? "share of each row's tokens · Ctrl-←/→ layer" : "share of the row expert's tokens · Ctrl-←/→ layer") : "share of row · Ctrl-←/→ layer",
+                  x: a.x, y: legendY, style: .dim, maxX: a.x + a.w)
+        }
+    }
+
+    static func drawTable(_ s: ScreenState, _ stats: RoutingStats, into g: inout CellGrid, _ a: (x: Int, y: Int, w: Int, h: Int)) {
+        let layers = stats.moeLayers, E = s.experts, k = max(1, s.backend.expertsPerToken)
+        title(s, "random: rep1 \(f(RoutingAnalysis.randomRepeatTop1(experts: E))) repk \(f(RoutingAnalysis.randomRepeatTopK(experts: E, topK: min(k, E))))",
+              into: &g, a)
+        if a.h > 1 { g.put("      rep1  repk  spec  gate  H_rt", x: a.x, y: a.y + 1, style: .dim, maxX: a.x + a.w) }
+        for slot in 0..<min(layers.count, max(0, a.h - 3)) {
+            let fig = stats.layer(slot)
+            let cells = [fig.repeatTop1, fig.repeatTopK, fig.specialisation, fig.sharedGateMean].map { f($0).padding(toLength: 5, withPad: " ", startingAt: 0) }
+            let line = String(format: "L%-3d  ", layers[slot]) + cells.joined(separator: " ") + " " + f(fig.routerEntropyMean)
+            g.put(line, x: a.x, y: a.y + 2 + slot, style: .text, maxX: a.x + a.w)
+        }
+        let legendY = a.y + 2 + min(layers.count, max(0, a.h - 3))
+        if legendY < a.y + a.h {
+            g.put("rep: same top-1 / any expert as the token before", x: a.x, y: legendY, style: .dim, maxX: a.x + a.w)
+        }
+    }
+
+    static func bar(_ w: Float, width: Int) -> String {
+        let eighths = Int((max(0, min(1, w)) * Float(width * 8)).rounded())
+        let full = eighths / 8, rest = eighths % 8
+        let parts = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"]
+        return String(repeating: "█", count: full) + parts[rest] + String(repeating: " ", count: max(0, width - full - (rest > 0 ? 1 : 0)))
     }
 
     static func drawInspector(_ s: ScreenState, id: Int, index: Int, into g: inout CellGrid, x: Int, y: Int, width: Int, height: Int) {
         let steps = s.inspectable(id)
         guard index < steps.count else { return }
         let step = steps[index]
-        g.put("token \(index + 1)/\(steps.count) \(step.token.debugDescription)", x: x, y: y, style: .selected, maxX: x + width)
+        g.put("token \(index + 1)/\(steps.count) \(step.token.debugDescription) id \(step.tokenId)", x: x, y: y, style: .selected, maxX: x + width)
+        let k = step.experts.first?.count ?? 0
+        let wide = width >= 5 + 13 * k + 12   // room for the weight bars
         for (slot, layer) in step.layers.enumerated() where slot + 1 < height {
             var col = g.put(String(format: "L%-2d ", layer), x: x, y: y + 1 + slot, style: .label)
             for (e, w) in zip(step.experts[slot], step.weights[slot]) {
-                col = g.put(String(format: "e%d %.2f ", e, w), x: col, y: y + 1 + slot, style: .heat(Int((w * 7).rounded())), maxX: x + width)
+                col = g.put(String(format: "e%-2d", e), x: col, y: y + 1 + slot, style: .heat(Int((w * 7).rounded())), maxX: x + width)
+                if wide { col = g.put(bar(w, width: 4), x: col, y: y + 1 + slot, style: .heat(Int((w * 7).rounded())), maxX: x + width) }
+                col = g.put(String(format: "%.2f ", w), x: col, y: y + 1 + slot, style: .dim, maxX: x + width)
+            }
+            if slot < step.sharedGate.count, !step.sharedGate[slot].isNaN {
+                col = g.put(String(format: "g%.2f ", step.sharedGate[slot]), x: col, y: y + 1 + slot, style: .dim, maxX: x + width)
+            }
+            if slot < step.routerEntropy.count {
+                g.put(String(format: "H%.2f", step.routerEntropy[slot]), x: col, y: y + 1 + slot, style: .dim, maxX: x + width)
             }
         }
     }

@@ -1,44 +1,6 @@
 import Foundation
 import NekoChat
 
-/// How often each expert was chosen, per MoE layer: for the last token, this reply, the session.
-public struct RoutingCounts: Equatable, Sendable {
-    public enum Scope: String, CaseIterable, Sendable { case last, reply, session }
-    public var layers: [Int] = []
-    public var experts = 0
-    public var last: [[Double]] = []
-    public var reply: [[Double]] = []
-    public var session: [[Double]] = []
-
-    public mutating func add(_ step: RoutingStep, experts e: Int) {
-        if layers != step.layers || experts != e {
-            layers = step.layers; experts = e
-            let zero = Array(repeating: Array(repeating: 0.0, count: e), count: step.layers.count)
-            last = zero; reply = zero; session = zero
-        }
-        for (slot, chosen) in step.experts.enumerated() where slot < layers.count {
-            last[slot] = Array(repeating: 0, count: experts)
-            for x in chosen where x >= 0 && x < experts {
-                last[slot][x] += 1; reply[slot][x] += 1; session[slot][x] += 1
-            }
-        }
-    }
-
-    public mutating func startReply() {
-        reply = reply.map { $0.map { _ in 0 } }
-    }
-
-    public mutating func reset() { self = RoutingCounts() }
-
-    public func counts(_ scope: Scope) -> [[Double]] {
-        switch scope {
-        case .last: last
-        case .reply: reply
-        case .session: session
-        }
-    }
-}
-
 /// A line the screen shows between messages: a command's answer, an error, the welcome.
 public struct Notice: Equatable, Sendable {
     public enum Kind: Sendable { case info, error }
@@ -75,9 +37,16 @@ public struct ScreenState: Sendable {
     public private(set) var stats = GenerationStats()
     /// Whether anything has run yet (the stats bar says so instead of showing 0.0 tok/s).
     public private(set) var hasStats = false
-    public private(set) var routing = RoutingCounts()
-    public var routingScope = RoutingCounts.Scope.reply
+    public private(set) var routing: LiveRouting
+    public var routingScope = LiveRouting.Scope.reply
     public var panel = Panel.shown
+    /// The panel's view and the MoE layer (slot) its layer views and the token colours show.
+    var panelView = RoutingView.View.heat
+    public var chosenSlot = 0
+    /// Colour each token by its top-1 expert at the chosen layer.
+    public var colourTokens = false
+    /// Show numbers instead of colours (monochrome themes, NO_COLOR).
+    public var monochrome = false
     public var themeName = "dark"
     /// The routing inspector: which reply and which of its generated tokens the cursor is on.
     public var inspector: (messageID: Int, index: Int)?
@@ -90,8 +59,8 @@ public struct ScreenState: Sendable {
     public init(backend: BackendInfo, conversation: Conversation = Conversation()) {
         self.backend = backend
         self.conversation = conversation
+        routing = LiveRouting(path: conversation.path, experts: backend.experts)
         stats.contextSize = backend.contextSize
-        rebuildRouting()
     }
 
     public var experts: Int { backend.experts }
@@ -114,7 +83,7 @@ public struct ScreenState: Sendable {
         switch event {
         case let .messageAdded(m):
             if m.isPending {
-                routing.startReply()
+                routing.startReply(id: m.id)
                 status = .prefilling(done: 0, total: 0)
                 prefillStarted = nil
                 prefillETA = nil
@@ -132,7 +101,7 @@ public struct ScreenState: Sendable {
         case .textDelta:
             status = .generating
         case let .routing(_, step):
-            routing.add(step, experts: experts)
+            routing.add(step)
         case let .stats(s):
             stats = s
             hasStats = true
@@ -156,18 +125,18 @@ public struct ScreenState: Sendable {
         case .branchSelected, .regenerate:
             inspector = nil
             scrollBack = 0
+            rebuildRouting()
         case .systemPromptSet, .settingsChanged, .titleSet: break
         }
     }
 
-    /// The session's routing counts from the messages on the path (after a load or a new chat).
+    /// The session's routing from the messages on the path (after a load, a new chat, a branch).
     mutating func rebuildRouting() {
-        routing.reset()
-        for m in conversation.path where m.role == .assistant {
-            routing.startReply()
-            for step in m.routing { routing.add(step, experts: experts) }
-        }
+        routing = LiveRouting(path: conversation.path, experts: experts)
     }
+
+    /// The MoE layers the panel and the colours can show.
+    public var moeLayers: [Int] { backend.moeLayers }
 
     /// The replies' generated tokens with routing, for the inspector.
     func inspectable(_ id: Int) -> [RoutingStep] {

@@ -75,17 +75,40 @@ struct SlashCommand: Sendable {
             app.inspect()
             return nil
         },
-        SlashCommand(name: "routing", usage: "/routing last|reply|session|off|on", help: "what the routing panel counts, or hide it") { app, arg, _ in
-            switch arg {
-            case "off": app.state.panel = .hidden; return "routing panel hidden (/routing on shows it)"
-            case "on": app.state.panel = .shown; return "routing panel shown"
-            default:
-                guard let scope = RoutingCounts.Scope(rawValue: arg) else {
-                    throw ChatError("/routing takes last, reply, session, on or off; it counts \(app.state.routingScope.rawValue) now")
-                }
+        SlashCommand(name: "routing", usage: "/routing [SCOPE|VIEW|layer N|colour on|off|export FILE]",
+                     help: "the panel: last|reply|session, heat|coactivation|flow|table, on|off; colours; export .csv/.json") { app, arg, _ in
+            let parts = arg.split(separator: " ", maxSplits: 1).map(String.init)
+            let word = parts.first ?? "", rest = parts.count > 1 ? parts[1] : ""
+            if let scope = LiveRouting.Scope(rawValue: word) {
                 app.state.routingScope = scope
                 if app.state.panel == .hidden { app.state.panel = .shown }
-                return "routing panel: \(scope.rawValue)"
+                return "routing panel counts \(scope.rawValue == "last" ? "the last token" : scope.rawValue == "reply" ? "this reply" : "the session")"
+            }
+            if let view = RoutingView.View(rawValue: word) {
+                app.state.panelView = view
+                if app.state.panel == .hidden { app.state.panel = .shown }
+                return "routing panel: \(view.rawValue)\(view == .heat || view == .table ? "" : " of L\(app.chosenLayer)")"
+            }
+            switch word {
+            case "off": app.state.panel = .hidden; return "routing panel hidden (/routing on shows it)"
+            case "on": app.state.panel = .shown; return "routing panel shown"
+            case "layer":
+                guard let n = Int(rest), let slot = app.state.moeLayers.firstIndex(of: n) else {
+                    throw ChatError("/routing layer takes a MoE layer: \(app.state.moeLayers.map(String.init).joined(separator: ", "))")
+                }
+                app.state.chosenSlot = slot
+                return "layer \(n) chosen (for coactivation, flow and token colours)"
+            case "colour", "color":
+                guard rest == "on" || rest == "off" else { throw ChatError("/routing colour on|off") }
+                app.state.colourTokens = rest == "on"
+                return app.state.colourTokens ? "tokens coloured by their top-1 expert at L\(app.chosenLayer)" : "token colours off"
+            case "export":
+                guard !rest.isEmpty else { throw ChatError("/routing export needs a file: FILE.csv (rows) or FILE.json (the analysis)") }
+                return try app.controller.exportRouting(to: rest)
+            case "":
+                return "routing panel: \(app.state.panelView.rawValue), \(app.state.routingScope.rawValue), layer L\(app.chosenLayer); /help lists the keys"
+            default:
+                throw ChatError("/routing takes last, reply, session, heat, coactivation, flow, table, on, off, layer N, colour on|off or export FILE")
             }
         },
         SlashCommand(name: "theme", usage: "/theme [NAME]", help: "change the colours (dark, light, mono or a file)") { app, arg, _ in
@@ -133,7 +156,8 @@ extension ChatApp {
     static let keysHelp = """
         keys: Enter sends · Alt-Enter or Ctrl-J newline · Esc or Ctrl-C stops a reply · Ctrl-C (idle) or Ctrl-D (empty) quits
         PgUp/PgDn scroll half a page · Home/End (empty input) or Ctrl-Home/End: top/bottom · ↑/↓: lines, then history
-        Tab: completes /commands, else cycles the routing scope · Ctrl-T: routing panel shown/full/hidden · Ctrl-O: inspector
+        Tab: completes /commands, else cycles the routing scope (last token, reply, session) · Ctrl-T: panel shown/full/hidden
+        Ctrl-R: panel view (heat, coactivation, flow, table) · Ctrl-←/→: its layer · Ctrl-G: colour tokens by expert · Ctrl-O: inspector
         Ctrl-X Ctrl-E: edit in $EDITOR · //text sends a message that starts with /
         """
 

@@ -14,6 +14,13 @@ public struct Theme: Sendable {
     public var looks: [StyleRole: Look] = [:]
     /// Glyphs for routing heat when colour is off (NO_COLOR, mono).
     public var heatGlyphs: [String]?
+    /// Colours of the experts when tokens are coloured by expert (cycled past the end).
+    public var expertColors: [Color] = Theme.defaultExpertColors
+    static let defaultExpertColors: [Color] = [
+        .rgb(230, 25, 75), .rgb(60, 180, 75), .rgb(255, 225, 25), .rgb(67, 99, 216), .rgb(245, 130, 49),
+        .rgb(145, 30, 180), .rgb(70, 240, 240), .rgb(240, 50, 230), .rgb(188, 246, 12), .rgb(250, 190, 190),
+        .rgb(0, 128, 128), .rgb(230, 190, 255), .rgb(154, 99, 36), .rgb(255, 250, 200), .rgb(128, 0, 0), .rgb(170, 255, 195),
+    ]
     public var usesColor: Bool
 
     static let standardNames: [String: Int16] = ["black": 0, "red": 1, "green": 2, "yellow": 3, "blue": 4,
@@ -63,6 +70,13 @@ public struct Theme: Sendable {
                 guard let c = color(h) else { throw ThemeError("\(path): colors.routing_heat[\(i)]: unknown colour '\(h)'") }
                 theme.looks[.heat(i)] = Look(foreground: c)
             }
+        }
+        if let list = colors.first(where: { $0.key == "expert_colors" })?.value.array {
+            theme.expertColors = try list.enumerated().map { i, v in
+                guard let c = color(v.string) else { throw ThemeError("\(path): colors.expert_colors[\(i)]: unknown colour '\(v.string ?? v.serialized)'") }
+                return c
+            }
+            guard !theme.expertColors.isEmpty else { throw ThemeError("\(path): colors.expert_colors: expected at least one colour") }
         }
         if let glyphs = json["routing_glyphs"] {
             guard let list = glyphs.array?.compactMap(\.string), !list.isEmpty, list.count == glyphs.array?.count else {

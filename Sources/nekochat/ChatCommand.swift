@@ -78,8 +78,8 @@ struct Chat: ParsableCommand {
         }
 
         let app = ChatApp(controller: controller, theme: chosenTheme, noColor: noColor, historyPath: store.directory + "/history")
-        let routingHint = backend.info.moeLayers.isEmpty ? "" : " · the panel shows which experts each MoE layer chose (Tab: last token / reply / session)"
-        app.notice("\(name): \(location.directory) · /help for keys and commands" + routingHint)
+        let routingHint = backend.info.moeLayers.isEmpty ? "" : " · the panel: which experts each MoE layer chose (Ctrl-R views, Tab scope)"
+        app.notice("\(name) · /help for keys and commands · /show for the model and settings" + routingHint)
         if let opening { app.notice(opening) }
         let driver = try CursesDriver(theme: chosenTheme)
         app.run(driver)

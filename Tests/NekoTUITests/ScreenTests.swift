@@ -55,7 +55,7 @@ func sampleState() -> ScreenState {
 
     @Test func layoutAt200x60AndAt40x12() {
         let big = ChatView.render(sampleState(), width: 200, height: 60)
-        #expect(big.text.contains("L2 ") && big.text.contains("routing · reply"))
+        #expect(big.text.contains("L2 ") && big.text.contains("heat · reply"))
         let small = ChatView.render(sampleState(), width: 40, height: 12)
         let lines = small.text.split(separator: "\n", omittingEmptySubsequences: false)
         // Too small for the panel: it says so, and how to see it.
@@ -80,10 +80,10 @@ func sampleState() -> ScreenState {
         let started = s.startInspector()
         #expect(started)
         var text = ChatView.render(s, width: 100, height: 24).text
-        #expect(text.contains("token 3/3 \" east\"") && text.contains("e4 0.75") && text.contains("e1 0.25"))
+        #expect(text.contains("token 3/3 \" east\"") && text.contains("e4") && text.contains("0.75") && text.contains("e1") && text.contains("0.25"))
         s.moveInspector(-5)
         text = ChatView.render(s, width: 100, height: 24).text
-        #expect(text.contains("token 1/3") && text.contains("e0 0.60"))
+        #expect(text.contains("token 1/3") && text.contains("e0") && text.contains("0.60"))
         var empty = ScreenState(backend: demoInfo())
         let none = empty.startInspector()
         #expect(!none)
