@@ -26,6 +26,8 @@ static inline void nk_set_escdelay(int ms) { set_escdelay(ms); }
 static inline int nk_attr_bold(void) { return A_BOLD; }
 static inline int nk_attr_dim(void) { return A_DIM; }
 static inline int nk_attr_reverse(void) { return A_REVERSE; }
+static inline int nk_attr_italic(void) { return A_ITALIC; }
+static inline int nk_attr_underline(void) { return A_UNDERLINE; }
 
 /// Writes one character cell (a base character plus combining marks) with attributes and a colour pair.
 static inline int nk_put_cell(int y, int x, const wchar_t *wch, int attrs, short pair) {

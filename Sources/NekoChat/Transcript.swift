@@ -104,7 +104,7 @@ public enum Transcript {
 /// where nothing was sent leaves no file); `.newChat` starts a new file.
 public final class TranscriptWriter {
     public private(set) var path: String?
-    let store: TranscriptStore
+    public let store: TranscriptStore
     public var header: TranscriptHeader
     private var handle: FileHandle?
     /// Lines waiting for the file (settings, system prompt before the first message).

@@ -3,6 +3,8 @@ import CNcursesw
 /// What a cell means; the theme decides how it looks.
 public enum StyleRole: Hashable, Sendable {
     case text, user, assistant, system, notice, error, status, border, label, dim, selected
+    /// Markdown: strong, emphasis, inline code, headings, quotes, links; and code's syntax.
+    case bold, italic, code, heading, quote, link, keyword, string, comment, number
     /// Routing heat, 0 (cold) … 7 (hot).
     case heat(Int)
     /// A token coloured by its top-1 expert (the theme's palette, cycled).

@@ -17,6 +17,12 @@ public final class ChatApp {
     var mouse = true
     /// Where sent texts are kept between sessions (nil: not kept).
     let historyPath: String?
+    /// The saved chats (for the browser).
+    let store: TranscriptStore
+    /// The input box's text before an edit of an earlier message took it over.
+    var draftBeforeEdit = ""
+    /// The environment the app reads (TERM, TMUX, VISUAL, EDITOR); tests replace it.
+    public var environment = ProcessInfo.processInfo.environment
     /// Things the loop does with the driver.
     public enum Effect: Equatable {
         case theme(String)
@@ -28,8 +34,9 @@ public final class ChatApp {
     }
     var effects: [Effect] = []
 
-    public init(controller: ChatController, theme: Theme, noColor: Bool, historyPath: String? = nil) {
+    public init(controller: ChatController, theme: Theme, noColor: Bool, historyPath: String? = nil, store: TranscriptStore? = nil) {
         self.controller = controller
+        self.store = store ?? controller.transcript?.store ?? TranscriptStore.standard()
         self.theme = theme
         self.noColor = noColor
         self.historyPath = historyPath
@@ -147,6 +154,8 @@ public final class ChatApp {
             notice("Ctrl-X: only Ctrl-X Ctrl-E (edit the input in $EDITOR) is bound")
             return
         }
+        if state.browser != nil { return handleBrowser(key) }
+        if handleSelection(key) { return }
         if state.inspector != nil {
             switch key {
             case .left, .up: state.moveInspector(-1); return
@@ -159,7 +168,7 @@ public final class ChatApp {
         }
         switch key {
         case .escape:
-            if controller.isBusy { controller.stop() }
+            if controller.isBusy { controller.stop() } else if state.editing != nil { cancelEditing() }
         case .ctrl("c"):
             if controller.isBusy {
                 controller.stop()
@@ -214,6 +223,11 @@ public final class ChatApp {
         case .ctrl("g"):
             state.colourTokens.toggle()
             notice(state.colourTokens ? "tokens coloured by their top-1 expert at L\(chosenLayer) (Ctrl-←/→ layer, Ctrl-G off)" : "token colours off")
+        case .ctrlUp: startSelection()
+        case .alt("c"): openBrowser()
+        case .alt("m"):
+            state.rawText.toggle()
+            notice(state.rawText ? "replies shown as written (Alt-M renders Markdown)" : "replies rendered as Markdown")
         case .ctrlLeft, .alt("["): stepLayer(-1)
         case .ctrlRight, .alt("]"): stepLayer(1)
         case .ctrl("l"), .resize: break
@@ -258,7 +272,13 @@ public final class ChatApp {
         }
         let message = text.hasPrefix("//") ? String(text.dropFirst()) : text
         do {
-            try controller.send(message)
+            if let id = state.editing {
+                try controller.edit(id, to: message)
+                state.editing = nil
+                draftBeforeEdit = ""
+            } else {
+                try controller.send(message)
+            }
             _ = state.input.submit()
             state.scrollBack = 0
         } catch {
@@ -282,7 +302,7 @@ public final class ChatApp {
 
     /// Opens $VISUAL / $EDITOR on the input box's text and takes back what was saved.
     func editExternally(_ driver: ScreenDriver) {
-        let env = ProcessInfo.processInfo.environment
+        let env = environment
         let editor = [env["VISUAL"], env["EDITOR"]].compactMap { $0 }.first { !$0.isEmpty } ?? "vi"
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("nekochat-\(getpid())-\(UUID().uuidString.prefix(8)).md").path
         do {
@@ -297,6 +317,11 @@ public final class ChatApp {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
             p.arguments = ["-c", "\(editor) \"$1\"", "sh", file]
+            // The editor gets the terminal; without one (tests), nothing (Process needs valid descriptors).
+            let tty = isatty(0) != 0 && isatty(1) != 0
+            p.standardInput = tty ? FileHandle.standardInput : FileHandle.nullDevice
+            p.standardOutput = tty ? FileHandle.standardOutput : FileHandle.nullDevice
+            p.standardError = tty ? FileHandle.standardError : FileHandle.nullDevice
             do {
                 try p.run()
                 p.waitUntilExit()

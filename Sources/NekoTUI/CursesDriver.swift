@@ -181,6 +181,8 @@ public final class CursesDriver: ScreenDriver {
         if look.bold { attrs |= nk_attr_bold() }
         if look.dim { attrs |= nk_attr_dim() }
         if look.reverse { attrs |= nk_attr_reverse() }
+        if look.italic { attrs |= nk_attr_italic() }
+        if look.underline { attrs |= nk_attr_underline() }
         guard colors, look.foreground != .terminalDefault || look.background != .terminalDefault else { return (attrs, 0) }
         let key = "\(look.foreground)/\(look.background)"
         if let p = pairs[key] { return (attrs, p) }

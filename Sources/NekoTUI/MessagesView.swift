@@ -21,7 +21,7 @@ enum MessagesView {
             style = .assistant
         case .system: title = "system"; style = .system
         }
-        var line: Line = [Span(title, style)]
+        var line: Line = [Span(title, s.selected == m.id ? .selected : style)]
         let (i, n) = s.conversation.siblingPosition(of: m.id)
         if n > 1 { line.append(Span("  ‹ \(i + 1)/\(n) ›", .dim)) }
         return line
@@ -95,8 +95,16 @@ enum MessagesView {
     static func lines(of m: ChatMessage, _ s: ScreenState, width: Int) -> [Line] {
         let w = max(1, min(width - 2, measure))
         var out: [Line] = [header(m, s)]
-        let content = m.isPending && m.content.isEmpty ? [Span("…", .dim)] : body(m, s)
-        for l in wrap(content, width: w) { out.append([Span("  ", .text)] + l) }
+        let body: [Line]
+        if m.isPending && m.content.isEmpty {
+            body = [[Span("…", .dim)]]
+        } else if m.role == .assistant, !s.rawText, !s.colourTokens, s.inspector?.messageID != m.id {
+            // Code blocks and tables may use the whole width; prose keeps the measure.
+            body = Markdown.render(m.content, width: w, wide: max(1, width - 2))
+        } else {
+            body = wrap(self.body(m, s), width: w)
+        }
+        for l in body { out.append([Span("  ", .text)] + l) }
         out.append([])
         return out
     }

@@ -58,6 +58,11 @@ public enum ChatView {
         }
         let l = layout(s, width: width, height: height)
         drawStats(s, into: &g, width: width)
+        if let b = s.browser {
+            BrowserView.draw(b, into: &g, rect: (0, 1, width, l.inputTop - 1))
+            drawInput(s, l.input, into: &g, top: l.inputTop, width: width)
+            return g
+        }
         MessagesView.draw(s, into: &g, rect: l.messages)
         if let p = l.panel { RoutingView.draw(s, into: &g, x: p.x, y: p.y, width: p.w, height: p.h) }
         if let x = l.separator { for y in 1..<l.inputTop { g.put("│", x: x, y: y, style: .border) } }
@@ -95,7 +100,10 @@ public enum ChatView {
     }
 
     static func drawInput(_ s: ScreenState, _ box: InputBox, into g: inout CellGrid, top: Int, width: Int) {
-        let hint = s.inspector != nil ? " ←/→ token · Esc leaves the inspector "
+        let hint = s.browser != nil ? " Esc closes the chats "
+            : s.inspector != nil ? " ←/→ token · Esc leaves the inspector "
+            : s.selected != nil ? " ↑/↓ message · ←/→ version · e edit · r redo · y copy · Esc "
+            : s.editing != nil ? " editing: Enter sends a new version · Esc cancels "
             : s.isBusy ? " Esc stops "
             : " Enter sends · Alt-Enter newline · /help "
         g.fill(x: 0, y: top, width: width, height: 1, style: .border, text: "─")

@@ -47,6 +47,14 @@ public struct ScreenState: Sendable {
     public var colourTokens = false
     /// Show numbers instead of colours (monochrome themes, NO_COLOR).
     public var monochrome = false
+    /// Show replies as written instead of rendering their Markdown.
+    public var rawText = false
+    /// The message picked with Alt-↑ (to edit, regenerate, copy or switch versions), and the
+    /// user message being edited in the input box (Enter sends it as a new branch).
+    public var selected: Int?
+    public var editing: Int?
+    /// The conversation browser, while it is open.
+    public var browser: BrowserState?
     public var themeName = "dark"
     /// The routing inspector: which reply and which of its generated tokens the cursor is on.
     public var inspector: (messageID: Int, index: Int)?
@@ -117,6 +125,8 @@ public struct ScreenState: Sendable {
         case .newChat, .loaded:
             notices = notices.filter { $0.after == nil }
             inspector = nil
+            selected = nil
+            editing = nil
             status = .idle
             stats = GenerationStats(contextSize: backend.contextSize)
             hasStats = false
@@ -124,6 +134,7 @@ public struct ScreenState: Sendable {
             rebuildRouting()
         case .branchSelected, .regenerate:
             inspector = nil
+            if let id = selected, !conversation.path.contains(where: { $0.id == id }) { selected = nil }
             scrollBack = 0
             rebuildRouting()
         case .systemPromptSet, .settingsChanged, .titleSet: break

@@ -145,6 +145,17 @@ struct SlashCommand: Sendable {
             app.effects.append(.mouse(app.mouse))
             return app.mouse ? "mouse on: the wheel scrolls (Shift-drag selects in most terminals)" : "mouse off: select text with the mouse; PgUp/PgDn scroll"
         },
+        SlashCommand(name: "chats", usage: "/chats", help: "browse and search the saved chats: open, rename, delete (Alt-C)") { app, _, _ in
+            app.openBrowser()
+            return nil
+        },
+        SlashCommand(name: "copy", usage: "/copy [N]", help: "copy the last reply, or its N-th code block, to the clipboard") { app, arg, _ in
+            try app.copyCommand(arg)
+        },
+        SlashCommand(name: "raw", usage: "/raw", help: "show replies as written, or render their Markdown again (Alt-M)") { app, _, _ in
+            app.state.rawText.toggle()
+            return app.state.rawText ? "replies shown as written" : "replies rendered as Markdown"
+        },
         SlashCommand(name: "edit", usage: "/edit", help: "edit the input in $VISUAL / $EDITOR (Ctrl-X Ctrl-E)") { app, _, _ in
             app.effects.append(.editor)
             return nil
@@ -158,6 +169,8 @@ extension ChatApp {
         PgUp/PgDn scroll half a page · Home/End (empty input) or Ctrl-Home/End: top/bottom · ↑/↓: lines, then history
         Tab: completes /commands, else cycles the routing scope (last token, reply, session) · Ctrl-T: panel shown/full/hidden
         Ctrl-R: panel view (heat, coactivation, flow, table) · Ctrl-←/→: its layer · Ctrl-G: colour tokens by expert · Ctrl-O: inspector
+        Alt-↑ or Ctrl-↑: pick a message — ↑/↓ move, ←/→ its versions, e edit (a new branch), r reply again, y copy, Esc
+        Alt-C: the saved chats (search, open, rename, delete) · Alt-M: Markdown or raw text
         Ctrl-X Ctrl-E: edit in $EDITOR · //text sends a message that starts with /
         """
 

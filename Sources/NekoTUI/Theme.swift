@@ -8,7 +8,7 @@ public struct Theme: Sendable {
     public struct Look: Sendable, Equatable {
         public var foreground: Color = .terminalDefault
         public var background: Color = .terminalDefault
-        public var bold = false, dim = false, reverse = false
+        public var bold = false, dim = false, reverse = false, italic = false, underline = false
     }
     public let name: String
     public var looks: [StyleRole: Look] = [:]
@@ -52,6 +52,7 @@ public struct Theme: Sendable {
             }
             if let a = json["attributes"]?[key]?.string {
                 l.bold = a.contains("bold"); l.dim = a.contains("dim"); l.reverse = a.contains("reverse")
+                l.italic = a.contains("italic"); l.underline = a.contains("underline")
             }
             theme.looks[role] = l
         }
@@ -64,6 +65,7 @@ public struct Theme: Sendable {
         status.reverse = json["attributes"]?["status"]?.string?.contains("reverse") ?? !theme.usesColor
         theme.looks[.status] = status
         theme.looks[.dim] = Look(dim: true)
+        Self.addMarkdownLooks(&theme, colors: colors)
         if theme.looks[.user]?.bold == false, !theme.usesColor { theme.looks[.user]?.bold = true }
         if let heat = colors.first(where: { $0.key == "routing_heat" })?.value.array?.compactMap({ $0.string }) {
             for (i, h) in heat.prefix(8).enumerated() {
@@ -127,6 +129,25 @@ public struct Theme: Sendable {
         throw ThemeError("no theme named '\(name)' (looked in \(directories().joined(separator: ", ")))")
     }
 
+    /// Markdown and syntax styles: attributes always, colours from the theme file's `markdown_*`
+    /// and `syntax_*` keys when given (else a palette that reads on dark and light backgrounds).
+    static func addMarkdownLooks(_ theme: inout Theme, colors: [(key: String, value: JSONValue)]) {
+        func c(_ key: String, _ fallback: Color) -> Color {
+            guard theme.usesColor else { return .terminalDefault }
+            return color(colors.first { $0.key == key }?.value.string) ?? fallback
+        }
+        theme.looks[.bold] = Look(bold: true)
+        theme.looks[.italic] = Look(italic: true)
+        theme.looks[.heading] = Look(foreground: c("markdown_heading", .standard(5)), bold: true, underline: true)
+        theme.looks[.code] = Look(foreground: c("markdown_code", .standard(6)))
+        theme.looks[.quote] = Look(foreground: c("markdown_quote", .terminalDefault), dim: true, italic: true)
+        theme.looks[.link] = Look(foreground: c("markdown_link", .standard(4)), underline: true)
+        theme.looks[.keyword] = Look(foreground: c("syntax_keyword", .standard(5)), bold: true)
+        theme.looks[.string] = Look(foreground: c("syntax_string", .standard(2)))
+        theme.looks[.comment] = Look(foreground: c("syntax_comment", .terminalDefault), dim: true, italic: true)
+        theme.looks[.number] = Look(foreground: c("syntax_number", .standard(3)))
+    }
+
     /// Used when no theme file can be found: the terminal's colours, attributes only.
     public static let fallback: Theme = {
         var t = Theme(name: "built-in", usesColor: false)
@@ -135,6 +156,7 @@ public struct Theme: Sendable {
         t.looks[.dim] = Look(dim: true)
         t.looks[.error] = Look(bold: true)
         t.heatGlyphs = [" ", "·", "░", "▒", "▓", "█"]
+        addMarkdownLooks(&t, colors: [])
         return t
     }()
 }

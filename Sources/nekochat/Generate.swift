@@ -81,7 +81,8 @@ struct Generate: ParsableCommand {
 
 /// All of standard input as UTF-8 text (`--prompt -`, `--file -`).
 func readStandardInput() throws -> String {
-    let data = FileHandle.standardInput.readDataToEndOfFile()
+    let data: Data
+    do { data = try FileHandle.standardInput.readToEnd() ?? Data() } catch { throw CLIError("standard input: \(userMessage(error))") }
     guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("standard input: not valid UTF-8 text") }
     return text
 }
