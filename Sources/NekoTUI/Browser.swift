@@ -66,10 +66,11 @@ extension ChatApp {
             let path = shown[b.index].chat.path
             if controller.isBusy { controller.stop(); _ = controller.finish(timeout: 5) }
             do {
-                notice(try controller.load(path))
+                let line = try controller.load(path)
+                pump()
+                notice(line)
                 state.browser = nil
             } catch { notice(userMessage(error), error: true) }
-            pump()
         case .ctrl("r"):
             guard b.index < shown.count else { return }
             b.renaming = ""

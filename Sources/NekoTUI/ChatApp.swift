@@ -349,11 +349,13 @@ public final class ChatApp {
             return
         }
         do {
-            if let answer = try c.run(self, arg, force) { notice(answer) }
+            let answer = try c.run(self, arg, force)
+            pump()   // the command's events first, so its answer follows what it changed
+            if let answer { notice(answer) }
         } catch {
+            pump()
             notice(userMessage(error), error: true)
         }
-        pump()
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NekoChat
+import NekoJSON
 import NekoTUI
 
 struct Chat: ParsableCommand {
@@ -15,6 +16,8 @@ struct Chat: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Longest reply, in tokens (default 512).") var maxTokens: Int?
     @OptionGroup var sampling: SamplingOptions
     @Option(help: "Stop replies before this text (repeatable).") var stop: [String] = []
+    /// Answers from a JSON list of texts instead of a model (demos, tests of the screen).
+    @Option(name: .customLong("scripted-replies"), help: .hidden) var scriptedReplies: String?
 
     func validate() throws {
         if let ctxSize, ctxSize < 16 || ctxSize > 1 << 22 { throw ValidationError("--ctx-size must be from 16 to \(1 << 22)") }
@@ -35,15 +38,28 @@ struct Chat: ParsableCommand {
         } else {
             chosenTheme = (try? Theme.named(noColor ? "mono" : "dark", noColor: noColor)) ?? .fallback
         }
-        let location = try ModelLocation.resolve(modelOptions.model)
-        Output.err("loading \(location.directory) …\n")
-        let bundle = try modelOptions.loadBundle(location)
-        var settings = try sampling.settings(bundle.generationConfig, maxTokens: maxTokens)
-        settings.stop = stop
-        let context = ctxSize ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
-        let name = location.isBuiltInDemo ? "NekoMind demo" : URL(fileURLWithPath: bundle.directory).lastPathComponent
-        let backend = try LocalBackend(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
+        let backend: ChatBackend
+        var settings: ChatSettings
+        let name: String
+        if let scriptedReplies {
+            let data = try Data(contentsOf: URL(fileURLWithPath: resolvePath(scriptedReplies)))
+            guard let texts = try JSONValue.parse([UInt8](data)).array?.compactMap(\.string) else {
+                throw CLIError("\(scriptedReplies): expected a JSON list of strings")
+            }
+            backend = ScriptedBackend(replies: texts, delay: 0.01)
+            settings = try sampling.settings(GenerationConfig(), maxTokens: maxTokens)
+            name = "scripted"
+        } else {
+            let location = try ModelLocation.resolve(modelOptions.model)
+            Output.err("loading \(location.directory) …\n")
+            let bundle = try modelOptions.loadBundle(location)
+            settings = try sampling.settings(bundle.generationConfig, maxTokens: maxTokens)
+            let context = ctxSize ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
+            name = location.isBuiltInDemo ? "NekoMind demo" : URL(fileURLWithPath: bundle.directory).lastPathComponent
+            backend = try LocalBackend(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
                                        modelName: name, isBuiltInDemo: location.isBuiltInDemo)
+        }
+        settings.stop = stop
         let store = TranscriptStore.standard()
         let header = TranscriptHeader(backend.info)
 

@@ -15,7 +15,7 @@ import Testing
         p.arguments = ["-L", socket] + args
         // The first command starts the tmux server, which would inherit (and hold open) a pipe:
         // only capture-pane's output is read.
-        let capture = args.first == "capture-pane"
+        let capture = args.first == "capture-pane" || args.first == "show-buffer"
         let out = Pipe()
         p.standardOutput = capture ? out : FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
@@ -90,6 +90,51 @@ import Testing
         let reopened = try waitFor("the reopened conversation", seconds: 40) { $0.contains("the cat") && $0.contains("Enter sends") }
         #expect(reopened.contains("neko"))
         try tmux(["send-keys", "-t", "chat", "C-d"])
+        _ = try waitFor("the exit") { $0.contains("EXITED 0") }
+    }
+
+    /// Markdown, edit-and-branch, the browser's search and the clipboard, in a real terminal,
+    /// with a scripted backend (fixed replies) so the screen is predictable.
+    @Test(.enabled(if: tmuxAvailable)) mutating func chatFeaturesInTmux() throws {
+        socket += "-features"
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-f-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let replies = ["# Heading\nSome **bold** text\n```python\nprint('hi')\n```", "second", "edited answer", "another"]
+        let file = dir + "/replies.json"
+        try String(decoding: try JSONSerialization.data(withJSONObject: replies), as: UTF8.self).write(toFile: file, atomically: true, encoding: .utf8)
+        let binary = try #require(CLI.binary).path
+        try tmux(["new-session", "-d", "-s", "chat", "-x", "100", "-y", "30",
+                  "XDG_DATA_HOME=\(dir) TERM=xterm-256color \(binary) --scripted-replies \(file); echo EXITED $?; sleep 60"])
+        defer { _ = try? tmux(["kill-server"]) }
+        _ = try waitFor("the input box") { $0.contains("Enter sends") }
+        try tmux(["set", "-s", "set-clipboard", "on"])
+        func send(_ text: String) throws { try tmux(["send-keys", "-t", "chat", "-l", text]); try tmux(["send-keys", "-t", "chat", "Enter"]) }
+        try send("first question")
+        let md = try waitFor("the markdown reply") { $0.contains("print('hi')") && $0.contains(" idle ") }
+        #expect(md.contains("Heading") && !md.contains("# Heading") && !md.contains("**") && md.contains("┌ [1] python"), "\(md)")
+        try send("second question")
+        _ = try waitFor("the second reply") { $0.contains("second\n") || $0.contains("  second ") }
+        // Pick the second question, edit it, send it as a new branch.
+        try tmux(["send-keys", "-t", "chat", "M-Up", "Up", "e", "C-u"])
+        try send("better question")
+        let branched = try waitFor("the edited branch") { $0.contains("edited answer") && $0.contains("‹ 2/2 ›") }
+        #expect(branched.contains("better question") && !branched.contains("second question"))
+        try send("/new")
+        try send("another chat")
+        _ = try waitFor("the new chat's reply") { $0.contains("another") && $0.contains(" idle ") }
+        // The browser finds the first chat by a word of its edited branch.
+        try tmux(["send-keys", "-t", "chat", "M-c"])
+        _ = try waitFor("the browser") { $0.contains("chats · 2 of 2") }
+        try tmux(["send-keys", "-t", "chat", "-l", "better"])
+        _ = try waitFor("the search") { $0.contains("chats · 1 of 2") }
+        try tmux(["send-keys", "-t", "chat", "Enter"])
+        let opened = try waitFor("the opened chat") { $0.contains("better question") && $0.contains("loaded") }
+        #expect(opened.contains("edited answer"))
+        try send("/copy")
+        _ = try waitFor("the copy notice") { $0.contains("copied the last reply") }
+        let buffer = try tmux(["show-buffer"])
+        #expect(buffer == "edited answer", "\(buffer)")
+        try send("/quit")
         _ = try waitFor("the exit") { $0.contains("EXITED 0") }
     }
 }
