@@ -3,7 +3,7 @@
 
     /work/venv/bin/python Tests/Reference/bench_compare.py --nekochat .build-llama/release/nekochat \
         --model /work/nekomind-full --gguf-dir /work/gguf --llama-bench /work/llama-build/bin/llama-bench \
-        [--threads 2] [--prompt 256] [--gen 64] [--reps 3] [--json OUT.json] [--no-torch]
+        [--threads 2] [--prompt 256] [--gen 64] [--reps 3] [--json OUT.json] [--no-torch] [--torch-reps N]
 
 One round runs every configuration once:
   nekochat bench --weights bf16|q8|q4 (a weights value the binary refuses is reported "n/a"), plus
@@ -217,6 +217,7 @@ def main():
     ap.add_argument("--json", type=Path, help="save every raw number here")
     ap.add_argument("--python", default=sys.executable, help="python with torch, for bench_torch.py")
     ap.add_argument("--no-torch", action="store_true", help="skip bench_torch.py")
+    ap.add_argument("--torch-reps", type=int, help="rounds that include bench_torch.py (default --reps; it is slow)")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per single run")
     a = ap.parse_args()
     for p, what in ((a.nekochat, "--nekochat"), (a.llama_bench, "--llama-bench")):
@@ -241,6 +242,8 @@ def main():
         for c in configs:
             eng, w, unset = c
             if eng == "nekochat" and (w, unset) in refused:
+                continue
+            if eng == "torch" and a.torch_reps is not None and rnd >= a.torch_reps:
                 continue
             log(f"[round {rnd + 1}/{a.reps}] {eng} {w}{' (OPENBLAS_* unset)' if unset else ''} ...")
             if eng == "nekochat":
