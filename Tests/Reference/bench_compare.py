@@ -187,7 +187,8 @@ def stats(vals):
     vals = [v for v in vals if v]
     if not vals:
         return None
-    return {"best": max(vals), "min": min(vals), "n": len(vals), "values": vals,
+    mid = sorted(vals)[len(vals) // 2] if len(vals) % 2 else sum(sorted(vals)[len(vals) // 2 - 1:][:2]) / 2
+    return {"best": max(vals), "median": mid, "min": min(vals), "n": len(vals), "values": vals,
             "spread_pct": round(100 * (max(vals) - min(vals)) / max(vals), 1)}
 
 
@@ -196,7 +197,7 @@ def fmt(s, digits=1):
         return "n/a"
     if s["n"] == 1:
         return f"{s['best']:.{digits}f}"
-    return f"**{s['best']:.{digits}f}** ({s['min']:.{digits}f}–{s['best']:.{digits}f})"
+    return f"**{s['best']:.{digits}f}** (med {s['median']:.{digits}f}; {s['min']:.{digits}f}–{s['best']:.{digits}f})"
 
 
 def find_gguf(d: Path, tag: str):
@@ -307,7 +308,7 @@ def main():
     ob = ", ".join(f"{k}={v!r}" if v is not None else f"{k} unset" for k, v in mach["openblas_env"].items())
     L.append(f"- **Threads**: {a.threads} for every engine; **{ob}**"
              + ("; one extra nekochat bf16 run per round with both unset" if openblas_set else " (no extra unset run needed)"))
-    L.append(f"- **Rounds**: {a.reps}, interleaved; best (min–max) of the rounds; load average {load0[0]:.2f} at start, "
+    L.append(f"- **Rounds**: {a.reps}, interleaved; best of the rounds (median; min–max); load average {load0[0]:.2f} at start, "
              f"{load1[0]:.2f} at end (other engineers share these cores: treat differences under ~10% as noise)")
     lb_raw = next((r["raw"][0] for r in results.get(("llama.cpp", "bf16", False), []) if r["ok"]), None)
     if lb_raw:
