@@ -12,6 +12,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The OpenAI-compatible server (nekochat serve) and the client of remote servers.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
@@ -31,12 +34,16 @@ let package = Package(
         .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting"]),
         // The analyses of ROUTING.md over routing traces, and their JSON/CSV/SVG: knows no model.
         .target(name: "NekoRouting", dependencies: ["NekoJSON"]),
+        // `nekochat serve`: OpenAI's HTTP API over the local engine (batched decode of N streams).
+        .target(name: "NekoServe", dependencies: ["NekoChat", "NekoModel", "NekoJSON", .product(name: "Hummingbird", package: "hummingbird")]),
+        // The chat against any OpenAI-compatible server, behind the same backend seam.
+        .target(name: "NekoRemote", dependencies: ["NekoChat", "NekoJSON", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         // The chat screen: knows chat events and commands, never the model.
         .target(name: "NekoTUI", dependencies: ["NekoChat", "NekoRouting", "CNcursesw"]),
         .executableTarget(
             name: "nekochat",
             dependencies: [
-                "NekoTUI", "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting",
+                "NekoTUI", "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting", "NekoServe", "NekoRemote",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The built-in demo model (Tests/Reference/demo/ trains it); found at run time by

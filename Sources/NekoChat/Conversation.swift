@@ -157,9 +157,11 @@ public struct Conversation: Sendable, Equatable {
         return out.reversed()
     }
 
-    /// What a model is asked to continue: the system prompt, then the path.
+    /// What a model is asked to continue: the system prompt, then the path (without replies
+    /// that failed before writing anything).
     public var prompt: [ChatMessage] {
-        (system.map { [ChatMessage(id: 0, role: .system, content: $0)] } ?? []) + path
+        (system.map { [ChatMessage(id: 0, role: .system, content: $0)] } ?? [])
+            + path.filter { !($0.finishReason == .error && $0.content.isEmpty) }
     }
 
     /// Messages whose parent is `id` (nil: first messages), in the order they were added.

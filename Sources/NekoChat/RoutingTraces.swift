@@ -1,4 +1,5 @@
 import Foundation
+import NekoJSON
 import NekoModel
 import NekoRouting
 
@@ -20,6 +21,25 @@ extension RoutingStep {
                          sharedGate: slot < sharedGate.count && !sharedGate[slot].isNaN ? sharedGate[slot] : nil,
                          routerEntropy: slot < routerEntropy.count ? routerEntropy[slot] : nil)
         }
+    }
+}
+
+extension RoutingStep {
+    /// Steps as CLI.md's routing record (ROUTING.md): per token, per MoE layer,
+    /// `{"layer", "experts", "weights", "shared_gate" (when the layer has one), "router_entropy"}`.
+    /// `generate --routing`, the server's extension and `generate --server` all print this.
+    public static func recordJSON(_ steps: [RoutingStep]) -> JSONValue {
+        .array(steps.map { s in
+            .array(s.layers.indices.map { slot in
+                var fields: [(key: String, value: JSONValue)] = [
+                    ("layer", .int(s.layers[slot])), ("experts", .array(s.experts[slot].map { .int($0) })),
+                    ("weights", .array(s.weights[slot].map { .float($0) })),
+                ]
+                if slot < s.sharedGate.count, !s.sharedGate[slot].isNaN { fields.append(("shared_gate", .float(s.sharedGate[slot]))) }
+                if slot < s.routerEntropy.count { fields.append(("router_entropy", .float(s.routerEntropy[slot]))) }
+                return .object(fields)
+            })
+        })
     }
 }
 

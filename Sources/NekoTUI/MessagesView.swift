@@ -98,6 +98,8 @@ enum MessagesView {
         let body: [Line]
         if m.isPending && m.content.isEmpty {
             body = [[Span("…", .dim)]]
+        } else if m.content.isEmpty, m.role == .assistant {
+            body = [[Span(m.finishReason == .error ? "(no reply: see the error below)" : "(empty reply)", .dim)]]
         } else if m.role == .assistant, !s.rawText, !s.colourTokens, s.inspector?.messageID != m.id {
             // Code blocks and tables may use the whole width; prose keeps the measure.
             body = Markdown.render(m.content, width: w, wide: max(1, width - 2))

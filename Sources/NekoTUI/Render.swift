@@ -95,7 +95,7 @@ public enum ChatView {
         } else {
             parts.append("ready")
         }
-        parts.append("ctx \(st.contextUsed)/\(st.contextSize)")
+        parts.append(st.contextSize > 0 ? "ctx \(st.contextUsed)/\(st.contextSize)" : "ctx –")
         g.put(" " + parts.joined(separator: " │ "), x: 0, y: 0, style: .status)
     }
 

@@ -112,6 +112,7 @@ public struct ScreenState: Sendable {
             routing.add(step)
         case let .stats(s):
             stats = s
+            if stats.contextSize == 0 { stats.contextSize = backend.contextSize }
             hasStats = true
         case let .finished(m):
             status = m.finishReason == .cancelled ? .stopped : .idle

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NekoChat
 import NekoJSON
+import NekoRemote
 import NekoTUI
 
 struct Chat: ParsableCommand {
@@ -15,6 +16,7 @@ struct Chat: ParsableCommand {
     @Option(name: .customLong("ctx-size"), help: "Context window (default: the model's, at most 8192).") var ctxSize: Int?
     @Option(name: .customLong("max-tokens"), help: "Longest reply, in tokens (default 512).") var maxTokens: Int?
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var remote: RemoteOptions
     @Option(help: "Stop replies before this text (repeatable).") var stop: [String] = []
     /// Answers from a JSON list of texts instead of a model (demos, tests of the screen).
     @Option(name: .customLong("scripted-replies"), help: .hidden) var scriptedReplies: String?
@@ -49,6 +51,12 @@ struct Chat: ParsableCommand {
             backend = ScriptedBackend(replies: texts, delay: 0.01)
             settings = try sampling.settings(GenerationConfig(), maxTokens: maxTokens)
             name = "scripted"
+        } else if let server = remote.server {
+            Output.err("connecting to \(server) …\n")
+            let r = try RemoteBackend.connect(url: server, model: remote.remoteModel, apiKey: try remote.apiKey())
+            backend = r
+            settings = try sampling.settings(GenerationConfig(), maxTokens: maxTokens)
+            name = r.model
         } else {
             let location = try ModelLocation.resolve(modelOptions.model)
             Output.err("loading \(location.directory) …\n")
@@ -97,6 +105,10 @@ struct Chat: ParsableCommand {
         let routingHint = backend.info.moeLayers.isEmpty ? "" : " · the panel: which experts each MoE layer chose (Ctrl-R views, Tab scope)"
         app.notice("\(name) · /help for keys and commands · /show for the model and settings" + routingHint)
         if let opening { app.notice(opening) }
+        if backend.info.kind == "remote" {
+            app.notice("replies come from \(backend.info.location) (\(backend.info.modelName))"
+                + (backend.info.reportsRouting ? "" : "; this server does not report routing, so the routing panel stays empty"))
+        }
         let driver = try CursesDriver(theme: chosenTheme)
         app.run(driver)
         driver.close()

@@ -3,6 +3,7 @@ import Foundation
 import NekoChat
 import NekoJSON
 import NekoModel
+import NekoRemote
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Complete a prompt.")
@@ -17,6 +18,7 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("ctx-size"), help: "Context window (default: the model's).") var ctxSize: Int?
     @Flag(help: "Include the routing record in the JSON output.") var routing = false
     @Flag(help: "Print one JSON document instead of streaming text.") var json = false
+    @OptionGroup var remote: RemoteOptions
 
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt and --prompt-ids") }
@@ -27,6 +29,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
+        if let server = remote.server { return try runRemote(server) }
         let bundle = try modelOptions.loadBundle()
         let tokenizer = bundle.tokenizer
         if prompt != nil || !stop.isEmpty { _ = try bundle.requireTokenizer() }
@@ -75,6 +78,44 @@ struct Generate: ParsableCommand {
         ]
         if parameters.temperature > 0 { fields.append(("seed", .int(Int(truncatingIfNeeded: sequence.sampler.seed)))) }
         if let record { fields.append(("routing", routingJSON(record))) }
+        try Output.json(.object(fields))
+    }
+}
+
+extension Generate {
+    /// The same command against a server: the fields it can give (no prompt ids; routing only
+    /// from a server with nekochat's extension).
+    func runRemote(_ server: String) throws {
+        guard let text = try prompt.map({ $0 == "-" ? try readStandardInput() : $0 }) else {
+            throw ValidationError("--server needs --prompt (servers take text)")
+        }
+        let backend = try RemoteBackend.connect(url: server, model: remote.remoteModel, apiKey: try remote.apiKey())
+        var settings = try sampling.settings(GenerationConfig(), maxTokens: maxTokens)
+        settings.stop = stop
+        settings.mode = chat ? .chat : .complete
+        var out = "", steps: [RoutingStep] = [], summary = ReplySummary(reason: .error)
+        backend.reply(ReplyRequest(messages: [ChatMessage(id: 1, role: .user, content: text)], settings: settings), cancel: CancellationFlag()) { e in
+            switch e {
+            case let .textDelta(t): out += t; if !json { Output.out(t) }
+            case let .routing(s): steps.append(s)
+            case let .finished(s): summary = s
+            default: break
+            }
+        }
+        if let error = summary.error { throw CLIError(error) }
+        if !json {
+            Output.out("\n")
+            Output.err("finish: \(summary.reason.rawValue), decode \(format(summary.decodeTokensPerSecond)) tok/s (measured here)\n")
+            return
+        }
+        var fields: [(key: String, value: JSON)] = [("text", .string(out)), ("finish_reason", .string(summary.reason.rawValue))]
+        if summary.prefillTokensPerSecond > 0 { fields.append(("prefill_tokens_per_s", .double(summary.prefillTokensPerSecond))) }
+        fields.append(("decode_tokens_per_s", .double(summary.decodeTokensPerSecond)))
+        if summary.promptTokens > 0 { fields.append(("prompt_tokens", .int(summary.promptTokens))) }
+        fields.append(("completion_tokens", .int(summary.completionTokens)))
+        if routing, !steps.isEmpty {
+            fields.append(("routing", RoutingStep.recordJSON(steps)))
+        }
         try Output.json(.object(fields))
     }
 }

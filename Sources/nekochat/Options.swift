@@ -90,11 +90,27 @@ func parseIds(_ text: String, flag: String) throws -> [Int] {
 
 /// Routing records as CLI.md's JSON: per token, per MoE layer.
 func routingJSON(_ record: RoutingRecord) -> JSON {
-    .array((0..<record.tokens).map { t in
-        .array(record.moeLayers.enumerated().map { slot, layer in
-            let choice = record.choice(token: t, slot: slot)
-            return .object([("layer", .int(layer)), ("experts", .ints(choice.experts)),
-                            ("weights", .floats(choice.weights))])
-        })
-    })
+    RoutingStep.recordJSON((0..<record.tokens).map { RoutingStep(record: record, token: $0, id: -1, text: "", isPrompt: false) })
+}
+
+/// `--server URL [--remote-model NAME] [--api-key-env VAR]`: the model runs on an
+/// OpenAI-compatible server instead of here.
+struct RemoteOptions: ParsableArguments {
+    @Option(help: "An OpenAI-compatible server to use instead of a local model (http://host:port or …/v1).") var server: String?
+    @Option(name: .customLong("remote-model"), help: "The server's model to use (default: its first).") var remoteModel: String?
+    @Option(name: .customLong("api-key-env"), help: "Send `Authorization: Bearer $VAR` (the key is read from this environment variable).")
+    var apiKeyEnv: String?
+
+    func validate() throws {
+        if server == nil, remoteModel != nil || apiKeyEnv != nil { throw ValidationError("--remote-model and --api-key-env need --server") }
+    }
+
+    /// The API key from the environment variable named by --api-key-env.
+    func apiKey() throws -> String? {
+        guard let apiKeyEnv else { return nil }
+        guard let key = ProcessInfo.processInfo.environment[apiKeyEnv], !key.isEmpty else {
+            throw CLIError("--api-key-env \(apiKeyEnv): the environment variable is not set (or empty)")
+        }
+        return key
+    }
 }

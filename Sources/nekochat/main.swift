@@ -10,7 +10,7 @@ struct Nekochat: ParsableCommand {
         abstract: "Run NekoMind MoE models locally and watch them think.",
         version: "0.1.0",
         subcommands: [Chat.self, Generate.self, Score.self, Tokenize.self, TemplateCommand.self, Info.self, Bench.self,
-                      RoutingCommand.self],
+                      RoutingCommand.self, Serve.self],
         defaultSubcommand: Chat.self)
 }
 

@@ -1,0 +1,206 @@
+import Foundation
+import NekoChat
+import NekoModel
+import NekoTemplate
+import NekoTokenizer
+
+/// What a request's generation reports, in order; `.finished` or `.failed` comes last.
+public enum ServeEvent: Sendable {
+    /// The prompt is in the cache: its token count and routing.
+    case started(promptTokens: Int, routing: [RoutingStep])
+    /// A piece of text (possibly empty) and the routing of the token fed back before it.
+    case token(text: String, routing: [RoutingStep])
+    case finished(FinishReason, promptTokens: Int, completionTokens: Int)
+    case failed(APIError)
+}
+
+/// One request being served: its prompt, its own KV cache, its decode sequence and stop rules.
+public final class ServeJob: @unchecked Sendable {
+    public let prompt: [Int]
+    public let cancel = CancellationFlag()
+    let wantsRouting: Bool
+    var sequence: DecodeSequence
+    var cache: KVCache?
+    var record: RoutingRecord?
+    var prefilled = 0
+    var logits: [Float]?
+    /// Ids put through the model so far (prompt, then fed-back tokens), and routing entries sent.
+    var fed: [Int] = []
+    var routed = 0
+    let sink: @Sendable (ServeEvent) -> Void
+
+    init(prompt: [Int], sequence: DecodeSequence, routing: Bool, sink: @escaping @Sendable (ServeEvent) -> Void) {
+        self.prompt = prompt
+        self.sequence = sequence
+        wantsRouting = routing
+        self.sink = sink
+    }
+}
+
+/// The model behind `nekochat serve`: renders and checks requests, then runs up to `parallel`
+/// of them at once on its own thread. Prompts are prefilled a chunk at a time between decode
+/// steps, and each decode step advances every running request by one token. Every request has
+/// its own KV cache; the stop rules are the decode loop's (`DecodeSequence`).
+public final class ServeEngine: @unchecked Sendable {
+    public let bundle: ModelBundle
+    let tokenizer: Tokenizer
+    let template: ChatTemplate
+    let endOfTurn: Set<Int>
+    let controlTokens: Set<Int>
+    public let modelID: String
+    public let contextSize: Int
+    public let parallel: Int
+    let generator: Generator
+    private let condition = NSCondition()
+    private var waiting: [ServeJob] = []
+    private var running: [ServeJob] = []
+    /// Prompt tokens per prefill step (between decode steps of the other requests).
+    let prefillChunk = 128
+
+    public init(bundle: ModelBundle, threads: Int, parallel: Int, contextSize: Int, modelID: String) throws {
+        self.bundle = bundle
+        tokenizer = try bundle.requireTokenizer()
+        template = try bundle.chatTemplate()
+        endOfTurn = bundle.endOfTurnIds(template)
+        controlTokens = Set(tokenizer.addedTokens.filter(\.special).map(\.id))
+        self.modelID = modelID
+        self.contextSize = min(contextSize, bundle.model.config.maxPositionEmbeddings)
+        self.parallel = max(1, parallel)
+        generator = Generator(model: bundle.model, threads: threads)
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "nekochat-serve"
+        thread.stackSize = 16 << 20
+        thread.start()
+    }
+
+    public var config: ModelConfig { bundle.model.config }
+
+    /// Renders (chat) or encodes (text) the request and checks it fits the context.
+    public func prepare(_ r: CompletionRequest, sink: @escaping @Sendable (ServeEvent) -> Void) throws -> ServeJob {
+        var rules = StopRules(eos: bundle.eosTokenIds, stopStrings: r.settings.stop, maxTokens: r.settings.maxTokens)
+        rules.controlTokens = controlTokens
+        let ids: [Int]
+        switch r.kind {
+        case let .chat(messages):
+            do {
+                ids = try bundle.chatPrompt(messages.map(\.templateJSON), template: template)
+            } catch {
+                throw APIError.invalid("the chat template cannot render these messages: \(userMessage(error))", param: "messages")
+            }
+            rules.endOfTurn = endOfTurn
+            rules.maskControlTokens = true
+        case let .text(text):
+            ids = tokenizer.encode(text)
+        case let .ids(list):
+            ids = list
+            if let bad = list.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+                throw APIError.invalid("token id \(bad) is outside the vocabulary (\(config.vocabSize))", param: "prompt")
+            }
+        }
+        guard !ids.isEmpty else { throw APIError.invalid("the prompt is empty", param: r.kind.isChat ? "messages" : "prompt") }
+        guard ids.count < contextSize else {
+            throw APIError.invalid("the prompt has \(ids.count) tokens; the context holds \(contextSize)", param: r.kind.isChat ? "messages" : "prompt")
+        }
+        let sequence = DecodeSequence(prompt: ids, sampling: r.settings.sampling, rules: rules, tokenizer: tokenizer)
+        return ServeJob(prompt: ids, sequence: sequence, routing: r.routing && !config.moeLayers.isEmpty, sink: sink)
+    }
+
+    public func submit(_ job: ServeJob) {
+        condition.lock()
+        waiting.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Requests waiting and running now (for /health).
+    public var load: (waiting: Int, running: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (waiting.count, running.count)
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while waiting.isEmpty && running.isEmpty { condition.wait() }
+            while running.count < parallel, !waiting.isEmpty { running.append(waiting.removeFirst()) }
+            let jobs = running
+            condition.unlock()
+            let finished = step(jobs)
+            if !finished.isEmpty {
+                condition.lock()
+                running.removeAll { j in finished.contains { $0 === j } }
+                condition.unlock()
+            }
+        }
+    }
+
+    /// One round: one prefill chunk (for the oldest request still prefilling), then one token for
+    /// every request that is decoding. Returns the requests that ended.
+    func step(_ jobs: [ServeJob]) -> [ServeJob] {
+        var ended: [ServeJob] = []
+        func end(_ j: ServeJob, _ reason: FinishReason) {
+            j.sequence.finish(reason)
+            let rest = j.sequence.flush()
+            if !rest.isEmpty { j.sink(.token(text: rest, routing: [])) }
+            j.sink(.finished(reason, promptTokens: j.prompt.count, completionTokens: j.sequence.generated.count))
+            ended.append(j)
+        }
+        for j in jobs where j.cancel.isCancelled { end(j, .cancelled) }
+        let live = jobs.filter { j in !ended.contains { $0 === j } }
+        if let j = live.first(where: { $0.logits == nil }) {
+            do {
+                if j.cache == nil {
+                    j.cache = try bundle.model.makeCache(capacity: contextSize)
+                    j.record = j.wantsRouting ? bundle.model.makeRoutingRecord() : nil
+                }
+                let end = min(j.prompt.count, j.prefilled + prefillChunk)
+                let logits = try bundle.model.forward(Array(j.prompt[j.prefilled..<end]), cache: j.cache!,
+                                                      logits: end == j.prompt.count ? .last : .none,
+                                                      routing: j.record, context: generator.context)
+                j.fed += j.prompt[j.prefilled..<end]
+                j.prefilled = end
+                if end == j.prompt.count {
+                    j.logits = logits
+                    j.sink(.started(promptTokens: j.prompt.count, routing: newRouting(j)))
+                }
+            } catch {
+                j.sink(.failed(APIError(status: 500, message: "the model failed: \(userMessage(error))", type: "server_error")))
+                ended.append(j)
+            }
+        }
+        var batch: [(ServeJob, Int)] = []
+        for j in live where j.logits != nil && !ended.contains(where: { $0 === j }) {
+            let (token, text) = j.sequence.next(logits: j.logits!)
+            let routing = newRouting(j)
+            if !text.isEmpty || !routing.isEmpty { j.sink(.token(text: text, routing: routing)) }
+            if let reason = j.sequence.finishReason { end(j, reason); continue }
+            if j.cache!.length >= j.cache!.capacity { end(j, .context); continue }
+            batch.append((j, token))
+        }
+        for (j, token) in batch {
+            do {
+                j.logits = try bundle.model.forward([token], cache: j.cache!, logits: .last, routing: j.record, context: generator.context)
+                j.fed.append(token)
+            } catch {
+                j.sink(.failed(APIError(status: 500, message: "the model failed: \(userMessage(error))", type: "server_error")))
+                ended.append(j)
+            }
+        }
+        return ended
+    }
+
+    /// The routing entries recorded since the last event.
+    func newRouting(_ j: ServeJob) -> [RoutingStep] {
+        guard let record = j.record, record.tokens > j.routed else { return [] }
+        let steps = (j.routed..<record.tokens).map { t in
+            RoutingStep(record: record, token: t, id: j.fed[t], text: tokenizer.decode([j.fed[t]]), isPrompt: t < j.prompt.count)
+        }
+        j.routed = record.tokens
+        return steps
+    }
+}
+
+extension CompletionRequest.Kind {
+    var isChat: Bool { if case .chat = self { true } else { false } }
+}

@@ -1,0 +1,226 @@
+import Foundation
+import Hummingbird
+import NekoChat
+import NekoJSON
+
+/// How `nekochat serve` listens and what it allows.
+public struct ServeOptions: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Requests must carry `Authorization: Bearer <apiKey>` when set.
+    public var apiKey: String?
+    public var maxBodyBytes = 8 << 20
+    /// The largest `max_tokens` a request may ask for.
+    public var maxTokens = 4096
+    public var defaults = ChatSettings()
+
+    public init() {}
+}
+
+/// OpenAI's HTTP API over a `ServeEngine`: `GET /health`, `GET /v1/models`,
+/// `POST /v1/chat/completions`, `POST /v1/completions` (SSE streaming or not), with nekochat's
+/// routing extension (`"nekochat": {"routing": true}`). Every failure is OpenAI's error object.
+public enum NekoServer {
+    /// Serves until the process is told to stop (SIGTERM, SIGINT); `onRunning` gets the port.
+    public static func run(_ engine: ServeEngine, options: ServeOptions, onRunning: @escaping @Sendable (Int) -> Void) async throws {
+        let router = Router()
+        router.add(middleware: OpenAIErrors(apiKey: options.apiKey))
+        router.get("/health") { _, _ -> Response in
+            let load = engine.load
+            return json(.object([("status", .string("ok")), ("model", .string(engine.modelID)),
+                                 ("waiting", .int(load.waiting)), ("running", .int(load.running)), ("parallel", .int(engine.parallel))]))
+        }
+        router.get("/v1/models") { _, _ -> Response in
+            json(.object([("object", .string("list")), ("data", .array([modelObject(engine)]))]))
+        }
+        router.get("/v1/models/{id}") { _, context -> Response in
+            let id = context.parameters.get("id") ?? ""
+            guard id == engine.modelID else { throw unknownModel(id, engine) }
+            return json(modelObject(engine))
+        }
+        router.post("/v1/chat/completions") { request, context -> Response in
+            try await complete(request, chat: true, engine: engine, options: options)
+        }
+        router.post("/v1/completions") { request, context -> Response in
+            try await complete(request, chat: false, engine: engine, options: options)
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname(options.host, port: options.port), serverName: "nekochat"),
+                              onServerRunning: { channel in onRunning(channel.localAddress?.port ?? options.port) })
+        try await app.runService()
+    }
+
+    static func modelObject(_ engine: ServeEngine) -> JSONValue {
+        let c = engine.config
+        return .object([("id", .string(engine.modelID)), ("object", .string("model")), ("created", .int(0)), ("owned_by", .string("nekochat")),
+                        ("nekochat", .object([("context", .int(engine.contextSize)), ("experts", .int(c.numExperts)),
+                                              ("top_k", .int(c.numExpertsPerTok)), ("moe_layers", .array(c.moeLayers.map { .int($0) })),
+                                              ("routing", .bool(!c.moeLayers.isEmpty))]))])
+    }
+
+    static func unknownModel(_ id: String, _ engine: ServeEngine) -> APIError {
+        APIError(status: 404, message: "the model '\(id)' does not exist here; this server has '\(engine.modelID)'",
+                 type: "invalid_request_error", param: "model", code: "model_not_found")
+    }
+
+    static func json(_ v: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: v.serialized)))
+    }
+
+    static func complete(_ request: Request, chat: Bool, engine: ServeEngine, options: ServeOptions) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: options.maxBodyBytes)
+        } catch {
+            throw APIError(status: 413, message: "the request body is larger than \(options.maxBodyBytes) bytes", type: "invalid_request_error")
+        }
+        let r = try CompletionRequest.parse(Array(buffer: body), chat: chat, defaults: options.defaults,
+                                            maxTokens: min(options.maxTokens, engine.contextSize))
+        if let model = r.model, !model.isEmpty, model != engine.modelID { throw unknownModel(model, engine) }
+        let (events, continuation) = AsyncStream<ServeEvent>.makeStream()
+        let job = try engine.prepare(r) { event in
+            continuation.yield(event)
+            switch event {
+            case .finished, .failed: continuation.finish()
+            default: break
+            }
+        }
+        let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24).lowercased()
+        let created = Int(Date().timeIntervalSince1970)
+        let reply = Reply(id: id, created: created, model: engine.modelID, chat: chat, routing: r.routing)
+        engine.submit(job)
+        if !r.stream {
+            // The client closing the connection cancels the request.
+            let document = try await request.body.consumeWithInboundCloseHandler({ _ in
+                try await reply.collect(events)
+            }, onInboundClosed: { job.cancel.cancel() })
+            // Watching for the client closing ends the connection with the response: say so,
+            // so that clients do not reuse it.
+            var response = json(document)
+            response.headers[.connection] = "close"
+            return response
+        }
+        let includeUsage = r.includeUsage
+        let requestBody = request.body
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"], body: .init { writer in
+            do {
+                try await requestBody.consumeWithInboundCloseHandler({ _ in
+                    for await event in events {
+                        for chunk in reply.chunks(for: event, includeUsage: includeUsage) {
+                            try await writer.write(ByteBuffer(string: "data: " + chunk.serialized + "\n\n"))
+                        }
+                    }
+                    try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                }, onInboundClosed: { job.cancel.cancel() })
+                try await writer.finish(nil)
+            } catch {
+                job.cancel.cancel()   // the client went away while we wrote
+                throw error
+            }
+        })
+    }
+}
+
+/// Builds OpenAI's response objects and stream chunks from a request's events.
+struct Reply: Sendable {
+    let id: String
+    let created: Int
+    let model: String
+    let chat: Bool
+    let routing: Bool
+
+    func base(_ object: String) -> [(key: String, value: JSONValue)] {
+        [("id", .string(id)), ("object", .string(object)), ("created", .int(created)), ("model", .string(model))]
+    }
+
+    static func usage(_ prompt: Int, _ completion: Int) -> JSONValue {
+        .object([("prompt_tokens", .int(prompt)), ("completion_tokens", .int(completion)), ("total_tokens", .int(prompt + completion))])
+    }
+
+    func choice(text: String?, role: Bool = false, finish: FinishReason?, delta: Bool) -> JSONValue {
+        var fields: [(key: String, value: JSONValue)] = [("index", .int(0))]
+        if chat {
+            var content: [(key: String, value: JSONValue)] = []
+            if role { content.append(("role", .string("assistant"))) }
+            if let text { content.append(("content", .string(text))) }
+            fields.append((delta ? "delta" : "message", .object(content)))
+        } else {
+            fields.append(("text", .string(text ?? "")))
+        }
+        fields.append(("finish_reason", finish.map { .string(openAIReason($0)) } ?? .null))
+        return .object(fields)
+    }
+
+    func chunk(_ choice: JSONValue?, routing steps: [RoutingStep] = [], usage: JSONValue? = nil) -> JSONValue {
+        var fields = base(chat ? "chat.completion.chunk" : "text_completion")
+        fields.append(("choices", .array(choice.map { [$0] } ?? [])))
+        if let usage { fields.append(("usage", usage)) }
+        if routing, !steps.isEmpty { fields.append(("nekochat", routingExtension(steps))) }
+        return .object(fields)
+    }
+
+    /// The stream chunks for one event.
+    func chunks(for event: ServeEvent, includeUsage: Bool) -> [JSONValue] {
+        switch event {
+        case let .started(_, steps):
+            return chat || !steps.isEmpty ? [chunk(choice(text: chat ? "" : "", role: chat, finish: nil, delta: true), routing: steps)] : []
+        case let .token(text, steps):
+            return [chunk(choice(text: text, finish: nil, delta: true), routing: steps)]
+        case let .finished(reason, prompt, completion):
+            var out = [chunk(choice(text: chat ? nil : "", finish: reason, delta: true))]
+            if includeUsage { out.append(chunk(nil, usage: Self.usage(prompt, completion))) }
+            return out
+        case let .failed(error):
+            return [error.json]
+        }
+    }
+
+    /// The whole response of a request that does not stream.
+    func collect(_ events: AsyncStream<ServeEvent>) async throws -> JSONValue {
+        var text = "", steps: [RoutingStep] = []
+        for await event in events {
+            switch event {
+            case let .started(_, s): steps += s
+            case let .token(t, s): text += t; steps += s
+            case let .finished(reason, prompt, completion):
+                var fields = base(chat ? "chat.completion" : "text_completion")
+                fields.append(("choices", .array([choice(text: text, role: chat, finish: reason, delta: false)])))
+                fields.append(("usage", Self.usage(prompt, completion)))
+                if routing, !steps.isEmpty { fields.append(("nekochat", routingExtension(steps))) }
+                return .object(fields)
+            case let .failed(error): throw error
+            }
+        }
+        throw APIError(status: 500, message: "the request ended without a result", type: "server_error")
+    }
+}
+
+/// Bearer-token checks, and every error (ours, Hummingbird's, an unknown route) as OpenAI's
+/// error object with its status.
+struct OpenAIErrors<Context: RequestContext>: RouterMiddleware {
+    let apiKey: String?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let apiKey, request.uri.path != "/health" {
+            let auth = request.headers[.authorization] ?? ""
+            guard auth == "Bearer " + apiKey else {
+                return NekoServer.json(APIError(status: 401, message: auth.isEmpty ? "a bearer token is required (Authorization: Bearer …)"
+                                                : "the API key is not valid", type: "authentication_error", code: "invalid_api_key").json,
+                                       status: .unauthorized)
+            }
+        }
+        do {
+            return try await next(request, context)
+        } catch let e as APIError {
+            return NekoServer.json(e.json, status: .init(code: e.status))
+        } catch let e as HTTPError {
+            let code = Int(e.status.code)
+            let message = code == 404 ? "no such endpoint: \(request.method) \(request.uri.path)" : (e.body ?? e.status.reasonPhrase)
+            return NekoServer.json(APIError(status: code, message: message, type: code >= 500 ? "server_error" : "invalid_request_error").json,
+                                   status: e.status)
+        } catch {
+            return NekoServer.json(APIError(status: 500, message: "internal error: \(userMessage(error))", type: "server_error").json,
+                                   status: .internalServerError)
+        }
+    }
+}

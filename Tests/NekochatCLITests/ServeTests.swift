@@ -1,0 +1,146 @@
+import Foundation
+import Testing
+
+/// A `nekochat serve` process on a free loopback port, stopped at the end.
+final class ServerProcess {
+    let process = Process()
+    private(set) var port = 0
+    let errors = Pipe()
+
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = try #require(CLI.binary)
+        process.arguments = ["serve", "--port", "0", "--threads", "2"] + arguments
+        var env = ProcessInfo.processInfo.environment
+        env["NEKOCHAT_MODEL"] = nil
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // "serving ID at http://127.0.0.1:PORT/v1 …" on stderr once it listens.
+        var seen = ""
+        let deadline = Date().addingTimeInterval(30)
+        while port == 0, Date() < deadline, process.isRunning {
+            let data = errors.fileHandleForReading.availableData
+            if data.isEmpty { Thread.sleep(forTimeInterval: 0.05); continue }
+            seen += String(decoding: data, as: UTF8.self)
+            if let r = seen.range(of: #"http://127\.0\.0\.1:(\d+)/v1"#, options: .regularExpression) {
+                port = Int(seen[r].split(separator: ":").last!.split(separator: "/").first!) ?? 0
+            }
+        }
+        if port == 0 { Issue.record("the server did not start: \(seen)") }
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// SIGTERM (the server's graceful stop), then SIGKILL if it is still there after 5 s.
+    func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+    deinit { stop() }
+}
+
+/// A Python with the `openai` package: $NEKOCHAT_TEST_PYTHON, the venv `.ci/run` makes, or
+/// the developer's.
+enum TestPython {
+    static let path: String? = {
+        let candidates: [String?] = [ProcessInfo.processInfo.environment["NEKOCHAT_TEST_PYTHON"],
+                                     CLI.repo.appendingPathComponent(".build/test-venv/bin/python").path, "/work/venv/bin/python"]
+        return candidates.compactMap { $0 }.first { (p: String) -> Bool in
+            guard FileManager.default.isExecutableFile(atPath: p) else { return false }
+            let r = try? run(p, ["-c", "import openai"])
+            return r?.status == 0
+        }
+    }()
+
+    static func run(_ python: String, _ args: [String], timeout: Double = 300) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+@Suite(.serialized) struct ServeTests {
+    static let reference = CLI.repo.appendingPathComponent("Tests/Reference/serve")
+
+    /// The official client from PyPI against our server: streaming and not, stop strings,
+    /// usage, seeds, concurrent streams, a client that disconnects, bad requests, the key.
+    @Test(.enabled(if: TestPython.path != nil)) func theOpenAIClientGetsWhatOpenAIPromises() throws {
+        let server = try ServerProcess(["--api-key-env", "NEKOCHAT_TEST_KEY", "--parallel", "4"], environment: ["NEKOCHAT_TEST_KEY": "s3cret"])
+        defer { server.stop() }
+        let r = try TestPython.run(TestPython.path!, [Self.reference.appendingPathComponent("check_openai_client.py").path,
+                                                      "--base", server.url + "/v1", "--model", "nekomind-demo", "--api-key", "s3cret"])
+        #expect(r.status == 0, "\(r.output)")
+    }
+
+    /// `generate --server` prints what the local command prints (greedy: the same text).
+    @Test func generateThroughTheServerEqualsGenerateHere() throws {
+        let server = try ServerProcess([])
+        defer { server.stop() }
+        let args = ["generate", "--chat", "--prompt", "Speak, friend.", "--temperature", "0", "--max-tokens", "12", "--json", "--threads", "1"]
+        let local = try #require(try CLI.run(args).json)
+        let remote = try CLI.run(args + ["--server", server.url, "--routing"])
+        #expect(remote.status == 0, "\(remote.stderr)")
+        let json = try #require(remote.json)
+        #expect(json["text"] as? String == local["text"] as? String && !(local["text"] as? String ?? "").isEmpty)
+        #expect(json["finish_reason"] as? String == "stop" || json["finish_reason"] as? String == "length")
+        let routing = try #require(json["routing"] as? [[[String: Any]]])
+        #expect(routing.count == (json["prompt_tokens"] as? Int ?? 0) + (json["completion_tokens"] as? Int ?? 0) - 1)
+        #expect(routing.first?.map { $0["layer"] as? Int } == [2, 3, 4, 5])
+        #expect(json["ids"] == nil)   // a server gives text, not our ids
+    }
+
+    /// Each way a server can fail is one clear `error:` line (and the text so far is kept).
+    @Test func failingServersAreReportedPlainly() throws {
+        let cases: [(mode: String, says: String)] = [
+            ("401", "refused the API key"), ("404", "not found"), ("429", "busy or rate-limited"), ("500", "the server failed"),
+            ("malformed", "malformed stream"), ("die", "closed the connection mid-reply"),
+        ]
+        for (mode, says) in cases {
+            let fake = Process()
+            fake.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            fake.arguments = ["python3", Self.reference.appendingPathComponent("fake_server.py").path, mode]
+            let out = Pipe()
+            fake.standardOutput = out
+            try fake.run()
+            // SIGKILL: a test runner may have blocked SIGTERM for its children.
+            defer { kill(fake.processIdentifier, SIGKILL); fake.waitUntilExit() }
+            var line = ""
+            while !line.contains("\n") {
+                let d = out.fileHandleForReading.availableData
+                if d.isEmpty { break }
+                line += String(decoding: d, as: UTF8.self)
+            }
+            let port = try #require(Int(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let r = try CLI.run(["generate", "--server", "http://127.0.0.1:\(port)", "--prompt", "hi", "--chat"])
+            #expect(r.status == 1 && r.stderr.hasPrefix("error: ") && r.stderr.contains(says), "\(mode): \(r.stderr)")
+            #expect(!r.stderr.contains("NIO") && !r.stderr.contains("Error Domain"), "\(mode): \(r.stderr)")
+            if mode == "die" || mode == "malformed" { #expect(r.stdout.hasPrefix("Once"), "\(mode) lost the partial text: \(r.stdout)") }
+        }
+        let refused = try CLI.run(["generate", "--server", "http://127.0.0.1:1", "--prompt", "hi"])
+        #expect(refused.status == 1 && refused.stderr.contains("connection refused"))
+        let bad = try CLI.run(["generate", "--server", "ftp://x", "--prompt", "hi"])
+        #expect(bad.status == 1 && bad.stderr.contains("not an http:// or https:// URL"))
+    }
+
+    @Test func theServerRefusesToStartWithoutItsKeyAndOnABusyPort() throws {
+        let r = try CLI.run(["serve", "--api-key-env", "NEKOCHAT_UNSET_KEY_VAR"])
+        #expect(r.status == 1 && r.stderr.contains("NEKOCHAT_UNSET_KEY_VAR"))
+        let server = try ServerProcess([])
+        defer { server.stop() }
+        let busy = try CLI.run(["serve", "--port", String(server.port)])
+        #expect(busy.status == 1 && busy.stderr.hasPrefix("error: cannot serve on 127.0.0.1:\(server.port)"), "\(busy.stderr)")
+    }
+}
