@@ -137,4 +137,33 @@ import Testing
         try send("/quit")
         _ = try waitFor("the exit") { $0.contains("EXITED 0") }
     }
+
+    /// The same screen against `nekochat serve`: streaming text, the routing panel from the
+    /// server's extension, stop, and a server that goes away mid-chat.
+    @Test(.enabled(if: tmuxAvailable)) mutating func chatAgainstAServerInTmux() throws {
+        socket += "-remote"
+        let server = try ServerProcess([])
+        defer { server.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-r-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let binary = try #require(CLI.binary).path
+        try tmux(["new-session", "-d", "-s", "chat", "-x", "100", "-y", "30",
+                  "XDG_DATA_HOME=\(dir) TERM=xterm-256color \(binary) --server \(server.url) --max-tokens 16 --temperature 0; echo EXITED $?; sleep 60"])
+        defer { _ = try? tmux(["kill-server"]) }
+        let start = try waitFor("the input box") { $0.contains("Enter sends") }
+        #expect(start.contains("replies come from \(server.url)/v1"))
+        try tmux(["send-keys", "-t", "chat", "Speak, friend.", "Enter"])
+        let replied = try waitFor("a reply with routing") { $0.contains("neko ·") && $0.contains(" idle ") && $0.contains("L2 ") }
+        #expect(replied.contains("decode") && (replied.contains(" H1.") || replied.contains(" H2.") || replied.contains(" H3.")), "\(replied)")
+        server.stop()
+        try tmux(["send-keys", "-t", "chat", "Again?", "Enter"])
+        let failed = try waitFor("the error") { $0.contains("connection refused") || $0.contains("closed the connection") }
+        #expect(failed.contains("neko (failed)"))
+        try tmux(["send-keys", "-t", "chat", "/quit", "Enter"])
+        _ = try waitFor("the exit") { $0.contains("EXITED 0") }
+        // The transcript says where the replies came from.
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: dir + "/nekochat").first { $0.hasSuffix(".jsonl") })
+        let log = try String(contentsOfFile: dir + "/nekochat/" + file, encoding: .utf8)
+        #expect(log.contains("\"backend\":\"remote\"") && log.contains(server.url))
+    }
 }
