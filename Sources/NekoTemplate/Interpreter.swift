@@ -139,6 +139,20 @@ final class Interpreter {
     var location = SourceLocation(line: 1, column: 1)
     var callDepth = 0
     static let maxCallDepth = 300
+    /// Work done so far (statements, loop turns, calls), bounded by `Limits.steps`.
+    var steps = 0
+
+    /// Counts one step; past the limit the render ends with an error naming it (a template that
+    /// loops for ever is cut, never hangs).
+    @inline(__always) func step() throws {
+        steps += 1
+        if steps > Limits.steps { throw RenderError("the template ran more than \(Limits.steps) steps (nekochat's limit)") }
+    }
+
+    /// The output may not grow past `Limits.output` bytes.
+    @inline(__always) func checkOutput(_ out: String) throws {
+        if out.utf8.count > Limits.output { throw RenderError("the template's output is larger than \(Limits.output) bytes (nekochat's limit)") }
+    }
     let clock: @Sendable () -> Date
 
     init(globals: Scope, clock: @escaping @Sendable () -> Date) {
@@ -181,8 +195,11 @@ final class Interpreter {
             return try execute(inner, scope, into: &out)
         case let .text(t):
             out += t
+            try checkOutput(out)
         case let .output(e):
+            try step()
             out += try evaluate(e, scope).str
+            try checkOutput(out)
         case let .ifBlock(branches, otherwise):
             for (condition, body) in branches where try evaluate(condition, scope).truthy {
                 return try execute(body, scope, into: &out)
@@ -271,6 +288,7 @@ final class Interpreter {
         }
         local.vars["loop"] = .object(loop)
         for (i, item) in items.enumerated() {
+            try step()
             loop.index0 = i
             try assign(target, item, local)
             if try execute(body, local, into: &out) == .breakLoop { break }

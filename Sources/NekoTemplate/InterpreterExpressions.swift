@@ -58,7 +58,9 @@ extension Interpreter {
             case "not": return .bool(!v.truthy)
             case "-":
                 switch v {
-                case let .int(i): return .int(0 &- i)
+                case let .int(i):
+                    guard i != .min else { throw RenderError("integer result beyond 64 bits (Python would switch to a big integer; nekochat does not)") }
+                    return .int(-i)
                 case let .float(d): return .float(-d)
                 case let .bool(b): return .int(b ? -1 : 0)
                 default: throw undefinedOr(v, "bad operand type for unary -: '\(v.typeName)'")
@@ -95,6 +97,7 @@ extension Interpreter {
     }
 
     func call(_ f: Value, _ args: [Value], _ kwargs: [(String, Value)]) throws -> Value {
+        try step()
         if case let .object(o) = f, let result = try o.call(args, kwargs, self) { return result }
         if case let .undefined(hint) = f { throw RenderError(hint) }
         throw RenderError("'\(f.typeName)' object is not callable")
@@ -184,15 +187,17 @@ extension Interpreter {
     }
 
     func binary(_ op: String, _ l: Value, _ r: Value) throws -> Value {
-        if op == "~" { return .string(l.str + r.str) }
+        if op == "~" { return .string(try Limits.checked(l.str + r.str)) }
         if case let .undefined(hint) = l { throw RenderError(hint) }
         if case let .undefined(hint) = r { throw RenderError(hint) }
         func typeError() -> RenderError {
             RenderError("unsupported operand type(s) for \(op): '\(l.typeName)' and '\(r.typeName)'")
         }
         switch (op, l, r) {
-        case let ("+", .string(a), .string(b)): return .string(a + b)
-        case let ("+", .list(a), .list(b)): return .list(a + b)
+        case let ("+", .string(a), .string(b)): return .string(try Limits.checked(a + b))
+        case let ("+", .list(a), .list(b)):
+            guard a.count + b.count <= Limits.listItems else { throw RenderError("list longer than \(Limits.listItems) items (nekochat's limit)") }
+            return .list(a + b)
         case let ("+", .tuple(a), .tuple(b)): return .tuple(a + b)
         case let ("*", .string(s), n), let ("*", n, .string(s)):
             guard let k = n.integer else { throw typeError() }
@@ -226,11 +231,21 @@ extension Interpreter {
                 return .int(m != 0 && (m < 0) != (b < 0) ? m + b : m)
             case "**":
                 if b >= 0 {
-                    var result = 1
-                    for _ in 0..<b {
-                        let (r, overflow) = result.multipliedReportingOverflow(by: a)
-                        guard !overflow else { throw RenderError("integer result beyond 64 bits (Python would switch to a big integer; nekochat does not)") }
-                        result = r
+                    // Exponentiation by squaring: O(log b) steps, every product checked.
+                    let tooBig = RenderError("integer result beyond 64 bits (Python would switch to a big integer; nekochat does not)")
+                    var result = 1, base = a, e = b
+                    while e > 0 {
+                        if e & 1 == 1 {
+                            let (r, o) = result.multipliedReportingOverflow(by: base)
+                            guard !o else { throw tooBig }
+                            result = r
+                        }
+                        e >>= 1
+                        if e > 0 {
+                            let (sq, o) = base.multipliedReportingOverflow(by: base)
+                            guard !o || result == 0 else { throw tooBig }
+                            base = sq
+                        }
                     }
                     return .int(result)
                 }

@@ -245,7 +245,7 @@ struct Lexer {
             if c == "\"" || c == "'" {
                 tokens.append(Token(kind: .string(try lexString(quote: c)), location: loc))
             } else if c.properties.numericType != nil && c.isASCII {
-                tokens.append(Token(kind: lexNumber(), location: loc))
+                tokens.append(Token(kind: try lexNumber(), location: loc))
             } else if c == "_" || c.properties.isAlphabetic {
                 var name = ""
                 while let d = peek(), d == "_" || d.properties.isAlphabetic || (d.isASCII && d.properties.numericType != nil) {
@@ -307,7 +307,7 @@ struct Lexer {
         throw error("unterminated string", at: start)
     }
 
-    mutating func lexNumber() -> Token.Kind {
+    mutating func lexNumber() throws -> Token.Kind {
         var text = ""
         var isFloat = false
         func digits() {
@@ -335,8 +335,7 @@ struct Lexer {
             }
         }
         if isFloat { return .float(Double(text) ?? 0) }
-        // Beyond 64 bits Python would keep an exact big integer; the nearest double is what we have.
         if let i = Int(text) { return .integer(i) }
-        return .float(Double(text) ?? .infinity)
+        throw error("integer literal \(text.prefix(40)) is beyond 64 bits (Python would keep a big integer; nekochat does not)")
     }
 }

@@ -283,12 +283,14 @@ extension Interpreter {
             return .bool(cased && !wrong)
         case "zfill":
             let width = args.first?.integer ?? 0
+            guard width <= Limits.string else { throw RenderError("zfill width \(width) is larger than nekochat's limit (\(Limits.string))") }
             var sc = Self.scalars(s)
             let sign = sc.first == "-" || sc.first == "+" ? sc.removeFirst() : nil
             let pad = max(0, width - sc.count - (sign == nil ? 0 : 1))
             return .string((sign.map { String($0) } ?? "") + String(repeating: "0", count: pad) + Self.string(sc))
         case "center", "ljust", "rjust":
             let width = args.first?.integer ?? 0
+            guard width <= Limits.string else { throw RenderError("\(method) width \(width) is larger than nekochat's limit (\(Limits.string))") }
             let fill = (try str(1, "fillchar")) ?? " "
             let n = s.unicodeScalars.count
             guard width > n else { return .string(s) }

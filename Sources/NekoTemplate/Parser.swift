@@ -5,6 +5,14 @@ struct Parser {
     /// Inside an `if` or a conditional expression, jinja2 defers unknown filters and tests to
     /// run time ("soft" frames); elsewhere they are compile errors.
     var softDepth = 0
+    /// How deep the parser is in nested expressions and blocks (bounded by `Limits.nesting`).
+    var nesting = 0
+
+    /// Enters one level of nesting; past the limit the template is an error, not a stack overflow.
+    mutating func enter() throws {
+        nesting += 1
+        if nesting > Limits.nesting { throw error("the template nests deeper than \(Limits.nesting) levels (nekochat's limit)") }
+    }
 
     init(_ tokens: [Token]) { self.tokens = tokens }
 
@@ -78,6 +86,8 @@ struct Parser {
     /// Parses nodes until a block whose tag is in `until`; returns the nodes and that tag
     /// (positioned after the tag name), or nil at the end of the template.
     mutating func parseBody(until: Set<String>) throws -> ([Node], String?) {
+        try enter()
+        defer { nesting -= 1 }
         var nodes: [Node] = []
         while true {
             let tok = current

@@ -21,6 +21,8 @@ extension Parser {
     }
 
     mutating func parseExpression() throws -> Expr {
+        try enter()
+        defer { nesting -= 1 }
         let loc = location
         let start = p
         var value = try parseOr()
@@ -52,6 +54,8 @@ extension Parser {
     }
 
     mutating func parseNot() throws -> Expr {
+        try enter()
+        defer { nesting -= 1 }
         let loc = location
         if skipName("not") { return .located(.unary("not", try parseNot()), loc) }
         return try parseCompare()
@@ -118,6 +122,8 @@ extension Parser {
     }
 
     mutating func parseUnary(withFilter: Bool = true) throws -> Expr {
+        try enter()
+        defer { nesting -= 1 }
         let loc = location
         var node: Expr
         if skipOp("-") {

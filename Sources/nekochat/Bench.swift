@@ -19,8 +19,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Instead: time redrawing the chat screen at 200×60 after each token (no model needed).") var ui = false
 
     func validate() throws {
-        if promptTokens < 1 { throw ValidationError("--prompt-tokens must be at least 1") }
-        if genTokens < 0 { throw ValidationError("--gen-tokens must be ≥ 0") }
+        if !(1...1_000_000).contains(promptTokens) { throw ValidationError("--prompt-tokens must be from 1 to 1000000") }
+        if !(0...1_000_000).contains(genTokens) { throw ValidationError("--gen-tokens must be from 0 to 1000000") }
     }
 
     func run() throws {
