@@ -7,7 +7,7 @@ protocol TokenDecoder: Sendable {
 
 enum Decoders {
     static func make(_ r: ComponentReader) throws -> TokenDecoder {
-        switch r.type {
+        switch try r.kind() {
         case "Sequence": return SequenceDecoder(steps: try r.children("decoders").map(make))
         case "ByteLevel": return ByteLevelDecoder()
         case "ByteFallback": return ByteFallbackDecoder()

@@ -8,7 +8,7 @@ protocol Normalizer: Sendable {
 
 enum Normalizers {
     static func make(_ r: ComponentReader) throws -> Normalizer {
-        switch r.type {
+        switch try r.kind() {
         case "Sequence": return SequenceNormalizer(steps: try r.children("normalizers").map(make))
         case "NFC": return UnicodeForm(form: .nfc)
         case "NFD": return UnicodeForm(form: .nfd)

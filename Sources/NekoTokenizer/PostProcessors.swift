@@ -7,7 +7,7 @@ protocol PostProcessor: Sendable {
 
 enum PostProcessors {
     static func make(_ r: ComponentReader, vocabulary: (String) -> Int?) throws -> PostProcessor {
-        switch r.type {
+        switch try r.kind() {
         case "TemplateProcessing": return try TemplateProcessing(r)
         case "ByteLevel": return IdentityProcessor()   // trims offsets only; ids are unchanged
         case "Sequence": return SequenceProcessor(steps: try r.children("processors").map { try make($0, vocabulary: vocabulary) })

@@ -83,7 +83,7 @@ enum SplitBehavior: String, Sendable {
 
 enum PreTokenizers {
     static func make(_ r: ComponentReader) throws -> PreTokenizer {
-        switch r.type {
+        switch try r.kind() {
         case "Sequence": return SequencePreTokenizer(steps: try r.children("pretokenizers").map(make))
         case "ByteLevel":
             return ByteLevelPreTokenizer(addPrefixSpace: try r.bool("add_prefix_space", default: true),

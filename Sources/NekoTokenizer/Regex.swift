@@ -25,7 +25,7 @@ public struct ScalarRegex: Sendable {
     public func matches(in text: [Unicode.Scalar]) -> [Range<Int>] {
         var result: [Range<Int>] = []
         var start = 0
-        var stack: [(Int, Int)] = []
+        var stack: [(Int, Int, Int)] = []
         while start <= text.count {
             if let end = run(program, text, at: start, stack: &stack) {
                 result.append(start..<end)
@@ -38,12 +38,12 @@ public struct ScalarRegex: Sendable {
     }
 
     func run(_ prog: [Instruction], _ s: [Unicode.Scalar], at start: Int,
-             stack: inout [(Int, Int)], requireEnd: Bool = false) -> Int? {
+             stack: inout [(Int, Int, Int)], requireEnd: Bool = false) -> Int? {
         stack.removeAll(keepingCapacity: true)
-        stack.append((0, start))
+        stack.append((0, start, -1))
         let n = s.count
-        while let (pc0, sp0) = stack.popLast() {
-            var pc = pc0, sp = sp0
+        while let (pc0, sp0, reg0) = stack.popLast() {
+            var pc = pc0, sp = sp0, reg = reg0
             thread: while true {
                 switch prog[pc] {
                 case let .scalar(c):
@@ -59,12 +59,18 @@ public struct ScalarRegex: Sendable {
                     guard sp < n, sets[i].contains(s[sp]) else { break thread }
                     pc += 1; sp += 1
                 case let .split(a, b):
-                    stack.append((b, sp))
+                    stack.append((b, sp, reg))
                     pc = a
+                case .markTurn:
+                    reg = sp
+                    pc += 1
+                case .requireProgress:
+                    guard sp > reg else { break thread }
+                    pc += 1
                 case let .jump(a):
                     pc = a
                 case let .look(i, negative):
-                    var inner: [(Int, Int)] = []
+                    var inner: [(Int, Int, Int)] = []
                     let found = run(subprograms[i], s, at: sp, stack: &inner) != nil
                     guard found != negative else { break thread }
                     pc += 1
@@ -114,6 +120,11 @@ enum Instruction: Sendable {
     case look(Int, negative: Bool)
     case lineStart, lineEnd, textStart, textEnd
     case wordBoundary(negative: Bool)
+    /// A loop whose body can match nothing: remember where this turn starts, and fail a turn
+    /// that did not move (its exit, pushed by the loop's split, is taken instead). One register
+    /// is enough: nested unbounded loops are refused by the parser.
+    case markTurn
+    case requireProgress
     case match
 }
 

@@ -55,9 +55,23 @@ struct RegexParser {
             if i < p.count, p[i] == "?" { greedy = false; i += 1 } else if i < p.count, p[i] == "+" {
                 throw fail("possessive quantifiers are not supported")
             }
+            if max == nil || (max ?? 0) > 1, Self.hasUnboundedRepetition(node) {
+                // (a+)+, (\w*\s*)*: exponential backtracking on a failing match (tokenizers'
+                // Oniguruma gives up on them after its retry limit). No real tokenizer uses them.
+                throw fail("a repetition of a repetition (like (a+)+) can take exponential time; nekochat refuses such patterns")
+            }
             node = .repetition(node, min: min, max: max, greedy: greedy)
         }
         return node
+    }
+
+    /// Whether `node` contains an unbounded repetition (outside lookarounds).
+    static func hasUnboundedRepetition(_ node: RegexNode) -> Bool {
+        switch node {
+        case let .repetition(inner, _, max, _): return max == nil || hasUnboundedRepetition(inner)
+        case let .sequence(items), let .alternation(items): return items.contains(where: hasUnboundedRepetition)
+        default: return false
+        }
     }
 
     /// `{n}`, `{n,}`, `{n,m}`, `{,m}`; nil when the brace is a literal.
@@ -371,11 +385,14 @@ struct RegexCompiler {
                 }
                 for s in splits { prog[s] = greedy ? .split(s + 1, prog.count) : .split(prog.count, s + 1) }
             } else if Self.nullable(body) {
-                // A body that can match nothing would loop forever: take it at most once.
-                let s = prog.count
+                // A body that can match nothing: a turn must move forward, or the loop ends.
+                let loop = prog.count
                 prog.append(.split(0, 0))
+                prog.append(.markTurn)
                 emit(body, into: &prog)
-                prog[s] = greedy ? .split(s + 1, prog.count) : .split(prog.count, s + 1)
+                prog.append(.requireProgress)
+                prog.append(.jump(loop))
+                prog[loop] = greedy ? .split(loop + 1, prog.count) : .split(prog.count, loop + 1)
             } else {
                 let loop = prog.count
                 prog.append(.split(0, 0))

@@ -25,6 +25,9 @@ public final class Tokenizer: @unchecked Sendable {
     public private(set) var config: JSONValue?
 
     /// Loads `tokenizer.json` from a file, or `tokenizer.json` (+ `tokenizer_config.json`) from a directory.
+    /// The longest added token accepted (the longest in real tokenizers is a few dozen).
+    public static let maxAddedTokenLength = 4096
+
     public static func load(_ fileOrDirectory: String) throws -> Tokenizer {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: fileOrDirectory, isDirectory: &isDirectory) else {
@@ -49,7 +52,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
         let root = ComponentReader(file: path, field: "tokenizer", json: json)
         guard let modelReader = root.child("model") else { throw root.fail("missing", "model") }
-        let modelType = modelReader.type ?? (modelReader.json["merges"] != nil ? "BPE" : nil)
+        let modelType = try modelReader.kind() ?? (modelReader.json["merges"] != nil ? "BPE" : nil)
         guard modelType == "BPE" else { throw modelReader.unsupported() }
         model = try BPE(modelReader)
         normalizer = try root.child("normalizer").map(Normalizers.make)
@@ -58,7 +61,13 @@ public final class Tokenizer: @unchecked Sendable {
 
         var added: [AddedToken] = []
         for r in root.json["added_tokens"] == nil || root.json["added_tokens"]!.isNull ? [] : try root.children("added_tokens") {
-            added.append(AddedToken(id: try r.int("id"), content: try r.string("content"),
+            let id = try r.int("id"), content = try r.string("content")
+            // Bounds that keep hostile files cheap: real added tokens are short, ids small.
+            guard (0..<(1 << 24)).contains(id) else { throw r.fail("must be from 0 to \(1 << 24 - 1), found \(id)", "id") }
+            guard content.unicodeScalars.count <= Self.maxAddedTokenLength else {
+                throw r.fail("is \(content.unicodeScalars.count) characters long; nekochat accepts added tokens of at most \(Self.maxAddedTokenLength)", "content")
+            }
+            added.append(AddedToken(id: id, content: content,
                                     special: try r.bool("special", default: false),
                                     singleWord: try r.bool("single_word", default: false),
                                     lstrip: try r.bool("lstrip", default: false), rstrip: try r.bool("rstrip", default: false),

@@ -26,7 +26,13 @@ struct ComponentReader {
         .format(file: file, field: sub.map { "\(field).\($0)" } ?? field, message: message)
     }
 
-    var type: String? { json["type"]?.string }
+    /// The component's `type`; one that is present but not a string is an error (it was read as
+    /// "absent", making a malformed model a BPE).
+    func kind() throws -> String? {
+        guard let v = json["type"], !v.isNull else { return nil }
+        guard let s = v.string else { throw fail("expected a string", "type") }
+        return s
+    }
 
     func child(_ key: String) -> ComponentReader? {
         guard let v = json[key], !v.isNull else { return nil }
@@ -55,7 +61,7 @@ struct ComponentReader {
     }
 
     func unsupported() -> TokenizerError {
-        .unsupported(file: file, field: field, type: type ?? "(no type)")
+        .unsupported(file: file, field: field, type: json["type"]?.string ?? "(no type)")
     }
 }
 

@@ -136,3 +136,31 @@ func makeTokenizer(vocab: [String], merges: [String] = [], model: [String: Strin
         #expect(t.decode([0, 11, 0], skipSpecialTokens: true) == "a a")
     }
 }
+
+/// Hostile tokenizer.json files: each is an error naming the field (one crashed `tokenize`,
+/// one hung it, two were read as something they were not).
+@Suite struct HostileTokenizerTests {
+    func refused(_ words: String, _ build: () throws -> Tokenizer) {
+        do { _ = try build(); Issue.record("loaded") } catch { #expect("\(error)".contains(words), "\(error)") }
+    }
+
+    @Test func addedTokensAreBounded() {
+        let long = String(repeating: "x", count: 100_000)
+        refused("added_tokens[0].content") {
+            try makeTokenizer(vocab: ["a"], added: #"[{"id": 1, "content": "\#(long)", "special": true}]"#)
+        }
+        refused("added_tokens[0].id") { try makeTokenizer(vocab: ["a"], added: #"[{"id": -5, "content": "<x>"}]"#) }
+        refused("added_tokens[0].id") { try makeTokenizer(vocab: ["a"], added: #"[{"id": 1099511627776, "content": "<x>"}]"#) }
+    }
+
+    @Test func aTypeThatIsNotAStringIsAnError() {
+        refused("model.type") { try makeTokenizer(vocab: ["a"], model: ["type": "5"]) }
+        refused("decoder.type") { try makeTokenizer(vocab: ["a"], decoder: #"{"type": ["Fuse"]}"#) }
+    }
+
+    @Test func catastrophicPreTokenizerPatternsAreRefused() {
+        refused("exponential time") {
+            try makeTokenizer(vocab: ["a"], preTokenizer: #"{"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": false}"#)
+        }
+    }
+}
