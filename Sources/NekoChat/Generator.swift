@@ -145,6 +145,19 @@ public final class Generator: @unchecked Sendable {
         return logits
     }
 
+    /// Throws when logits hold NaN or infinity (corrupt weights): never sample from garbage.
+    public static func checkFinite(_ logits: [Float]) throws {
+        var bad = false
+        logits.withUnsafeBufferPointer { p in
+            var acc: Float = 0
+            for v in p { acc += v * 0 }   // NaN or ±inf turns the sum into NaN
+            bad = !acc.isFinite
+        }
+        if bad {
+            throw ModelError.input("the model produced NaN or infinite logits: its weights are probably corrupt (check the files, or run `nekochat score` on a known text)")
+        }
+    }
+
     /// The decode loop: prefills `prompt` after what `cache` holds (at least one token), then
     /// samples with `sequence` until one of its stop rules, `cancel` or the full context ends it.
     /// The last token is never fed back. On return `sequence.finishReason` is set.
@@ -169,6 +182,7 @@ public final class Generator: @unchecked Sendable {
             sequence.finish(.cancelled)
             return outcome
         }
+        try Self.checkFinite(logits)
         if sequence.rules.maxTokens <= 0 { sequence.finish(.length) }
         let decodeStart = DispatchTime.now()
         while !sequence.isFinished {
@@ -179,6 +193,7 @@ public final class Generator: @unchecked Sendable {
             if cache.length >= cache.capacity { sequence.finish(.context); break }
             let before = routing?.tokens ?? 0
             logits = try model.forward([token], cache: cache, logits: .last, routing: routing, context: context)
+            try Self.checkFinite(logits)
             outcome.decoded += 1
             if routing != nil { observe(.routed(first: before, count: 1)) }
         }

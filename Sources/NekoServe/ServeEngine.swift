@@ -161,6 +161,7 @@ public final class ServeEngine: @unchecked Sendable {
                 j.fed += j.prompt[j.prefilled..<end]
                 j.prefilled = end
                 if end == j.prompt.count {
+                    try Generator.checkFinite(logits)
                     j.logits = logits
                     j.sink(.started(promptTokens: j.prompt.count, routing: newRouting(j)))
                 }
@@ -180,7 +181,9 @@ public final class ServeEngine: @unchecked Sendable {
         }
         for (j, token) in batch {
             do {
-                j.logits = try bundle.model.forward([token], cache: j.cache!, logits: .last, routing: j.record, context: generator.context)
+                let logits = try bundle.model.forward([token], cache: j.cache!, logits: .last, routing: j.record, context: generator.context)
+                try Generator.checkFinite(logits)
+                j.logits = logits
                 j.fed.append(token)
             } catch {
                 j.sink(.failed(APIError(status: 500, message: "the model failed: \(userMessage(error))", type: "server_error")))

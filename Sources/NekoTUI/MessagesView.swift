@@ -92,7 +92,31 @@ enum MessagesView {
         return [Span(before, style), Span(token, .selected), Span(rest, style)]
     }
 
+    /// Characters of one message shown at most: its beginning and its end, with a line saying
+    /// how much is left out (a 5 MB paste would otherwise be wrapped on every frame).
+    static let shownCharacters = (head: 100_000, tail: 20_000)
+
     static func lines(of m: ChatMessage, _ s: ScreenState, width: Int) -> [Line] {
+        // A finished message wraps the same way every frame: keep its lines.
+        let key = WrapCache.Key(id: m.id, length: m.content.utf8.count, width: width, finished: !m.isPending,
+                                flags: (s.rawText ? 1 : 0) | (s.colourTokens ? 2 : 0) | (s.monochrome ? 4 : 0) | (s.inspector?.messageID == m.id ? 8 : 0)
+                                    | (s.selected == m.id ? 16 : 0) | (s.chosenSlot << 8),
+                                siblings: s.conversation.siblingPosition(of: m.id).count)
+        let cacheable = key.finished && !s.colourTokens && s.inspector?.messageID != m.id
+        if cacheable, let cached = s.wrapCache.lines[key] { return cached }
+        var m = m
+        let total = m.content.count
+        if total > shownCharacters.head + shownCharacters.tail {
+            let head = m.content.prefix(shownCharacters.head), tail = m.content.suffix(shownCharacters.tail)
+            m.content = head + "\n\n[… \(total - shownCharacters.head - shownCharacters.tail) characters not shown here; /export writes them all …]\n\n" + tail
+            m.routing = []
+        }
+        let out = wrapLines(of: m, s, width: width)
+        if cacheable { s.wrapCache.store(key, out) }
+        return out
+    }
+
+    static func wrapLines(of m: ChatMessage, _ s: ScreenState, width: Int) -> [Line] {
         let w = max(1, min(width - 2, measure))
         var out: [Line] = [header(m, s)]
         let body: [Line]

@@ -128,7 +128,16 @@ struct InputBox {
         let w = max(1, width)
         var lines: [String] = [""], widths = [0]
         var row = 0, column = 0
-        for (i, c) in e.text.enumerated() {
+        // A huge text (a 5 MB paste): only a window around the cursor is cut into lines, so a
+        // keystroke costs the same whatever the size (lines above are counted, not drawn).
+        let window = max(4_096, 4 * w * max(1, maxLines))
+        var first = 0, last = e.text.count
+        if e.text.count > 4 * window {
+            first = max(0, e.cursor - window)
+            last = min(e.text.count, e.cursor + window)
+        }
+        for i in first..<last {
+            let c = e.text[i]
             if i == e.cursor { row = lines.count - 1; column = widths[widths.count - 1] }
             if c == "\n" {
                 lines.append(""); widths.append(0)
@@ -139,20 +148,21 @@ struct InputBox {
             lines[lines.count - 1].append(c == "\t" ? " " : c)
             widths[widths.count - 1] += cw
         }
-        if e.cursor >= e.text.count {
+        if e.cursor >= last {
             row = lines.count - 1
             column = widths[widths.count - 1]
             if column >= w { lines.append(""); widths.append(0); row += 1; column = 0 }
         }
         let n = max(1, maxLines)
-        var first = max(0, lines.count - n)
-        if row < first { first = row }
-        if row >= first + n { first = row - n + 1 }
-        let last = min(lines.count, first + n)
-        visible = Array(lines[first..<last])
-        hiddenAbove = first
-        hiddenBelow = lines.count - last
-        cursorRow = row - first
+        var firstLine = max(0, lines.count - n)
+        if row < firstLine { firstLine = row }
+        if row >= firstLine + n { firstLine = row - n + 1 }
+        let lastLine = min(lines.count, firstLine + n)
+        visible = Array(lines[firstLine..<lastLine])
+        // Outside the window, an estimate: its characters over the width.
+        hiddenAbove = firstLine + (first > 0 ? first / w : 0)
+        hiddenBelow = lines.count - lastLine + (last < e.text.count ? (e.text.count - last) / w : 0)
+        cursorRow = row - firstLine
         cursorColumn = column
     }
 }

@@ -1,6 +1,19 @@
 import Foundation
 import NekoChat
 
+/// The wrapped lines of finished messages, by what they depend on. A cache only: rendering
+/// stays a function of the state (a class, so the pure render can fill it).
+final class WrapCache: @unchecked Sendable {
+    struct Key: Hashable {
+        var id: Int, length: Int, width: Int, finished: Bool, flags: Int, siblings: Int
+    }
+    private(set) var lines: [Key: [Line]] = [:]
+    func store(_ key: Key, _ value: [Line]) {
+        if lines.count > 2000 { lines.removeAll() }
+        lines[key] = value
+    }
+}
+
 /// A line the screen shows between messages: a command's answer, an error, the welcome.
 public struct Notice: Equatable, Sendable {
     public enum Kind: Sendable { case info, error }
@@ -55,6 +68,7 @@ public struct ScreenState: Sendable {
     public var editing: Int?
     /// The conversation browser, while it is open.
     public var browser: BrowserState?
+    let wrapCache = WrapCache()
     public var themeName = "dark"
     /// The routing inspector: which reply and which of its generated tokens the cursor is on.
     public var inspector: (messageID: Int, index: Int)?

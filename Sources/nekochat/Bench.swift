@@ -17,6 +17,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Seed for the random prompt.") var seed: UInt64 = 1
     @Flag(help: "Print one JSON document.") var json = false
     @Flag(help: "Instead: time redrawing the chat screen at 200×60 after each token (no model needed).") var ui = false
+    @Option(name: .customLong("paste-bytes"), help: "With --ui: also time keystrokes in a draft of this many pasted bytes, and its screen once sent.")
+    var pasteBytes = 0
 
     func validate() throws {
         if !(1...1_000_000).contains(promptTokens) { throw ValidationError("--prompt-tokens must be from 1 to 1000000") }
@@ -24,7 +26,11 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        if ui { return try runUI() }
+        if ui {
+            try runUI()
+            if pasteBytes > 0 { try runPaste() }
+            return
+        }
         if weights == .q8 { throw CLIError("--weights q8 is not implemented yet (it arrives with the speed work)") }
         let bundle = try modelOptions.loadBundle()
         let model = bundle.model
@@ -60,6 +66,42 @@ struct Bench: ParsableCommand {
     /// Per token the chat applies a text delta and a routing step, renders the 200×60 grid and
     /// finds the cells that changed (what the terminal is then sent): timed here over 500 tokens
     /// of a 50-message conversation with NekoMind's 16 MoE layers of 32 experts.
+    /// A huge paste: a keystroke in the draft (insert, render, cursor) and a frame of the chat
+    /// once it is sent, each timed (ms), at 200×60.
+    func runPaste() throws {
+        let info = BackendInfo(kind: "local", modelName: "bench", location: "bench", fingerprint: "bench",
+                               contextSize: 32768, experts: 32, expertsPerToken: 4, moeLayers: Array(2..<18), reportsRouting: true)
+        var state = ScreenState(backend: info)
+        let line = "The quick brown fox jumps over the lazy dog, and then it pastes some more text. "
+        let text = String(repeating: line, count: max(1, pasteBytes / line.utf8.count))
+        state.input.insert(text)
+        func time(_ n: Int, _ body: () -> Void) -> Double {
+            let start = DispatchTime.now()
+            for _ in 0..<n { body() }
+            return Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6 / Double(n)
+        }
+        let key = time(20) {
+            state.input.insert("x")
+            _ = ChatView.render(state, width: 200, height: 60)
+            _ = ChatView.cursor(state, width: 200, height: 60)
+        }
+        var sent = ChatMessage(id: 1, role: .user, content: text)
+        sent.time = "t"
+        state.apply(.messageAdded(sent))
+        state.apply(.messageAdded(ChatMessage(id: 2, parent: 1, role: .assistant, content: "")))
+        let first = time(1) { _ = ChatView.render(state, width: 200, height: 60) }
+        let frame = time(20) {
+            state.apply(.textDelta(messageID: 2, text: " word"))
+            _ = ChatView.render(state, width: 200, height: 60)
+        }
+        let result: JSON = .object([("paste_bytes", .int(text.utf8.count)), ("ms_per_keystroke", .double(key)),
+                                    ("ms_first_frame_after_send", .double(first)), ("ms_per_token_frame_after_send", .double(frame))])
+        if json { try Output.json(result) } else {
+            Output.out(String(format: "paste of %d bytes: %.2f ms per keystroke; once sent %.1f ms for the first frame, %.2f ms per token\n",
+                              text.utf8.count, key, first, frame))
+        }
+    }
+
     func runUI() throws {
         let info = BackendInfo(kind: "local", modelName: "NekoMind1.5-Base", location: "bench", fingerprint: "bench",
                                contextSize: 32768, experts: 32, expertsPerToken: 4, moeLayers: Array(2..<18), reportsRouting: true)

@@ -154,3 +154,20 @@ enum CLI {
         #expect(h.status == 0 && h.stdout.contains("--prompt-ids"))
     }
 }
+
+@Suite struct CorruptWeightsTests {
+    /// Weights that hold NaN: generate refuses (it printed garbage with exit 0), as score did.
+    @Test func nonFiniteWeightsAreAnErrorNotGarbage() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nan-\(UUID().uuidString)").path
+        try FileManager.default.copyItem(atPath: CLI.model("neko_mini_bf16"), toPath: dir)
+        let file = dir + "/model.safetensors"
+        var data = try Data(contentsOf: URL(fileURLWithPath: file))
+        let header = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        // 0xFFFF is a BF16 NaN: poison the second half of the weights.
+        let start = 8 + header + (data.count - 8 - header) / 2
+        data.replaceSubrange(start..<data.count, with: Data(repeating: 0xFF, count: data.count - start))
+        try data.write(to: URL(fileURLWithPath: file))
+        let r = try CLI.run(["generate", "--model", dir, "--prompt-ids", "1,2,3", "--max-tokens", "4", "--json"])
+        #expect(r.status == 1 && r.stderr.contains("NaN or infinite logits") && r.stdout.isEmpty, "\(r.status) \(r.stderr)")
+    }
+}
