@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "nekochat", targets: ["nekochat"]),
+        .executable(name: "nekofuzz", targets: ["nekofuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,7 +36,9 @@ let package = Package(
         // The analyses of ROUTING.md over routing traces, and their JSON/CSV/SVG: knows no model.
         .target(name: "NekoRouting", dependencies: ["NekoJSON"]),
         // `nekochat serve`: OpenAI's HTTP API over the local engine (batched decode of N streams).
-        .target(name: "NekoServe", dependencies: ["NekoChat", "NekoModel", "NekoJSON", .product(name: "Hummingbird", package: "hummingbird")]),
+        .target(name: "NekoServe", dependencies: ["NekoChat", "NekoModel", "NekoJSON", "NekoOpenAI", .product(name: "Hummingbird", package: "hummingbird")]),
+        // OpenAI's request and response objects, checked; no HTTP (so the parsing fuzzes alone).
+        .target(name: "NekoOpenAI", dependencies: ["NekoChat", "NekoJSON"]),
         // The chat against any OpenAI-compatible server, behind the same backend seam.
         .target(name: "NekoRemote", dependencies: ["NekoChat", "NekoJSON", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         // The chat screen: knows chat events and commands, never the model.
@@ -50,6 +53,12 @@ let package = Package(
             // ModelLocation, not through Bundle.module.
             resources: [.copy("Resources/DemoModel")]
         ),
+        // Fuzzing (Tests/Fuzz/run.sh): the targets, the libFuzzer executable, and the replay of
+        // seeds and past crashes in the ordinary test run.
+        .target(name: "NekoFuzzTargets", dependencies: ["NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON",
+                                                        "NekoOpenAI", "NekoRouting", "NekoTUI"], path: "Tests/Fuzz/Targets"),
+        .executableTarget(name: "nekofuzz", dependencies: ["NekoFuzzTargets"], path: "Tests/Fuzz/nekofuzz"),
+        .testTarget(name: "NekoFuzzTests", dependencies: ["NekoFuzzTargets"]),
         .testTarget(name: "NekoKernelsTests", dependencies: ["NekoKernels", "CNekoKernels"]),
         // Fixtures are read from Tests/Fixtures through #filePath (see FixturePaths.swift).
         .testTarget(name: "NekoModelTests", dependencies: ["NekoModel", "NekoKernels"]),

@@ -1,6 +1,7 @@
 import Foundation
 import NekoChat
 import NekoModel
+import NekoOpenAI
 import NekoTemplate
 import NekoTokenizer
 
@@ -204,6 +205,4 @@ public final class ServeEngine: @unchecked Sendable {
     }
 }
 
-extension CompletionRequest.Kind {
-    var isChat: Bool { if case .chat = self { true } else { false } }
-}
+

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import NekoChat
 import NekoJSON
+import NekoOpenAI
 
 /// How `nekochat serve` listens and what it allows.
 public struct ServeOptions: Sendable {

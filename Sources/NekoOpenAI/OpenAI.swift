@@ -11,6 +11,14 @@ public struct APIError: Error, CustomStringConvertible, Sendable, Equatable {
     public var param: String?
     public var code: String?
 
+    public init(status: Int, message: String, type: String, param: String? = nil, code: String? = nil) {
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+    }
+
     public static func invalid(_ message: String, param: String? = nil) -> APIError {
         APIError(status: 400, message: message, type: "invalid_request_error", param: param, code: nil)
     }
@@ -134,7 +142,7 @@ public struct CompletionRequest: Sendable {
 }
 
 /// OpenAI's finish reasons.
-func openAIReason(_ r: FinishReason) -> String {
+public func openAIReason(_ r: FinishReason) -> String {
     switch r {
     case .eos, .stop, .cancelled, .error: "stop"
     case .length, .context: "length"
@@ -143,7 +151,11 @@ func openAIReason(_ r: FinishReason) -> String {
 
 /// nekochat's extension of a chunk: the routing of its tokens (the CLI's routing-record shape)
 /// and which tokens they are.
-func routingExtension(_ steps: [RoutingStep]) -> JSONValue {
+public func routingExtension(_ steps: [RoutingStep]) -> JSONValue {
     .object([("routing", RoutingStep.recordJSON(steps)),
              ("tokens", .array(steps.map { .object([("id", .int($0.tokenId)), ("text", .string($0.token)), ("prompt", .bool($0.isPrompt))]) }))])
+}
+
+extension CompletionRequest.Kind {
+    public var isChat: Bool { if case .chat = self { true } else { false } }
 }
