@@ -31,7 +31,13 @@ Choices where SPEC.md is silent (each is logged when it applies):
   * an unsupported rope type (rope_parameters.rope_type other than "default", or rope_scaling) or a
     hidden_act other than silu is a load error rather than a silent wrong answer.
 
-CLI:  python nekomind_ref.py DIR --ids 1,2,3 [--greedy 8] [--routing] [--dtype float32]
+Named intermediates (llama.cpp's cb(cur, name, il)): forward(..., trace=fn) calls fn(name, layer,
+tensor) with the same names as the Swift engine's ForwardContext.trace (layer -1 for none):
+embed, attn_norm, q, k, v (q/k after QK-norm and RoPE), attn_out (before o_proj), ffn_norm,
+router_probs (softmax over all experts), expert_out (weighted sum of the routed experts),
+shared_gate (sigmoid gate), shared_out (gated shared expert), layer_out, final_norm.
+
+CLI:  python nekomind_ref.py DIR --ids 1,2,3 [--greedy 8] [--routing] [--dtype float32] [--dump FILE]
 """
 from __future__ import annotations
 
@@ -412,7 +418,7 @@ class NekoMindRef:
     def _mlp(self, h, g, u, d):
         return self._lin(torch.nn.functional.silu(self._lin(h, g)) * self._lin(h, u), d)
 
-    def _attention(self, ly, h, cos, sin, cache, start):
+    def _attention(self, ly, h, cos, sin, cache, start, trace=None):
         c = self.cfg
         T = h.shape[0]
         nh, nkv, hd = c.num_attention_heads, c.num_key_value_heads, c.head_dim
@@ -424,6 +430,10 @@ class NekoMindRef:
         if ly["k_norm"] is not None:
             k = self._rmsnorm(k, ly["k_norm"])
         q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+        if trace is not None:
+            trace("q", ly["index"], q.reshape(T, nh * hd))
+            trace("k", ly["index"], k.reshape(T, nkv * hd))
+            trace("v", ly["index"], v.reshape(T, nkv * hd))
         if cache is not None:
             li = ly["index"]
             if li in cache:
@@ -443,9 +453,11 @@ class NekoMindRef:
         scores = scores.masked_fill(kpos > qpos, float("-inf"))
         a = torch.softmax(scores, dim=-1) @ vh[:, None]                      # [nkv, g, T, hd]
         a = a.permute(2, 0, 1, 3).reshape(T, nh * hd).to(self.cd)
+        if trace is not None:
+            trace("attn_out", ly["index"], a)
         return self._lin(a, ly["wo"])
 
-    def _moe(self, ly, h, rec):
+    def _moe(self, ly, h, rec, trace=None):
         c = self.cfg
         k = c.num_experts_per_tok
         logits = self._lin(h, ly["router"])
@@ -461,17 +473,25 @@ class NekoMindRef:
             tok, slot = torch.nonzero(idx == e, as_tuple=True)
             out = self._mlp(h[tok], ly["e_gate"][e], ly["e_up"][e], ly["e_down"][e])
             y.index_add_(0, tok, out * w[tok, slot].to(self.cd)[:, None])
+        if trace is not None:
+            trace("router_probs", ly["index"], p)
+            trace("expert_out", ly["index"], y)
         if ly["s_gate"] is not None:
             sg = torch.sigmoid(self._lin(h, ly["s_gate_w"]))
-            y = y + sg * self._mlp(h, ly["s_gate"], ly["s_up"], ly["s_down"])
+            shared = sg * self._mlp(h, ly["s_gate"], ly["s_up"], ly["s_down"])
+            if trace is not None:
+                trace("shared_gate", ly["index"], sg.reshape(-1))
+                trace("shared_out", ly["index"], shared)
+            y = y + shared
         if rec is not None:
             rec[ly["index"]] = {"experts": idx, "weights": w, "probs": p}
         return y
 
     @torch.no_grad()
-    def forward(self, ids, cache: dict | None = None, start: int = 0, record: bool = True):
+    def forward(self, ids, cache: dict | None = None, start: int = 0, record: bool = True, trace=None):
         """ids: list/1-D tensor of token ids at positions start..start+T-1.
         cache: dict layer -> (K, V), extended in place (pass {} to start one).
+        trace: optional fn(name, layer, tensor) called with every named intermediate.
         Returns (logits [T, vocab] in compute dtype, routing {layer: {experts, weights, probs}})."""
         c = self.cfg
         ids = torch.as_tensor(ids, dtype=torch.long)
@@ -481,18 +501,39 @@ class NekoMindRef:
         if c.max_position_embeddings and start + T > c.max_position_embeddings:
             raise ValueError("sequence longer than max_position_embeddings")
         x = self.embed[ids].to(self.cd)
+        tr = trace if trace is not None else (lambda name, layer, value: None)
+        tr("embed", -1, x)
         cos, sin = self.rope_cos_sin(torch.arange(start, start + T))
         rec = {} if record else None
         for ly in self.layers:
             h = self._rmsnorm(x, ly["in_norm"])
-            x = x + self._attention(ly, h, cos, sin, cache, start)
+            tr("attn_norm", ly["index"], h)
+            x = x + self._attention(ly, h, cos, sin, cache, start, trace)
             h = self._rmsnorm(x, ly["post_norm"])
+            tr("ffn_norm", ly["index"], h)
             if ly["moe"]:
-                x = x + self._moe(ly, h, rec)
+                x = x + self._moe(ly, h, rec, trace)
             else:
                 x = x + self._mlp(h, ly["gate"], ly["up"], ly["down"])
-        logits = self._lin(self._rmsnorm(x, self.final_norm), self.head)
+            tr("layer_out", ly["index"], x)
+        normed = self._rmsnorm(x, self.final_norm)
+        tr("final_norm", -1, normed)
+        logits = self._lin(normed, self.head)
         return logits, rec
+
+
+def trace_dump(model: "NekoMindRef", ids) -> dict:
+    """Every named intermediate of one forward pass over ids, as
+    {"ids": [...], "values": {name: {layer: [[row values] per token]}}} (floats, 8 digits)."""
+    values: dict = {}
+
+    def keep(name, layer, value):
+        v = value.detach().to(torch.float64)
+        rows = v.reshape(len(ids), -1) if v.dim() > 1 else v.reshape(len(ids), 1)
+        values.setdefault(name, {})[str(layer)] = [[float(f"{x:.8g}") for x in r] for r in rows.tolist()]
+
+    model.forward(ids, trace=keep)
+    return {"ids": [int(i) for i in ids], "values": values}
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,6 +578,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                     help="weights and compute dtype (float32 halves memory for full-size models)")
+    ap.add_argument("--dump", metavar="FILE", help="write every named intermediate of the forward pass as JSON")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     ids = [int(s) for s in a.ids.split(",") if s.strip()]
@@ -560,6 +602,10 @@ def main(argv=None):
     if a.greedy:
         gen, _, _ = greedy(model, ids, a.greedy)
         print("greedy:", ",".join(map(str, gen)))
+    if a.dump:
+        with open(a.dump, "w") as f:
+            json.dump(trace_dump(model, ids), f, separators=(",", ":"))
+        print(f"wrote {a.dump}")
 
 
 if __name__ == "__main__":

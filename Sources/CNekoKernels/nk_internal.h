@@ -1,0 +1,77 @@
+// Private to CNekoKernels: target attributes, scalar conversions, the dispatch level.
+#ifndef NK_INTERNAL_H
+#define NK_INTERNAL_H
+
+#include "nk_kernels.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define NK_X86 1
+#include <immintrin.h>
+// Per-function targets: the library is built for baseline x86-64 and picks one of these at
+// run time (never -march=native: the same binary runs on AVX2-only and AVX-512 machines).
+#define NK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define NK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#else
+#define NK_X86 0
+#endif
+
+#define NK_LEVEL_PORTABLE 0
+#define NK_LEVEL_AVX2 1
+#define NK_LEVEL_AVX512 2
+
+/// The level every dispatcher reads (relaxed atomics: tests may force it from another thread).
+static inline int nk_level_now(void) { return nk_simd_level(); }
+
+static inline float nk_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+float nk_f16_to_f32_scalar(uint16_t h);
+uint16_t nk_f32_to_f16_scalar(float f);
+
+static inline float nk_load_elem(const void *base, nk_dtype dtype, size_t i) {
+    const unsigned char *p = (const unsigned char *)base;
+    switch (dtype) {
+    case NK_F32: { float f; memcpy(&f, p + 4 * i, 4); return f; }
+    case NK_BF16: { uint16_t h; memcpy(&h, p + 2 * i, 2); return nk_bf16_to_f32(h); }
+    case NK_F16: { uint16_t h; memcpy(&h, p + 2 * i, 2); return nk_f16_to_f32_scalar(h); }
+    }
+    return 0.0f;
+}
+
+static inline size_t nk_dtype_size(nk_dtype d) { return d == NK_F32 ? 4 : 2; }
+
+static inline int64_t nk_pad32(int64_t n) { return (n + 31) & ~(int64_t)31; }
+
+static inline float nk_silu(float g) { return g / (1.0f + expf(-g)); }
+
+// Row kernels: y[t * ldy + (r - r0)] = Σ_c W[r, c] · x_t[c] for r in [r0, r1), t < job->ntok.
+// For the packed formats r0 is a multiple of 16 and r1 a multiple of 16 or job->rows.
+typedef void (*nk_rows_fn)(const nk_matvec *job, const void *w, int64_t r0, int64_t r1,
+                           float *y, int64_t ldy);
+
+void nk_rows_float_portable(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+void nk_rows_q8_portable(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+void nk_rows_q4_portable(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+#if NK_X86
+void nk_rows_float_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+void nk_rows_float_avx512(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+void nk_rows_q8_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+void nk_rows_q8_avx512(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+void nk_rows_q4_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+void nk_rows_q4_avx512(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+#endif
+
+/// Index of the input row that token t reads.
+static inline int64_t nk_xrow(const nk_matvec *job, int64_t t) {
+    return job->xrows ? (int64_t)job->xrows[t] : t;
+}
+
+#endif

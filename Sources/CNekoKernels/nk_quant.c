@@ -1,0 +1,264 @@
+// Quantisation: weights packed into the Q8/Q4 group layouts of nk_quant.h, activations into
+// int8 blocks, and the portable row kernels that define what the SIMD ones must compute.
+#include "nk_quant.h"
+#include "nk_internal.h"
+
+#include <float.h>
+
+static inline int64_t groups_of(int64_t rows) { return (rows + NK_GROUP_ROWS - 1) / NK_GROUP_ROWS; }
+static inline int64_t blocks_of(int64_t cols) { return (cols + NK_BLOCK - 1) / NK_BLOCK; }
+
+static inline int64_t block_bytes(nk_format f) {
+    return f == NK_FMT_Q8 ? NK_Q8_BLOCK_BYTES : NK_Q4_BLOCK_BYTES;
+}
+
+int64_t nk_packed_group_bytes(nk_format format, int64_t cols) {
+    return blocks_of(cols) * block_bytes(format);
+}
+
+int64_t nk_packed_bytes(nk_format format, int64_t rows, int64_t cols) {
+    return groups_of(rows) * nk_packed_group_bytes(format, cols);
+}
+
+static inline void put_u16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline uint16_t get_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+// ---------------------------------------------------------------------------------------------
+// One block of up to 32 weights.
+
+static void quantize_q8(const float *x, int n, uint8_t *codes, uint16_t *d16) {
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) { float a = fabsf(x[i]); if (a > amax) amax = a; }
+    float d = amax / 127.0f;
+    if (d > 65504.0f) d = 65504.0f;
+    *d16 = nk_f32_to_f16_scalar(d);
+    float dr = nk_f16_to_f32_scalar(*d16);
+    float id = dr > 0.0f ? 1.0f / dr : 0.0f;
+    for (int i = 0; i < NK_BLOCK; i++) {
+        int q = 0;
+        if (i < n) {
+            float v = nearbyintf(x[i] * id);
+            q = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
+        }
+        codes[i] = (uint8_t)(q + 128);
+    }
+}
+
+// Codes for given (d, m): q = clamp(round((x − m) / d), 0, 15); returns the squared error.
+static float q4_codes(const float *x, int n, float d, float m, uint8_t *q) {
+    float id = d > 0.0f ? 1.0f / d : 0.0f, err = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float v = nearbyintf((x[i] - m) * id);
+        int c = v > 15.0f ? 15 : v < 0.0f ? 0 : (int)v;
+        q[i] = (uint8_t)c;
+        float e = d * (float)c + m - x[i];
+        err += e * e;
+    }
+    return err;
+}
+
+// Q4 with a minimum: candidate scales around (max − min) / 15, each refined by the least-squares
+// (d, m) for its codes (as llama.cpp's make_qkx2_quants does, with equal weights); the best pair,
+// rounded to half precision, defines the codes.
+static void quantize_q4(const float *x, int n, uint8_t *codes, uint16_t *d16, uint16_t *m16) {
+    float mn = FLT_MAX, mx = -FLT_MAX;
+    for (int i = 0; i < n; i++) { if (x[i] < mn) mn = x[i]; if (x[i] > mx) mx = x[i]; }
+    memset(codes, 0, NK_BLOCK);
+    if (n == 0) { *d16 = 0; *m16 = 0; return; }
+    if (!(mx > mn)) {
+        *d16 = 0;
+        *m16 = nk_f32_to_f16_scalar(mn);
+        return;
+    }
+    uint8_t q[NK_BLOCK];
+    float best_d = (mx - mn) / 15.0f, best_m = mn;
+    float best_err = q4_codes(x, n, best_d, best_m, q);
+    for (int step = 0; step <= 16; step++) {
+        float iscale = (14.0f + 0.125f * (float)step) / (mx - mn);
+        float sq = 0, sq2 = 0, sx = 0, sxq = 0;
+        for (int i = 0; i < n; i++) {
+            float v = nearbyintf((x[i] - mn) * iscale);
+            float c = v > 15.0f ? 15.0f : v < 0.0f ? 0.0f : v;
+            sq += c; sq2 += c * c; sx += x[i]; sxq += x[i] * c;
+        }
+        float det = (float)n * sq2 - sq * sq;
+        if (det <= 0.0f) continue;
+        float d = ((float)n * sxq - sq * sx) / det;
+        float m = (sx - d * sq) / (float)n;
+        if (!(d > 0.0f)) continue;
+        float err = q4_codes(x, n, d, m, q);
+        if (err < best_err) { best_err = err; best_d = d; best_m = m; }
+    }
+    *d16 = nk_f32_to_f16_scalar(best_d);
+    *m16 = nk_f32_to_f16_scalar(best_m);
+    q4_codes(x, n, nk_f16_to_f32_scalar(*d16), nk_f16_to_f32_scalar(*m16), codes);
+}
+
+void nk_quantize_block(nk_format format, const float *x, int n, uint8_t *codes, uint16_t *d,
+                       uint16_t *m) {
+    if (format == NK_FMT_Q8) {
+        quantize_q8(x, n, codes, d);
+        if (m) *m = 0;
+    } else {
+        quantize_q4(x, n, codes, d, m);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing and unpacking whole groups.
+
+void nk_pack(nk_format format, const void *src, nk_dtype dtype, int64_t rows, int64_t cols,
+             int64_t group_begin, int64_t group_end, void *dst) {
+    int64_t nb = blocks_of(cols), bb = block_bytes(format);
+    float vals[NK_BLOCK];
+    uint8_t codes[NK_BLOCK];
+    for (int64_t g = group_begin; g < group_end; g++) {
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *blk = (uint8_t *)dst + (g * nb + b) * bb;
+            int64_t c0 = b * NK_BLOCK;
+            int n = cols - c0 < NK_BLOCK ? (int)(cols - c0) : NK_BLOCK;
+            for (int i = 0; i < NK_GROUP_ROWS; i++) {
+                int64_t r = g * NK_GROUP_ROWS + i;
+                uint16_t d = 0, m = 0;
+                if (r < rows) {
+                    const unsigned char *row = (const unsigned char *)src + (size_t)r * (size_t)cols * nk_dtype_size(dtype);
+                    for (int j = 0; j < n; j++) vals[j] = nk_load_elem(row, dtype, (size_t)(c0 + j));
+                    nk_quantize_block(format, vals, n, codes, &d, &m);
+                } else {
+                    nk_quantize_block(format, vals, 0, codes, &d, &m);
+                }
+                if (format == NK_FMT_Q8) {
+                    put_u16(blk + 2 * i, d);
+                    for (int c = 0; c < 8; c++)
+                        for (int j = 0; j < 4; j++) blk[32 + 64 * c + 4 * i + j] = codes[4 * c + j];
+                } else {
+                    put_u16(blk + 2 * i, d);
+                    put_u16(blk + 32 + 2 * i, m);
+                    for (int c = 0; c < 4; c++)
+                        for (int j = 0; j < 4; j++)
+                            blk[64 + 64 * c + 4 * i + j] = (uint8_t)(codes[4 * c + j] | (codes[16 + 4 * c + j] << 4));
+                }
+            }
+        }
+    }
+}
+
+// The code of value k (< 32) of row i of a packed block.
+static inline int code_q8(const uint8_t *blk, int i, int k) {
+    return (int)blk[32 + 64 * (k / 4) + 4 * i + (k % 4)] - 128;
+}
+static inline int code_q4(const uint8_t *blk, int i, int k) {
+    int kk = k % 16;
+    uint8_t byte = blk[64 + 64 * (kk / 4) + 4 * i + (kk % 4)];
+    return k < 16 ? (byte & 15) : (byte >> 4);
+}
+
+void nk_unpack_row(nk_format format, const void *packed, int64_t rows, int64_t cols, int64_t r,
+                   float *out) {
+    (void)rows;
+    int64_t nb = blocks_of(cols), bb = block_bytes(format), g = r / NK_GROUP_ROWS;
+    int i = (int)(r % NK_GROUP_ROWS);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = (const uint8_t *)packed + (g * nb + b) * bb;
+        float d = nk_f16_to_f32_scalar(get_u16(blk + 2 * i));
+        float m = format == NK_FMT_Q4 ? nk_f16_to_f32_scalar(get_u16(blk + 32 + 2 * i)) : 0.0f;
+        for (int k = 0; k < NK_BLOCK && b * NK_BLOCK + k < cols; k++) {
+            out[b * NK_BLOCK + k] = format == NK_FMT_Q8 ? d * (float)code_q8(blk, i, k)
+                                                        : d * (float)code_q4(blk, i, k) + m;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activations.
+
+static inline size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+size_t nk_qact_bytes(int64_t rows, int64_t cols) {
+    size_t stride = (size_t)nk_pad32(cols), nb = stride / 32, r = (size_t)(rows > 0 ? rows : 1);
+    return align64(r * stride) + 3 * align64(r * nb * 4);
+}
+
+void nk_qact_init(nk_qact *a, void *memory, int64_t rows, int64_t cols) {
+    size_t stride = (size_t)nk_pad32(cols), nb = stride / 32, r = (size_t)(rows > 0 ? rows : 1);
+    uint8_t *p = (uint8_t *)memory;
+    a->q = (int8_t *)p; p += align64(r * stride);
+    a->d = (float *)p; p += align64(r * nb * 4);
+    a->ds = (float *)p; p += align64(r * nb * 4);
+    a->c8 = (int32_t *)p;
+    a->stride = (int64_t)stride;
+    a->blocks = (int64_t)nb;
+}
+
+void nk_quantize_act(const float *x, int64_t rows, int64_t ldx, int64_t cols, nk_qact *a) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ldx;
+        int8_t *q = a->q + r * a->stride;
+        for (int64_t b = 0; b < a->blocks; b++) {
+            int64_t c0 = b * 32;
+            int n = cols - c0 < 32 ? (int)(cols - c0) : 32;
+            float amax = 0.0f;
+            for (int i = 0; i < n; i++) { float v = fabsf(xr[c0 + i]); if (v > amax) amax = v; }
+            float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+            int sum = 0;
+            for (int i = 0; i < 32; i++) {
+                int v = 0;
+                if (i < n) v = (int)nearbyintf(xr[c0 + i] * id);
+                q[c0 + i] = (int8_t)v;
+                sum += v;
+            }
+            a->d[r * a->blocks + b] = d;
+            a->ds[r * a->blocks + b] = d * (float)sum;
+            a->c8[r * a->blocks + b] = -128 * sum;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portable row kernels: integer block dot products, then the float scales.
+
+void nk_rows_q8_portable(const nk_matvec *job, const void *w, int64_t r0, int64_t r1,
+                         float *y, int64_t ldy) {
+    const nk_qact *xq = job->xq;
+    int64_t nb = blocks_of(job->cols);
+    for (int64_t r = r0; r < r1 && r < job->rows; r++) {
+        int64_t g = r / NK_GROUP_ROWS;
+        int i = (int)(r % NK_GROUP_ROWS);
+        for (int64_t t = 0; t < job->ntok; t++) {
+            int64_t xr = nk_xrow(job, t);
+            const int8_t *xv = xq->q + xr * xq->stride;
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = (const uint8_t *)w + (g * nb + b) * NK_Q8_BLOCK_BYTES;
+                int32_t isum = 0;
+                for (int k = 0; k < 32; k++) isum += code_q8(blk, i, k) * (int32_t)xv[b * 32 + k];
+                acc += nk_f16_to_f32_scalar(get_u16(blk + 2 * i)) * xq->d[xr * xq->blocks + b] * (float)isum;
+            }
+            y[t * ldy + (r - r0)] = acc;
+        }
+    }
+}
+
+void nk_rows_q4_portable(const nk_matvec *job, const void *w, int64_t r0, int64_t r1,
+                         float *y, int64_t ldy) {
+    const nk_qact *xq = job->xq;
+    int64_t nb = blocks_of(job->cols);
+    for (int64_t r = r0; r < r1 && r < job->rows; r++) {
+        int64_t g = r / NK_GROUP_ROWS;
+        int i = (int)(r % NK_GROUP_ROWS);
+        for (int64_t t = 0; t < job->ntok; t++) {
+            int64_t xr = nk_xrow(job, t);
+            const int8_t *xv = xq->q + xr * xq->stride;
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = (const uint8_t *)w + (g * nb + b) * NK_Q4_BLOCK_BYTES;
+                int32_t isum = 0;
+                for (int k = 0; k < 32; k++) isum += code_q4(blk, i, k) * (int32_t)xv[b * 32 + k];
+                float d = nk_f16_to_f32_scalar(get_u16(blk + 2 * i));
+                float m = nk_f16_to_f32_scalar(get_u16(blk + 32 + 2 * i));
+                acc += d * xq->d[xr * xq->blocks + b] * (float)isum + m * xq->ds[xr * xq->blocks + b];
+            }
+            y[t * ldy + (r - r0)] = acc;
+        }
+    }
+}

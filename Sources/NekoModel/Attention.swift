@@ -1,0 +1,138 @@
+import NekoKernels
+
+extension NekoMindModel {
+    /// x += o_proj(softmax(q·kᵀ/√d + causal mask)·v), with q, k, v from rmsnorm(x), QK-norm and
+    /// RoPE on q and k; each segment's new keys and values are appended to its cache.
+    /// Writes ctx.h (the normed input), ctx.q/k/v, ctx.attn and ctx.proj.
+    func attention(layer l: Int, _ w: AttentionWeights, norm: [Float], x: UnsafeMutablePointer<Float>,
+                   count n: Int, segments: [Segment],
+                   rope: (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>), ctx: ForwardContext) {
+        let hidden = config.hiddenSize, hd = config.headDim
+        let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let qDim = heads * hd, kvDim = kvHeads * hd
+        let h = ctx.h.reserve(n * hidden)                 // (n, hidden)
+        rmsnorm(x, norm, rows: n, out: h)
+        ctx.dump("attn_norm", l, h, n * hidden)
+        ctx.hInput.set(h, rows: n, ldx: hidden, cols: hidden)
+
+        let q = ctx.q.reserve(n * qDim)                   // (n, heads * headDim)
+        let k = ctx.k.reserve(n * kvDim)                  // (n, kvHeads * headDim)
+        let v = ctx.v.reserve(n * kvDim)                  // (n, kvHeads * headDim)
+        ctx.jobs.add(w.q, input: ctx.hInput, out: q, ldy: qDim)
+        ctx.jobs.add(w.k, input: ctx.hInput, out: k, ldy: kvDim)
+        ctx.jobs.add(w.v, input: ctx.hInput, out: v, ldy: kvDim)
+        ctx.runPhase()
+        for (bias, out, width) in [(w.qBias, q, qDim), (w.kBias, k, kvDim), (w.vBias, v, kvDim)] {
+            guard let bias else { continue }
+            bias.withUnsafeBufferPointer { b in
+                for t in 0..<n { Kernels.axpy(out + t * width, 1, b.baseAddress!, width) }
+            }
+        }
+        normAndRotate(q: q, k: k, count: n, w: w, rope: rope, ctx: ctx)
+        ctx.dump("q", l, q, n * qDim)
+        ctx.dump("k", l, k, n * kvDim)
+        ctx.dump("v", l, v, n * kvDim)
+        for s in segments {
+            let offset = s.start - s.rows.lowerBound
+            for r in s.rows {
+                (s.cache.keys(l) + (offset + r) * kvDim).update(from: k + r * kvDim, count: kvDim)
+                (s.cache.values(l) + (offset + r) * kvDim).update(from: v + r * kvDim, count: kvDim)
+            }
+        }
+
+        let out = ctx.attn.reserve(n * qDim)              // (n, heads * headDim)
+        let singles = segments.filter { $0.rows.count == 1 }
+        if !singles.isEmpty { attendOneRow(singles, layer: l, q: q, out: out, ctx: ctx) }
+        for s in segments where s.rows.count > 1 { attendRows(s, layer: l, q: q, out: out, ctx: ctx) }
+        ctx.dump("attn_out", l, out, n * qDim)
+
+        ctx.attnInput.set(out, rows: n, ldx: qDim, cols: qDim)
+        let projected = ctx.proj.reserve(n * hidden)      // (n, hidden)
+        ctx.jobs.add(w.o, input: ctx.attnInput, out: projected, ldy: hidden)
+        ctx.runPhase()
+        Kernels.axpy(x, 1, projected, n * hidden)
+    }
+
+    /// Per head: rmsnorm over headDim (when the checkpoint has q_norm/k_norm), then RoPE.
+    func normAndRotate(q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, count n: Int,
+                       w: AttentionWeights, rope: (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>),
+                       ctx: ForwardContext) {
+        let hd = config.headDim, half = hd / 2, eps = Float(config.rmsNormEps)
+        let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let qNorm = w.qNorm, kNorm = w.kNorm
+        ctx.pool.parallelRanges(n, minChunk: 16) { begin, end in
+            for (normWeights, out, count) in [(qNorm, q, heads), (kNorm, k, kvHeads)] {
+                for t in begin..<end {
+                    for head in 0..<count {
+                        let vec = out + t * count * hd + head * hd
+                        if let normWeights {
+                            normWeights.withUnsafeBufferPointer { nw in
+                                Kernels.rmsnorm(vec, weight: nw.baseAddress!, count: hd, eps: eps, out: vec)
+                            }
+                        }
+                        Kernels.rope(vec, cos: rope.cos + t * half, sin: rope.sin + t * half, headDim: hd)
+                    }
+                }
+            }
+        }
+    }
+
+    /// One query row per segment (decode): a task per (row, KV head) covers the query heads
+    /// that share that KV head, so each cached key and value is read once.
+    func attendOneRow(_ segments: [Segment], layer l: Int, q: UnsafePointer<Float>,
+                      out: UnsafeMutablePointer<Float>, ctx: ForwardContext) {
+        let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let qDim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        let longest = segments.map { $0.start + 1 }.max() ?? 1
+        let scores = ctx.scores.reserve(segments.count * heads * longest)  // (tasks, group, longest)
+        let tasks = segments.count * kvHeads
+        let minChunk = longest * group * tasks < 1024 ? tasks : 1   // tiny: not worth a fork
+        ctx.pool.parallelRanges(tasks, minChunk: minChunk) { begin, end in
+            for task in begin..<end {
+                let s = segments[task / kvHeads], kvHead = task % kvHeads
+                let row = s.rows.lowerBound, visible = s.start + 1
+                let keys = UnsafePointer(s.cache.keys(l)) + kvHead * hd
+                let values = UnsafePointer(s.cache.values(l)) + kvHead * hd
+                for g in 0..<group {
+                    let head = kvHead * group + g
+                    let sc = scores + (task * group + g) * longest
+                    let qv = q + row * qDim + head * hd
+                    for p in 0..<visible { sc[p] = Kernels.dot(qv, keys + p * kvDim, hd) * scale }
+                    Kernels.softmax(sc, visible)
+                    let o = out + row * qDim + head * hd
+                    o.initialize(repeating: 0, count: hd)
+                    for p in 0..<visible { Kernels.axpy(o, sc[p], values + p * kvDim, hd) }
+                }
+            }
+        }
+    }
+
+    /// Several rows of one sequence (prefill): per head, S = q·kᵀ (rows, context) and
+    /// out = softmax(S)·v through single-threaded sgemm, heads spread over the pool.
+    func attendRows(_ s: Segment, layer l: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                    ctx: ForwardContext) {
+        let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let qDim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
+        let n = s.rows.count, total = s.start + n, scale = 1 / Float(hd).squareRoot()
+        let keys = UnsafePointer(s.cache.keys(l)), values = UnsafePointer(s.cache.values(l))
+        let qRows = q + s.rows.lowerBound * qDim, outRows = out + s.rows.lowerBound * qDim
+        let workers = ctx.pool.workers(for: heads)
+        let scores = ctx.scores.reserve(workers * n * total)   // (workers, n, total)
+        ctx.pool.parallelChunks(heads) { worker, begin, end in
+            let sc = scores + worker * n * total
+            for head in begin..<end {
+                let kvHead = head / group
+                Kernels.gemm(m: n, n: total, k: hd, alpha: scale, a: qRows + head * hd, lda: qDim,
+                             b: keys + kvHead * hd, ldb: kvDim, transposeB: true, c: sc, ldc: total)
+                for t in 0..<n {
+                    let visible = s.start + t + 1, row = sc + t * total
+                    Kernels.softmax(row, visible)
+                    (row + visible).initialize(repeating: 0, count: total - visible)
+                }
+                Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values + kvHead * hd, ldb: kvDim,
+                             transposeB: false, c: outRows + head * hd, ldc: qDim)
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+import NekoKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ModelWeights {
+    /// The weights with every matrix that quantisation replaces passed through `f`, in a fixed
+    /// order (LM head; per layer q, k, v, o, then the MLP or each expert's and the shared expert's
+    /// gate, up, down). The embedding (read a row at a time) and the routers (tiny; the choice of
+    /// experts stays exactly as stored) are kept.
+    func mapQuantizable(_ f: (WeightMatrix, String) throws -> WeightMatrix) rethrows -> ModelWeights {
+        var w = self
+        w.lmHead = try f(lmHead, "lm_head")
+        func mlp(_ m: MLPWeights, _ p: String) throws -> MLPWeights {
+            MLPWeights(gate: try f(m.gate, p + "gate"), up: try f(m.up, p + "up"), down: try f(m.down, p + "down"))
+        }
+        for (i, layer) in layers.enumerated() {
+            let p = "layers.\(i)."
+            var a = layer.attention
+            a.q = try f(a.q, p + "q")
+            a.k = try f(a.k, p + "k")
+            a.v = try f(a.v, p + "v")
+            a.o = try f(a.o, p + "o")
+            w.layers[i].attention = a
+            switch layer.feedForward {
+            case let .dense(m):
+                w.layers[i].feedForward = .dense(try mlp(m, p + "mlp."))
+            case var .moe(m):
+                m.experts = try m.experts.enumerated().map { e, x in try mlp(x, p + "experts.\(e).") }
+                if let s = m.shared { m.shared = try mlp(s, p + "shared.") }
+                w.layers[i].feedForward = .moe(m)
+            }
+        }
+        return w
+    }
+}
+
+/// Quantises a model's weights to Q8 or Q4 — or finds them in the cache — and keeps the stored
+/// weights' pages out of memory once quantised.
+struct Quantizer {
+    let directory: String
+    let files: [SafetensorsFile]
+    let format: WeightFormat
+    let policy: WeightCachePolicy
+    let threads: Int
+    let progress: ((QuantizationProgress) -> Void)?
+
+    init(directory: String, files: [SafetensorsFile], format: WeightFormat, policy: WeightCachePolicy,
+         threads: Int, progress: ((QuantizationProgress) -> Void)?) {
+        self.directory = directory
+        self.files = files
+        self.format = format
+        self.policy = policy
+        self.threads = max(1, threads)
+        self.progress = progress
+    }
+
+    struct Result {
+        var weights: ModelWeights
+        var file: WeightCacheFile
+        var notices: [String]
+    }
+
+    var packedFormat: MatrixFormat { format == .q8 ? .q8 : .q4 }
+
+    func run(_ weights: ModelWeights) throws -> Result {
+        var plan: [WeightMatrix] = []
+        var entries: [WeightCacheFile.Entry] = []
+        _ = weights.mapQuantizable { m, name in
+            var h = FNV1a()
+            h.add(name)
+            plan.append(m)
+            entries.append(.init(nameHash: h.value, rows: m.rows, cols: m.cols, format: packedFormat, offset: 0,
+                                 bytes: packedFormat.byteCount(rows: m.rows, cols: m.cols)))
+            return m
+        }
+        let (dataOffset, size) = WeightCacheFile.layout(&entries)
+        let fingerprint = try self.fingerprint()
+        let places = cachePlaces(fingerprint: fingerprint)
+        var notices: [String] = []
+        for place in places where FileManager.default.fileExists(atPath: place.path) {
+            if let problem = WeightCacheFile.problem(path: place.path, format: packedFormat, fingerprint: fingerprint,
+                                                     entries: entries, dataOffset: dataOffset, size: size) {
+                notices.append("weights cache \(place.path) is unusable (\(problem)); quantising again")
+                unlink(place.path)
+                continue
+            }
+            let file = try WeightCacheFile.mapExisting(path: place.path, size: size)
+            return Result(weights: packed(weights, entries, file), file: file, notices: notices)
+        }
+
+        var output = makeOutput(places: places, size: size, notices: &notices)
+        let pool = WorkerPool(threads: threads)
+        let total = plan.reduce(0) { $0 + $1.byteCount }
+        var done = 0
+        progress?(QuantizationProgress(format: format, doneBytes: 0, totalBytes: total))
+        for (m, e) in zip(plan, entries) {
+            let dst = output.base + e.offset
+            let target = packedFormat
+            pool.parallelRanges(m.groups, minChunk: 4) { begin, end in
+                m.pack(target, groups: begin..<end, into: dst)
+            }
+            release(m)
+            done += m.byteCount
+            progress?(QuantizationProgress(format: format, doneBytes: done, totalBytes: total))
+        }
+        let header = WeightCacheFile.header(format: packedFormat, fingerprint: fingerprint, entries: entries,
+                                            dataOffset: dataOffset, size: size)
+        header.withUnsafeBytes { output.base.copyMemory(from: $0.baseAddress!, byteCount: header.count) }
+        let file = finish(&output, places: places, notices: &notices)
+        return Result(weights: packed(weights, entries, file), file: file, notices: notices)
+    }
+
+    /// `weights` with every planned matrix pointing at its packed copy in `file`.
+    func packed(_ weights: ModelWeights, _ entries: [WeightCacheFile.Entry], _ file: WeightCacheFile) -> ModelWeights {
+        var i = 0
+        return weights.mapQuantizable { m, _ in
+            defer { i += 1 }
+            return WeightMatrix(packed: UnsafeRawPointer(file.base + entries[i].offset), format: entries[i].format,
+                                rows: m.rows, cols: m.cols, source: m.dtype)
+        }
+    }
+
+    /// Drops a quantised matrix's stored pages from this process (they are file-backed and
+    /// clean: the kernel reads them again if anyone touches them).
+    func release(_ m: WeightMatrix) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: m.base) + page - 1) / page * page
+        let end = (Int(bitPattern: m.base) + m.byteCount) / page * page
+        if end > start { madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+    }
+
+    // MARK: - where
+
+    struct Place {
+        var directory: String
+        var path: String
+        /// Names of this model's older caches of the same format start with this.
+        var prefix: String
+    }
+
+    /// Hash of config.json, each weight file's name, size and modification time, the cache
+    /// format version and the quantised format.
+    func fingerprint() throws -> UInt64 {
+        var h = FNV1a()
+        h.add("nekochat weights cache")
+        h.add(UInt64(WeightCacheFile.version))
+        h.add(format.rawValue)
+        let config = directory + "/config.json"
+        guard let data = FileManager.default.contents(atPath: config) else {
+            throw ModelError.io(path: config, message: "cannot read the file")
+        }
+        h.add([UInt8](data))
+        for f in files.sorted(by: { $0.path < $1.path }) {
+            var st = stat()
+            guard stat(f.path, &st) == 0 else {
+                throw ModelError.io(path: f.path, message: "cannot stat: \(String(cString: strerror(errno)))")
+            }
+            h.add((f.path as NSString).lastPathComponent)
+            h.add(UInt64(st.st_size))
+            h.add(UInt64(st.st_mtim.tv_sec))
+            h.add(UInt64(st.st_mtim.tv_nsec))
+        }
+        return h.value
+    }
+
+    func cachePlaces(fingerprint: UInt64) -> [Place] {
+        let fp = String(fingerprint, radix: 16)
+        let name = "\(format.rawValue)-\(String(repeating: "0", count: 16 - fp.count))\(fp).nkc"
+        switch policy {
+        case .disabled:
+            return []
+        case let .directory(dir):
+            return [Place(directory: dir, path: dir + "/weights-" + name, prefix: "weights-\(format.rawValue)-")]
+        case .automatic:
+            let beside = directory + "/.nekochat"
+            let env = ProcessInfo.processInfo.environment
+            let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? (env["HOME"] ?? NSHomeDirectory()) + "/.cache"
+            var h = FNV1a()
+            h.add(URL(fileURLWithPath: directory).standardizedFileURL.path)
+            let key = (directory as NSString).lastPathComponent + "-" + String(h.value & 0xffff_ffff, radix: 16)
+            return [Place(directory: beside, path: beside + "/weights-" + name, prefix: "weights-\(format.rawValue)-"),
+                    Place(directory: base + "/nekochat", path: base + "/nekochat/\(key)-" + name,
+                          prefix: "\(key)-\(format.rawValue)-")]
+        }
+    }
+
+    // MARK: - writing
+
+    struct Output {
+        var base: UnsafeMutableRawPointer
+        var size: Int
+        var fd: Int32 = -1
+        var temporary: String?
+        var place: Place?
+    }
+
+    /// A temporary cache file (space reserved, mapped shared) in the first place that takes one;
+    /// else anonymous memory, with a notice saying why.
+    func makeOutput(places: [Place], size: Int, notices: inout [String]) -> Output {
+        var reasons: [String] = []
+        for place in places {
+            try? FileManager.default.createDirectory(atPath: place.directory, withIntermediateDirectories: true)
+            let temporary = place.path + ".tmp-\(getpid())"
+            let fd = open(temporary, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+            guard fd >= 0 else {
+                reasons.append("\(place.directory): \(String(cString: strerror(errno)))")
+                continue
+            }
+            let err = posix_fallocate(fd, 0, off_t(size))
+            if err != 0 {
+                reasons.append("\(temporary): \(String(cString: strerror(err)))")
+                close(fd)
+                unlink(temporary)
+                continue
+            }
+            guard let map = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), map != MAP_FAILED else {
+                reasons.append("\(temporary): cannot mmap: \(String(cString: strerror(errno)))")
+                close(fd)
+                unlink(temporary)
+                continue
+            }
+            return Output(base: map, size: size, fd: fd, temporary: temporary, place: place)
+        }
+        if !places.isEmpty {
+            notices.append("cannot write the \(format.rawValue) weights cache (\(reasons.joined(separator: "; "))); "
+                + "the model runs from memory and is quantised again next time")
+        }
+        let map = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+        return Output(base: map, size: size)
+    }
+
+    /// Flushes and renames a cache file into place (removing this model's older ones); on any
+    /// failure the file is dropped and the weights stay in the mapping.
+    func finish(_ output: inout Output, places: [Place], notices: inout [String]) -> WeightCacheFile {
+        guard let temporary = output.temporary, let place = output.place else {
+            return WeightCacheFile(path: nil, reused: false, base: output.base, size: output.size)
+        }
+        defer { close(output.fd) }
+        var failure: String?
+        if msync(output.base, output.size, MS_SYNC) != 0 || fsync(output.fd) != 0 {
+            failure = String(cString: strerror(errno))
+        } else if rename(temporary, place.path) != 0 {
+            failure = "rename: " + String(cString: strerror(errno))
+        }
+        if let failure {
+            unlink(temporary)
+            notices.append("cannot write the weights cache \(place.path) (\(failure)); the model runs from memory")
+            return WeightCacheFile(path: nil, reused: false, base: output.base, size: output.size)
+        }
+        let mine = (place.path as NSString).lastPathComponent
+        for other in (try? FileManager.default.contentsOfDirectory(atPath: place.directory)) ?? []
+        where other.hasPrefix(place.prefix) && other.hasSuffix(".nkc") && other != mine {
+            unlink(place.directory + "/" + other)
+        }
+        mprotect(output.base, output.size, PROT_READ)
+        return WeightCacheFile(path: place.path, reused: false, base: output.base, size: output.size)
+    }
+}

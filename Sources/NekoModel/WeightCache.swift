@@ -1,0 +1,168 @@
+import Foundation
+import NekoKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The file (or, when it could not be written, the anonymous memory) holding a model's quantised
+/// matrices, mapped for the model's lifetime.
+///
+/// Layout (all integers little-endian):
+/// ```
+/// [0, 64)    header: "NKWCACHE", u32 version, u32 format, u64 fingerprint, u64 entries,
+///            u64 data offset, u64 file size, u64 checksum (FNV-1a over the header's first
+///            48 bytes and the index), 8 bytes zero
+/// [64, …)    index: per matrix 48 bytes: u64 name hash, u64 rows, u64 cols, u32 format,
+///            u32 zero, u64 offset, u64 bytes
+/// [data, …)  the packed matrices, each at a 4096-byte boundary
+/// ```
+public final class WeightCacheFile: @unchecked Sendable {
+    /// The cache file, or nil when the weights live in anonymous memory.
+    public let path: String?
+    /// Whether the weights were read from an existing cache (no quantisation this run).
+    public let reused: Bool
+    let base: UnsafeMutableRawPointer
+    let size: Int
+
+    init(path: String?, reused: Bool, base: UnsafeMutableRawPointer, size: Int) {
+        self.path = path
+        self.reused = reused
+        self.base = base
+        self.size = size
+    }
+
+    deinit { munmap(base, size) }
+
+    static let magic = Array("NKWCACHE".utf8)
+    /// Bumped whenever the packed layouts or the quantisers change.
+    static let version: UInt32 = 1
+    static let headerBytes = 64, entryBytes = 48, alignment = 4096
+
+    /// One matrix of the plan: its place in the file.
+    struct Entry: Equatable {
+        var nameHash: UInt64
+        var rows: Int
+        var cols: Int
+        var format: MatrixFormat
+        var offset: Int
+        var bytes: Int
+    }
+
+    /// Offsets for `entries` (their offset fields are overwritten) and the total file size.
+    static func layout(_ entries: inout [Entry]) -> (dataOffset: Int, size: Int) {
+        let dataOffset = align(headerBytes + entries.count * entryBytes)
+        var offset = dataOffset
+        for i in entries.indices {
+            entries[i].offset = offset
+            offset = align(offset + entries[i].bytes)
+        }
+        return (dataOffset, offset)
+    }
+
+    static func align(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+
+    /// The header and index bytes for `entries`.
+    static func header(format: MatrixFormat, fingerprint: UInt64, entries: [Entry], dataOffset: Int,
+                       size: Int) -> [UInt8] {
+        var b = ByteWriter()
+        b.bytes(magic)
+        b.u32(version)
+        b.u32(UInt32(format.rawValue))
+        b.u64(fingerprint)
+        b.u64(UInt64(entries.count))
+        b.u64(UInt64(dataOffset))
+        b.u64(UInt64(size))
+        var index = ByteWriter()
+        for e in entries {
+            index.u64(e.nameHash)
+            index.u64(UInt64(e.rows))
+            index.u64(UInt64(e.cols))
+            index.u32(UInt32(e.format.rawValue))
+            index.u32(0)
+            index.u64(UInt64(e.offset))
+            index.u64(UInt64(e.bytes))
+        }
+        var sum = FNV1a()
+        sum.add(b.data)
+        sum.add(index.data)
+        b.u64(sum.value)
+        b.u64(0)
+        return b.data + index.data
+    }
+
+    /// Why the file at `path` is not the cache the plan wants, or nil when it is.
+    static func problem(path: String, format: MatrixFormat, fingerprint: UInt64, entries: [Entry],
+                        dataOffset: Int, size: Int) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return "cannot open: \(String(cString: strerror(errno)))" }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return "cannot stat: \(String(cString: strerror(errno)))" }
+        guard Int(st.st_size) == size else {
+            return "\(st.st_size) bytes where \(size) are expected (truncated or from another model)"
+        }
+        let want = header(format: format, fingerprint: fingerprint, entries: entries, dataOffset: dataOffset, size: size)
+        var got = [UInt8](repeating: 0, count: want.count)
+        let n = got.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want.count, 0) }
+        guard n == want.count else { return "cannot read the header" }
+        guard Array(got[0..<8]) == magic else { return "not a nekochat weights cache (bad magic)" }
+        var r = ByteReader(got)
+        r.skip(8)
+        let version = r.u32(), fmt = r.u32(), fp = r.u64(), count = r.u64()
+        r.skip(16)
+        let checksum = r.u64()
+        guard version == self.version else { return "format version \(version), this nekochat writes \(self.version)" }
+        var sum = FNV1a()
+        sum.add(Array(got[0..<48]))
+        sum.add(Array(got[headerBytes...]))
+        guard sum.value == checksum else { return "header or index checksum mismatch" }
+        guard fmt == UInt32(format.rawValue), fp == fingerprint, count == UInt64(entries.count) else {
+            return "made for other weights (format, fingerprint or matrix count differ)"
+        }
+        guard got == want else { return "its index does not match this model's matrices" }
+        return nil
+    }
+
+    /// Maps an existing, validated cache read-only.
+    static func mapExisting(path: String, size: Int) throws -> WeightCacheFile {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ModelError.io(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard let map = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else {
+            throw ModelError.io(path: path, message: "cannot mmap: \(String(cString: strerror(errno)))")
+        }
+        madvise(map, size, MADV_WILLNEED)
+        return WeightCacheFile(path: path, reused: true, base: map, size: size)
+    }
+}
+
+/// 64-bit FNV-1a.
+struct FNV1a {
+    private(set) var value: UInt64 = 0xcbf29ce484222325
+    mutating func add(_ bytes: [UInt8]) { for b in bytes { add(b) } }
+    mutating func add(_ byte: UInt8) { value = (value ^ UInt64(byte)) &* 0x100000001b3 }
+    mutating func add(_ s: String) { add(Array(s.utf8)); add(UInt8(0)) }
+    mutating func add(_ n: UInt64) { for i in 0..<8 { add(UInt8(truncatingIfNeeded: n >> (8 * UInt64(i)))) } }
+}
+
+struct ByteWriter {
+    var data: [UInt8] = []
+    mutating func bytes(_ b: [UInt8]) { data += b }
+    mutating func u32(_ v: UInt32) { for i in 0..<4 { data.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
+    mutating func u64(_ v: UInt64) { for i in 0..<8 { data.append(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
+}
+
+struct ByteReader {
+    let data: [UInt8]
+    var at = 0
+    init(_ data: [UInt8]) { self.data = data }
+    mutating func skip(_ n: Int) { at += n }
+    mutating func u32() -> UInt32 {
+        defer { at += 4 }
+        return (0..<4).reduce(0) { $0 | UInt32(data[at + $1]) << (8 * UInt32($1)) }
+    }
+    mutating func u64() -> UInt64 {
+        defer { at += 8 }
+        return (0..<8).reduce(0) { $0 | UInt64(data[at + $1]) << (8 * UInt64($1)) }
+    }
+}
