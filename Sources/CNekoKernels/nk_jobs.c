@@ -267,9 +267,18 @@ static void fma_task(void *context, int thread, int threads) {
         else
 #endif
         {
-            float a = 1.0f;
-            for (long i = 0; i < n * 12; i++) a = a * 0.999f + 0.001f;
-            sink += a;
+            // Scalar: 4 chains of multiply-adds (the compiler must not fold them).
+            float a0 = 1.0f, a1 = 1.0f, a2 = 1.0f, a3 = 1.0f;
+            for (long i = 0; i < n * 3; i++) {
+#if NK_X86
+                __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3));
+#else
+                __asm__ volatile("" : "+w"(a0), "+w"(a1), "+w"(a2), "+w"(a3));
+#endif
+                a0 = a0 * 0.999f + 0.001f; a1 = a1 * 0.999f + 0.001f;
+                a2 = a2 * 0.999f + 0.001f; a3 = a3 * 0.999f + 0.001f;
+            }
+            sink += a0 + a1 + a2 + a3;
         }
         double rate = (double)n * 12.0 * lanes * 2.0 / (seconds_now() - t0);
         if (rate > best) best = rate;
