@@ -135,7 +135,7 @@ void nk_run_matvecs(nk_pool *pool, const nk_matvec *jobs, int64_t njobs) {
     run_state s = {.pool = pool, .jobs = jobs, .chunks = pool->chunks, .nchunks = count,
                    .level = nk_level_now()};
     atomic_store(&s.next, 0);
-    nk_pool_run(pool, run_task, &s);
+    nk_pool_run_shared(pool, run_task, &s);
 }
 
 void nk_matmul_rows(const void *w, nk_dtype dtype, size_t cols, size_t row_begin, size_t row_end,

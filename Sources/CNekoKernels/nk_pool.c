@@ -56,6 +56,18 @@ static void *worker_main(void *p) {
         }
         seen = gen;
         if (atomic_load_explicit(&pool->stop, memory_order_acquire)) return NULL;
+        // A static task waits for every worker, so its parameters stay put while we run it. A
+        // shared one may finish (and the next be published) without us: join it first, by a CAS
+        // on its join word, which fails once the caller has closed it or moved on.
+        uint64_t j = atomic_load(&pool->join);
+        if ((uint32_t)(j >> 32) != (uint32_t)gen) continue;          // a newer task is out
+        if (j & NK_JOIN_SHARED) {
+            int in = 0;
+            while ((uint32_t)(j >> 32) == (uint32_t)gen && !(j & NK_JOIN_CLOSED)) {
+                if (atomic_compare_exchange_weak(&pool->join, &j, j + 1)) { in = 1; break; }
+            }
+            if (!in) continue;
+        }
         pool->fn(pool->context, arg.index, pool->threads);
         atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
     }
@@ -89,6 +101,7 @@ void nk_pool_destroy(nk_pool *pool) {
     if (!pool) return;
     atomic_store(&pool->stop, 1);
     pthread_mutex_lock(&pool->mutex);
+    atomic_store(&pool->join, (atomic_load(&pool->generation) + 1) << 32);
     atomic_fetch_add(&pool->generation, 1);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->mutex);
@@ -105,22 +118,68 @@ void nk_pool_destroy(nk_pool *pool) {
 
 int nk_pool_threads(const nk_pool *pool) { return pool ? pool->threads : 1; }
 
-void nk_pool_run(nk_pool *pool, nk_task_fn fn, void *context) {
-    if (!pool || pool->threads == 1) { fn(context, 0, 1); return; }
+static void publish(nk_pool *pool, nk_task_fn fn, void *context, int shared) {
     pool->fn = fn;
     pool->context = context;
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
-    atomic_fetch_add(&pool->generation, 1);   // seq_cst: publishes fn/context, ordered before the sleeper check
+    uint64_t gen = atomic_load(&pool->generation) + 1;   // only the caller writes it
+    atomic_store(&pool->join, ((uint64_t)(uint32_t)gen << 32) | (shared ? NK_JOIN_SHARED : 0));
+    atomic_store(&pool->generation, gen);   // seq_cst: publishes the task, ordered before the sleeper check
     if (atomic_load(&pool->sleepers) > 0) {
         pthread_mutex_lock(&pool->mutex);
         pthread_cond_broadcast(&pool->wake);
         pthread_mutex_unlock(&pool->mutex);
     }
-    fn(context, 0, pool->threads);
-    for (unsigned spins = 1; atomic_load_explicit(&pool->done, memory_order_acquire) != pool->threads - 1; spins++) {
+}
+
+static void wait_done(nk_pool *pool, int count) {
+    for (unsigned spins = 1; atomic_load_explicit(&pool->done, memory_order_acquire) != count; spins++) {
         cpu_relax();
-        if ((spins & 0xffff) == 0) sched_yield();   // a worker lost its core: let it run
+        if ((spins & 0x3fff) == 0) sched_yield();   // a worker lost its core: let it run
     }
+}
+
+void nk_pool_run(nk_pool *pool, nk_task_fn fn, void *context) {
+    if (!pool || pool->threads == 1) { fn(context, 0, 1); return; }
+    publish(pool, fn, context, 0);
+    fn(context, 0, pool->threads);
+    wait_done(pool, pool->threads - 1);
+}
+
+void nk_pool_run_shared(nk_pool *pool, nk_task_fn fn, void *context) {
+    if (!pool || pool->threads == 1) { fn(context, 0, 1); return; }
+    publish(pool, fn, context, 1);
+    fn(context, 0, pool->threads);
+    uint64_t joined = atomic_fetch_or(&pool->join, NK_JOIN_CLOSED) & NK_JOIN_COUNT;
+    wait_done(pool, (int)joined);
+}
+
+typedef struct {
+    int64_t count, pieces;
+    _Atomic int64_t next;
+    nk_range_fn fn;
+    void *context;
+} for_state;
+
+static void for_task(void *context, int thread, int threads) {
+    (void)threads;
+    for_state *s = context;
+    for (;;) {
+        int64_t i = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
+        if (i >= s->pieces) break;
+        int64_t begin = s->count * i / s->pieces, end = s->count * (i + 1) / s->pieces;
+        if (begin < end) s->fn(s->context, thread, begin, end);
+    }
+}
+
+void nk_pool_for(nk_pool *pool, int64_t count, int64_t pieces, nk_range_fn fn, void *context) {
+    if (count <= 0) return;
+    if (pieces < 1) pieces = 1;
+    if (pieces > count) pieces = count;
+    if (!pool || pool->threads == 1 || pieces == 1) { fn(context, 0, 0, count); return; }
+    for_state s = {.count = count, .pieces = pieces, .fn = fn, .context = context};
+    atomic_store(&s.next, 0);
+    nk_pool_run_shared(pool, for_task, &s);
 }
 
 void *nk_pool_scratch(nk_pool *pool, int thread, size_t bytes) {

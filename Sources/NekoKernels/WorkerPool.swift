@@ -24,8 +24,9 @@ public final class WorkerPool: @unchecked Sendable {
         parallelChunks(count, minChunk: minChunk) { _, begin, end in body(begin, end) }
     }
 
-    /// As `parallelRanges`, also passing the chunk's worker index (`0 ..< workers(for:)`), so a
-    /// chunk can use scratch memory of its own.
+    /// As `parallelRanges`, also passing the index (`0 ..< threads`) of the thread that runs the
+    /// chunk, so a chunk can use scratch memory of its own. Chunks go to whichever threads are
+    /// free: a thread that lost its core to another process does not hold the others up.
     public func parallelChunks(_ count: Int, minChunk: Int = 1,
                                _ body: (_ worker: Int, _ begin: Int, _ end: Int) -> Void) {
         let workers = workers(for: count, minChunk: minChunk)
@@ -34,20 +35,16 @@ public final class WorkerPool: @unchecked Sendable {
             return
         }
         withoutActuallyEscaping(body) { body in
-            var task = RangeTask(count: count, workers: workers, body: body)
+            var task = RangeTask(body: body)
             withUnsafeMutablePointer(to: &task) { p in
-                nk_pool_run(pool, { context, thread, _ in
-                    let task = context!.assumingMemoryBound(to: RangeTask.self).pointee
-                    let w = Int(thread)
-                    guard w < task.workers else { return }
-                    let begin = task.count * w / task.workers, end = task.count * (w + 1) / task.workers
-                    if begin < end { task.body(w, begin, end) }
+                nk_pool_for(pool, Int64(count), Int64(workers), { context, thread, begin, end in
+                    context!.assumingMemoryBound(to: RangeTask.self).pointee.body(Int(thread), Int(begin), Int(end))
                 }, p)
             }
         }
     }
 
-    /// How many workers `parallelChunks(count, minChunk:)` uses.
+    /// How many chunks `parallelChunks(count, minChunk:)` makes (at most `threads`).
     public func workers(for count: Int, minChunk: Int = 1) -> Int {
         count < 2 ? 1 : min(threads, max(1, count / max(1, minChunk)))
     }
@@ -70,8 +67,6 @@ public final class WorkerPool: @unchecked Sendable {
 }
 
 private struct RangeTask {
-    let count: Int
-    let workers: Int
     let body: (Int, Int, Int) -> Void
 }
 

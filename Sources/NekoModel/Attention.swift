@@ -117,8 +117,7 @@ extension NekoMindModel {
         let n = s.rows.count, total = s.start + n, scale = 1 / Float(hd).squareRoot()
         let keys = UnsafePointer(s.cache.keys(l)), values = UnsafePointer(s.cache.values(l))
         let qRows = q + s.rows.lowerBound * qDim, outRows = out + s.rows.lowerBound * qDim
-        let workers = ctx.pool.workers(for: heads)
-        let scores = ctx.scores.reserve(workers * n * total)   // (workers, n, total)
+        let scores = ctx.scores.reserve(ctx.pool.threads * n * total)   // (threads, n, total)
         ctx.pool.parallelChunks(heads) { worker, begin, end in
             let sc = scores + worker * n * total
             for head in begin..<end {

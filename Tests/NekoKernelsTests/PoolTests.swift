@@ -59,7 +59,9 @@ import Testing
                 if pooledRun { pooled = result } else { serial = result }
             }
         }
-        #expect(pooled == serial)
+        // Equal up to the SIMD level, which other suites may force while this one runs.
+        let worst = zip(pooled, serial).map { abs($0 - $1) / (1 + abs($1)) }.max() ?? .nan
+        #expect(worst < 1e-5, "threads \(threads): worst relative difference \(worst)")
     }
 
     @Test func measurementsAreSane() {

@@ -117,6 +117,11 @@ int nk_pool_threads(const nk_pool *pool);
 typedef void (*nk_task_fn)(void *context, int thread, int threads);
 /// Runs fn(context, i, threads) on every thread i (the caller is thread 0); returns when all are done.
 void nk_pool_run(nk_pool *pool, nk_task_fn fn, void *context);
+typedef void (*nk_range_fn)(void *context, int thread, int64_t begin, int64_t end);
+/// Calls fn(context, thread, begin, end) on `pieces` disjoint ranges covering [0, count), taken in
+/// order by whichever threads are free (a thread that lost its core does not hold the others up).
+/// `thread` < nk_pool_threads(pool) identifies the thread running the range (for scratch memory).
+void nk_pool_for(nk_pool *pool, int64_t count, int64_t pieces, nk_range_fn fn, void *context);
 /// Runs all jobs: the rows of every job are cut into chunks (weighted by their cost) that the
 /// pool's threads take in order. One fork/join for the whole list.
 void nk_run_matvecs(nk_pool *pool, const nk_matvec *jobs, int64_t njobs);
