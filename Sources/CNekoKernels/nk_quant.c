@@ -190,26 +190,69 @@ void nk_qact_init(nk_qact *a, void *memory, int64_t rows, int64_t cols) {
     a->blocks = (int64_t)nb;
 }
 
+// One block of n ≤ 32 activations: d = max|x| / 127, q = round-to-nearest-even(x · (1 / d)).
+static void quantize_act_block(const float *x, int n, int8_t *q, float *d_out, float *ds, int32_t *c8) {
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) { float v = fabsf(x[i]); if (v > amax) amax = v; }
+    float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int i = 0; i < 32; i++) {
+        int v = 0;
+        if (i < n) v = (int)nearbyintf(x[i] * id);
+        q[i] = (int8_t)v;
+        sum += v;
+    }
+    *d_out = d;
+    *ds = d * (float)sum;
+    *c8 = -128 * sum;
+}
+
+#if NK_X86
+// The same arithmetic on full blocks (the same float operations in the same order: identical
+// codes and scales).
+NK_AVX2 static void quantize_act_block_avx2(const float *x, int8_t *q, float *d_out, float *ds, int32_t *c8) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, abs_mask), _mm256_and_ps(v1, abs_mask)),
+                             _mm256_max_ps(_mm256_and_ps(v2, abs_mask), _mm256_and_ps(v3, abs_mask)));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+    __m256 s = _mm256_set1_ps(id);
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, s));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, s));
+    __m256i sum8 = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    int sum = _mm_cvtsi128_si32(s4);
+    // int32 → int8 in order: packs interleave 128-bit lanes, the permute puts them back.
+    __m256i p16a = _mm256_packs_epi32(i0, i1), p16b = _mm256_packs_epi32(i2, i3);
+    __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+    p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p8);
+    *d_out = d;
+    *ds = d * (float)sum;
+    *c8 = -128 * sum;
+}
+#endif
+
 void nk_quantize_act(const float *x, int64_t rows, int64_t ldx, int64_t cols, nk_qact *a) {
+#if NK_X86
+    int simd = nk_level_now() >= NK_LEVEL_AVX2;
+#endif
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * ldx;
         int8_t *q = a->q + r * a->stride;
         for (int64_t b = 0; b < a->blocks; b++) {
-            int64_t c0 = b * 32;
+            int64_t c0 = b * 32, k = r * a->blocks + b;
             int n = cols - c0 < 32 ? (int)(cols - c0) : 32;
-            float amax = 0.0f;
-            for (int i = 0; i < n; i++) { float v = fabsf(xr[c0 + i]); if (v > amax) amax = v; }
-            float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
-            int sum = 0;
-            for (int i = 0; i < 32; i++) {
-                int v = 0;
-                if (i < n) v = (int)nearbyintf(xr[c0 + i] * id);
-                q[c0 + i] = (int8_t)v;
-                sum += v;
-            }
-            a->d[r * a->blocks + b] = d;
-            a->ds[r * a->blocks + b] = d * (float)sum;
-            a->c8[r * a->blocks + b] = -128 * sum;
+#if NK_X86
+            if (simd && n == 32) { quantize_act_block_avx2(xr + c0, q + c0, &a->d[k], &a->ds[k], &a->c8[k]); continue; }
+#endif
+            quantize_act_block(xr + c0, n, q + c0, &a->d[k], &a->ds[k], &a->c8[k]);
         }
     }
 }

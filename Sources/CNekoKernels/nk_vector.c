@@ -162,17 +162,44 @@ void nk_rope(float *x, const float *cos, const float *sin, size_t head_dim) {
 
 int64_t nk_prep_stride(int64_t cols) { return nk_pad32(cols); }
 
+static void prep_bf16_portable(const float *xr, int64_t cols, float *o) {
+    int64_t stride = nk_pad32(cols);
+    for (int64_t b = 0; b < stride; b += 32) {
+        for (int i = 0; i < 16; i++) {
+            int64_t e = b + 2 * i, od = e + 1;
+            o[b + i] = e < cols ? xr[e] : 0.0f;
+            o[b + 16 + i] = od < cols ? xr[od] : 0.0f;
+        }
+    }
+}
+
+#if NK_X86
+// Full blocks: the 16 even and 16 odd values of 4 vectors of 8, by in-lane shuffles and a
+// cross-lane permute; a partial last block goes the portable way.
+NK_AVX2 static void prep_bf16_avx2(const float *xr, int64_t cols, float *o) {
+    int64_t full = cols & ~(int64_t)31;
+    for (int64_t b = 0; b < full; b += 32) {
+        for (int h = 0; h < 2; h++) {
+            __m256 a = _mm256_loadu_ps(xr + b + 16 * h), c = _mm256_loadu_ps(xr + b + 16 * h + 8);
+            __m256 even = _mm256_shuffle_ps(a, c, _MM_SHUFFLE(2, 0, 2, 0));
+            __m256 odd = _mm256_shuffle_ps(a, c, _MM_SHUFFLE(3, 1, 3, 1));
+            _mm256_storeu_ps(o + b + 8 * h, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xd8)));
+            _mm256_storeu_ps(o + b + 16 + 8 * h, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), 0xd8)));
+        }
+    }
+    if (full < cols) prep_bf16_portable(xr + full, cols - full, o + full);
+}
+#endif
+
 void nk_prep_bf16(const float *x, int64_t rows, int64_t ldx, int64_t cols, float *xp) {
     int64_t stride = nk_pad32(cols);
+#if NK_X86
+    int simd = nk_level_now() >= NK_LEVEL_AVX2;
+#endif
     for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * ldx;
-        float *o = xp + r * stride;
-        for (int64_t b = 0; b < stride; b += 32) {
-            for (int i = 0; i < 16; i++) {
-                int64_t e = b + 2 * i, od = e + 1;
-                o[b + i] = e < cols ? xr[e] : 0.0f;
-                o[b + 16 + i] = od < cols ? xr[od] : 0.0f;
-            }
-        }
+#if NK_X86
+        if (simd) { prep_bf16_avx2(x + r * ldx, cols, xp + r * stride); continue; }
+#endif
+        prep_bf16_portable(x + r * ldx, cols, xp + r * stride);
     }
 }
