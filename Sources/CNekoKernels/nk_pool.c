@@ -9,9 +9,11 @@
 
 #include "nk_pool_internal.h"
 
-/// How long an idle worker spins before it sleeps: longer than the gap between two decode
-/// steps (sampling, bookkeeping), far shorter than a person typing.
-#define NK_SPIN_NS 3000000ull
+/// An idle worker spins (pause) for NK_SPIN_NS, then yields its core in a loop until
+/// NK_YIELD_NS, then sleeps. Yielding keeps the next phase's start cheap when the machine is
+/// quiet (sched_yield returns at once) without stealing the caller's core when it is not.
+#define NK_SPIN_NS 30000ull
+#define NK_YIELD_NS 3000000ull
 
 static inline void cpu_relax(void) {
 #if NK_X86
@@ -43,7 +45,10 @@ static void *worker_main(void *p) {
                 cpu_relax();
                 gen = atomic_load_explicit(&pool->generation, memory_order_acquire);
                 if (gen != seen) break;
-                if ((spins & 255) == 0 && now_ns() - start > NK_SPIN_NS) {
+                if ((spins & 63) != 0) continue;
+                uint64_t waited = now_ns() - start;
+                if (waited > NK_SPIN_NS && waited < NK_YIELD_NS) sched_yield();
+                if (waited >= NK_YIELD_NS) {
                     pthread_mutex_lock(&pool->mutex);
                     atomic_fetch_add(&pool->sleepers, 1);
                     while ((gen = atomic_load(&pool->generation)) == seen)
@@ -135,7 +140,7 @@ static void publish(nk_pool *pool, nk_task_fn fn, void *context, int shared) {
 static void wait_done(nk_pool *pool, int count) {
     for (unsigned spins = 1; atomic_load_explicit(&pool->done, memory_order_acquire) != count; spins++) {
         cpu_relax();
-        if ((spins & 0x3fff) == 0) sched_yield();   // a worker lost its core: let it run
+        if ((spins & 0x3ff) == 0) sched_yield();   // a worker lost its core: let it run
     }
 }
 

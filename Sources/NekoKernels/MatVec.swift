@@ -97,6 +97,14 @@ public struct MatVecList {
         jobs.append(job)
     }
 
+    /// Bytes of weights the jobs read (a GLU job reads two matrices).
+    public var weightBytes: Int {
+        jobs.reduce(0) { total, job in
+            let format = MatrixFormat(rawValue: job.format) ?? .bf16
+            return total + format.byteCount(rows: Int(job.rows), cols: Int(job.cols)) * (job.w_up == nil ? 1 : 2)
+        }
+    }
+
     /// Runs every job (the pool splits all rows across its threads).
     public func run(_ pool: WorkerPool) {
         jobs.withUnsafeBufferPointer { pool.run($0) }

@@ -21,14 +21,14 @@ extension NekoMindModel {
         ctx.jobs.add(w.q, input: ctx.hInput, out: q, ldy: qDim)
         ctx.jobs.add(w.k, input: ctx.hInput, out: k, ldy: kvDim)
         ctx.jobs.add(w.v, input: ctx.hInput, out: v, ldy: kvDim)
-        ctx.runPhase()
+        ctx.runPhase("qkv")
         for (bias, out, width) in [(w.qBias, q, qDim), (w.kBias, k, kvDim), (w.vBias, v, kvDim)] {
             guard let bias else { continue }
             bias.withUnsafeBufferPointer { b in
                 for t in 0..<n { Kernels.axpy(out + t * width, 1, b.baseAddress!, width) }
             }
         }
-        normAndRotate(q: q, k: k, count: n, w: w, rope: rope, ctx: ctx)
+        ctx.timed("qk_norm_rope") { normAndRotate(q: q, k: k, count: n, w: w, rope: rope, ctx: ctx) }
         ctx.dump("q", l, q, n * qDim)
         ctx.dump("k", l, k, n * kvDim)
         ctx.dump("v", l, v, n * kvDim)
@@ -41,15 +41,17 @@ extension NekoMindModel {
         }
 
         let out = ctx.attn.reserve(n * qDim)              // (n, heads * headDim)
-        let singles = segments.filter { $0.rows.count == 1 }
-        if !singles.isEmpty { attendOneRow(singles, layer: l, q: q, out: out, ctx: ctx) }
-        for s in segments where s.rows.count > 1 { attendRows(s, layer: l, q: q, out: out, ctx: ctx) }
+        ctx.timed("attention") {
+            let singles = segments.filter { $0.rows.count == 1 }
+            if !singles.isEmpty { attendOneRow(singles, layer: l, q: q, out: out, ctx: ctx) }
+            for s in segments where s.rows.count > 1 { attendRows(s, layer: l, q: q, out: out, ctx: ctx) }
+        }
         ctx.dump("attn_out", l, out, n * qDim)
 
         ctx.attnInput.set(out, rows: n, ldx: qDim, cols: qDim)
         let projected = ctx.proj.reserve(n * hidden)      // (n, hidden)
         ctx.jobs.add(w.o, input: ctx.attnInput, out: projected, ldy: hidden)
-        ctx.runPhase()
+        ctx.runPhase("o_proj")
         Kernels.axpy(x, 1, projected, n * hidden)
     }
 

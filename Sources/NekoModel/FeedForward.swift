@@ -24,10 +24,10 @@ extension NekoMindModel {
         let inter = w.gate.rows
         let act = ctx.act.reserve(n * inter)              // (n, intermediate)
         ctx.jobs.add(w.gate, up: w.up, input: ctx.hInput, out: act, ldy: inter)
-        ctx.runPhase()
+        ctx.runPhase("mlp_gate_up")
         ctx.actInput.set(act, rows: n, ldx: inter, cols: inter)
         ctx.jobs.add(w.down, input: ctx.actInput, out: y, ldy: config.hiddenSize)
-        ctx.runPhase()
+        ctx.runPhase("mlp_down")
     }
 
     /// Sparse MoE over the `n` rows of ctx.hInput (= ctx.h): router softmax → top-k (ties: lower
@@ -41,10 +41,10 @@ extension NekoMindModel {
         let probs = ctx.probs.reserve(n * experts)        // (n, experts)
         ctx.jobs.add(w.router, input: ctx.hInput, out: probs, ldy: experts)
         if n * experts * hidden < (1 << 20) {
-            ctx.jobs.runSerially()
+            ctx.timed("router") { ctx.jobs.runSerially() }
             ctx.jobs.removeAll()
         } else {
-            ctx.runPhase()
+            ctx.runPhase("router")
         }
         for t in 0..<n { Kernels.softmax(probs + t * experts, experts) }
         ctx.dump("router_probs", l, probs, n * experts)
@@ -114,7 +114,7 @@ extension NekoMindModel {
             ctx.jobs.add(shared.gate, up: shared.up, input: ctx.hInput, out: a, ldy: sInter)
             sharedAct = a
         }
-        ctx.runPhase()
+        ctx.runPhase("moe_gate_up")
 
         // Every down projection: one phase.
         ctx.actInput.set(act, rows: assignments, ldx: inter, cols: inter)
@@ -128,7 +128,7 @@ extension NekoMindModel {
             ctx.sharedInput.set(sharedAct, rows: n, ldx: shared.gate.rows, cols: shared.gate.rows)
             ctx.jobs.add(shared.down, input: ctx.sharedInput, out: sharedOut, ldy: hidden)
         }
-        ctx.runPhase()
+        ctx.runPhase("moe_down")
 
         // y = Σ weight · expert output (experts of a row in ascending index order), + gated shared.
         y.initialize(repeating: 0, count: n * hidden)

@@ -1,3 +1,4 @@
+import Dispatch
 import NekoKernels
 
 /// Threads and scratch memory for forward passes; one per thread that runs the model.
@@ -46,16 +47,33 @@ public final class ForwardContext: @unchecked Sendable {
     let headInput = PreparedInput()  // logitRows, read by the LM head
     var jobs = MatVecList()          // the phase being built
 
+    /// When set, every phase adds its time and weight bytes here (`nekochat bench --profile`).
+    public var profile: PhaseProfile?
+
     public init(threads: Int) { pool = WorkerPool(threads: threads) }
 
     func dump(_ name: String, _ layer: Int, _ p: UnsafePointer<Float>, _ count: Int) {
         trace?(name, layer, UnsafeBufferPointer(start: p, count: count))
     }
 
-    /// Runs the jobs built so far as one phase and clears the list.
-    func runPhase() {
-        jobs.run(pool)
+    /// Runs the jobs built so far as one phase (named for the profile) and clears the list.
+    func runPhase(_ name: StaticString) {
+        if let profile {
+            let start = DispatchTime.now().uptimeNanoseconds
+            jobs.run(pool)
+            profile.add(name, nanoseconds: DispatchTime.now().uptimeNanoseconds - start, bytes: jobs.weightBytes)
+        } else {
+            jobs.run(pool)
+        }
         jobs.removeAll()
+    }
+
+    /// Runs `body`, adding its time to the profile under `name`.
+    func timed<T>(_ name: StaticString, _ body: () -> T) -> T {
+        guard let profile else { return body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { profile.add(name, nanoseconds: DispatchTime.now().uptimeNanoseconds - start, bytes: 0) }
+        return body()
     }
 }
 
@@ -67,4 +85,29 @@ struct Segment {
     let rows: Range<Int>
     let routing: RoutingRecord?
     let firstRouted: Int
+}
+
+/// Where forward passes spend their time, by phase: seconds, calls and weight bytes streamed.
+public final class PhaseProfile: @unchecked Sendable {
+    public struct Entry: Sendable {
+        public var seconds = 0.0
+        public var calls = 0
+        public var bytes = 0
+    }
+    public private(set) var entries: [String: Entry] = [:]
+    /// Wall time of whole forward passes.
+    public internal(set) var totalSeconds = 0.0
+
+    public init() {}
+
+    func add(_ name: StaticString, nanoseconds: UInt64, bytes: Int) {
+        entries["\(name)", default: Entry()].seconds += Double(nanoseconds) / 1e9
+        entries["\(name)", default: Entry()].calls += 1
+        entries["\(name)", default: Entry()].bytes += bytes
+    }
+
+    public func reset() {
+        entries = [:]
+        totalSeconds = 0
+    }
 }

@@ -164,6 +164,8 @@ public final class NekoMindModel: @unchecked Sendable {
     /// The layers over a batch of rows (`tokens[i]` is row i), per SPEC.md; returns logits
     /// `(logitRows.count, vocab)`.
     func run(_ tokens: [Int], segments: [Segment], logitRows: [Int], ctx: ForwardContext) -> [Float] {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { ctx.profile?.totalSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let n = tokens.count, hidden = config.hiddenSize
         let x = ctx.x.reserve(n * hidden)  // (n, hidden): the residual stream
         for (t, id) in tokens.enumerated() { weights.embed.row(id, into: x + t * hidden) }
@@ -201,7 +203,7 @@ public final class NekoMindModel: @unchecked Sendable {
         var logits = [Float](repeating: 0, count: m * config.vocabSize)
         logits.withUnsafeMutableBufferPointer { out in
             ctx.jobs.add(weights.lmHead, input: ctx.headInput, out: out.baseAddress!, ldy: config.vocabSize)
-            ctx.runPhase()
+            ctx.runPhase("lm_head")
         }
         return logits
     }

@@ -21,6 +21,7 @@ struct Bench: ParsableCommand {
     var quality = false
     @Flag(name: .customLong("no-warmup"), help: "Skip the untimed prefill that faults the weights in first.")
     var noWarmup = false
+    @Flag(help: "Also print where prefill and decode spend their time, phase by phase.") var profile = false
     @Flag(help: "Print one JSON document.") var json = false
     @Flag(help: "Instead: time redrawing the chat screen at 200×60 after each token (no model needed).") var ui = false
 
@@ -59,14 +60,18 @@ struct Bench: ParsableCommand {
         }
 
         let cache = try model.makeCache(capacity: promptTokens + genTokens)
+        let prefillProfile = PhaseProfile(), decodeProfile = PhaseProfile()
+        if profile { context.profile = prefillProfile }
         let prefillStart = DispatchTime.now()
         var logits = try model.forward(prompt, cache: cache, logits: .last, context: context)
         let prefillSeconds = seconds(since: prefillStart)
+        if profile { context.profile = decodeProfile }
         let decodeStart = DispatchTime.now()
         for _ in 0..<genTokens {
             logits = try model.forward([argmax(logits)], cache: cache, logits: .last, context: context)
         }
         let decodeSeconds = seconds(since: decodeStart)
+        context.profile = nil
         let rss = Output.peakRSS()
 
         let prefillRate = Double(promptTokens) / prefillSeconds
@@ -123,6 +128,10 @@ struct Bench: ParsableCommand {
             peak RSS: \(format(Double(rss) / 1_048_576)) MiB
 
             """
+        if profile {
+            text += profileTable("prefill", prefillProfile, seconds: prefillSeconds, steps: 1)
+            text += profileTable("decode", decodeProfile, seconds: decodeSeconds, steps: max(1, genTokens))
+        }
         for b in batched {
             text += "batched decode: \(b.sequences) sequences, \(format(b.rate)) tok/s in all\n"
         }
@@ -136,6 +145,21 @@ struct Bench: ParsableCommand {
         guard let cache = model.weightCache else { return "" }
         guard let path = cache.path else { return " (quantised in memory, not cached)" }
         return cache.reused ? " (weights cache \(path))" : " (quantised and cached in \(path))"
+    }
+
+    /// Phase by phase: time per step, share of the total, and weight bytes streamed per second.
+    func profileTable(_ title: String, _ p: PhaseProfile, seconds: Double, steps: Int) -> String {
+        var text = "\(title) profile (per step; \(steps) steps):\n"
+        var accounted = 0.0
+        for (name, e) in p.entries.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+            accounted += e.seconds
+            let rate = e.bytes > 0 ? String(format: ", %.1f GB/s", Double(e.bytes) / e.seconds / 1e9) : ""
+            text += String(format: "  %-14@ %8.3f ms %6.1f%%  %5d calls%@\n", name as NSString,
+                           e.seconds / Double(steps) * 1e3, 100 * e.seconds / seconds, e.calls / steps, rate as NSString)
+        }
+        text += String(format: "  %-14@ %8.3f ms %6.1f%%\n", "rest" as NSString, (seconds - accounted) / Double(steps) * 1e3,
+                       100 * (seconds - accounted) / seconds)
+        return text
     }
 
     func percent(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
