@@ -28,8 +28,6 @@ q8_group_avx2(const uint8_t *gw, int64_t nb, const nk_qact *xq, const int64_t *x
     }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = gw + b * NK_Q8_BLOCK_BYTES;
-        _mm_prefetch((const char *)blk + 4 * NK_Q8_BLOCK_BYTES, _MM_HINT_T0);
-        _mm_prefetch((const char *)blk + 4 * NK_Q8_BLOCK_BYTES + 256, _MM_HINT_T0);
         __m256i acc[2][2];
         for (int t = 0; t < T; t++) { acc[t][0] = _mm256_setzero_si256(); acc[t][1] = _mm256_setzero_si256(); }
         for (int c = 0; c < 8; c++) {
@@ -72,8 +70,6 @@ q4_group_avx2(const uint8_t *gw, int64_t nb, const nk_qact *xq, const int64_t *x
     }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = gw + b * NK_Q4_BLOCK_BYTES;
-        _mm_prefetch((const char *)blk + 6 * NK_Q4_BLOCK_BYTES, _MM_HINT_T0);
-        _mm_prefetch((const char *)blk + 6 * NK_Q4_BLOCK_BYTES + 192, _MM_HINT_T0);
         __m256i acc[2][2];
         for (int t = 0; t < T; t++) { acc[t][0] = _mm256_setzero_si256(); acc[t][1] = _mm256_setzero_si256(); }
         for (int c = 0; c < 4; c++) {

@@ -17,19 +17,23 @@ q8_group_avx512(const uint8_t *gw, int64_t nb, const nk_qact *xq, const int64_t 
     for (int t = 0; t < T; t++) { accf[t] = _mm512_setzero_ps(); xs[t] = xq->q + xr[t] * xq->stride; }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = gw + b * NK_Q8_BLOCK_BYTES;
-        _mm_prefetch((const char *)blk + 4 * NK_Q8_BLOCK_BYTES, _MM_HINT_T0);
-        _mm_prefetch((const char *)blk + 4 * NK_Q8_BLOCK_BYTES + 256, _MM_HINT_T0);
-        __m512i acc[8];
-        for (int t = 0; t < T; t++) acc[t] = _mm512_set1_epi32(xq->c8[xr[t] * xq->blocks + b]);
-        for (int c = 0; c < 8; c++) {
-            __m512i wv = _mm512_loadu_si512(blk + 32 + 64 * c);
-            for (int t = 0; t < T; t++)
-                acc[t] = _mm512_dpbusd_epi32(acc[t], wv, _mm512_set1_epi32(load_i32(xs[t] + 32 * b + 4 * c)));
+        // Two partial sums per token (even and odd chunks) halve the vpdpbusd dependency chains.
+        __m512i acc[8], acc2[8];
+        for (int t = 0; t < T; t++) {
+            acc[t] = _mm512_set1_epi32(xq->c8[xr[t] * xq->blocks + b]);
+            acc2[t] = _mm512_setzero_si512();
+        }
+        for (int c = 0; c < 8; c += 2) {
+            __m512i w0 = _mm512_loadu_si512(blk + 32 + 64 * c), w1 = _mm512_loadu_si512(blk + 96 + 64 * c);
+            for (int t = 0; t < T; t++) {
+                acc[t] = _mm512_dpbusd_epi32(acc[t], w0, _mm512_set1_epi32(load_i32(xs[t] + 32 * b + 4 * c)));
+                acc2[t] = _mm512_dpbusd_epi32(acc2[t], w1, _mm512_set1_epi32(load_i32(xs[t] + 32 * b + 4 * c + 4)));
+            }
         }
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
         for (int t = 0; t < T; t++) {
             __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(xq->d[xr[t] * xq->blocks + b]));
-            accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), scale, accf[t]);
+            accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[t], acc2[t])), scale, accf[t]);
         }
     }
     for (int t = 0; t < T; t++) _mm512_mask_storeu_ps(y + t * ldy, valid, accf[t]);
@@ -44,19 +48,18 @@ q4_group_avx512(const uint8_t *gw, int64_t nb, const nk_qact *xq, const int64_t 
     for (int t = 0; t < T; t++) { accf[t] = _mm512_setzero_ps(); xs[t] = xq->q + xr[t] * xq->stride; }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = gw + b * NK_Q4_BLOCK_BYTES;
-        _mm_prefetch((const char *)blk + 6 * NK_Q4_BLOCK_BYTES, _MM_HINT_T0);
-        _mm_prefetch((const char *)blk + 6 * NK_Q4_BLOCK_BYTES + 192, _MM_HINT_T0);
-        __m512i acc[8];
-        for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_si512();
+        __m512i acc[8], acc2[8];   // low-nibble and high-nibble partial sums
+        for (int t = 0; t < T; t++) { acc[t] = _mm512_setzero_si512(); acc2[t] = _mm512_setzero_si512(); }
         for (int c = 0; c < 4; c++) {
             __m512i v = _mm512_loadu_si512(blk + 64 + 64 * c);
             __m512i lo = _mm512_and_si512(v, low4);
             __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
             for (int t = 0; t < T; t++) {
                 acc[t] = _mm512_dpbusd_epi32(acc[t], lo, _mm512_set1_epi32(load_i32(xs[t] + 32 * b + 4 * c)));
-                acc[t] = _mm512_dpbusd_epi32(acc[t], hi, _mm512_set1_epi32(load_i32(xs[t] + 32 * b + 16 + 4 * c)));
+                acc2[t] = _mm512_dpbusd_epi32(acc2[t], hi, _mm512_set1_epi32(load_i32(xs[t] + 32 * b + 16 + 4 * c)));
             }
         }
+        for (int t = 0; t < T; t++) acc[t] = _mm512_add_epi32(acc[t], acc2[t]);
         __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
         __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + 32)));
         for (int t = 0; t < T; t++) {

@@ -105,6 +105,16 @@ public enum Kernels {
         nk_rope(x, cos, sin, headDim)
     }
 
+    /// Decode attention of `group` query heads `q` (group, headDim) sharing one KV head whose
+    /// `count` cached rows are `keys`/`values` (count, headDim): `out` (group, headDim) =
+    /// softmax(q·kᵀ·scale)·v, through `scores` (group, count) of scratch.
+    public static func attendDecode(q: UnsafePointer<Float>, group: Int, headDim: Int,
+                                    keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int,
+                                    scale: Float, scores: UnsafeMutablePointer<Float>,
+                                    out: UnsafeMutablePointer<Float>) {
+        nk_attend_decode(q, Int32(group), Int32(headDim), keys, values, Int64(count), scale, scores, out)
+    }
+
     /// `out[i] = float(src[i])` for `n` elements of `dtype`.
     public static func toFloat(_ src: UnsafeRawPointer, dtype: DType, count: Int,
                                out: UnsafeMutablePointer<Float>) {

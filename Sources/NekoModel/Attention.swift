@@ -33,10 +33,13 @@ extension NekoMindModel {
         ctx.dump("k", l, k, n * kvDim)
         ctx.dump("v", l, v, n * kvDim)
         for s in segments {
-            let offset = s.start - s.rows.lowerBound
+            let keys = s.cache.keys(l), values = s.cache.values(l), stride = s.cache.headStride
             for r in s.rows {
-                (s.cache.keys(l) + (offset + r) * kvDim).update(from: k + r * kvDim, count: kvDim)
-                (s.cache.values(l) + (offset + r) * kvDim).update(from: v + r * kvDim, count: kvDim)
+                let pos = s.start + r - s.rows.lowerBound
+                for head in 0..<kvHeads {
+                    (keys + head * stride + pos * hd).update(from: k + r * kvDim + head * hd, count: hd)
+                    (values + head * stride + pos * hd).update(from: v + r * kvDim + head * hd, count: hd)
+                }
             }
         }
 
@@ -84,28 +87,20 @@ extension NekoMindModel {
     func attendOneRow(_ segments: [Segment], layer l: Int, q: UnsafePointer<Float>,
                       out: UnsafeMutablePointer<Float>, ctx: ForwardContext) {
         let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
-        let qDim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
+        let qDim = heads * hd, group = heads / kvHeads
         let scale = 1 / Float(hd).squareRoot()
         let longest = segments.map { $0.start + 1 }.max() ?? 1
-        let scores = ctx.scores.reserve(segments.count * heads * longest)  // (tasks, group, longest)
         let tasks = segments.count * kvHeads
+        let scores = ctx.scores.reserve(tasks * group * longest)  // (tasks, group, longest)
         let minChunk = longest * group * tasks < 1024 ? tasks : 1   // tiny: not worth a fork
         ctx.pool.parallelRanges(tasks, minChunk: minChunk) { begin, end in
             for task in begin..<end {
                 let s = segments[task / kvHeads], kvHead = task % kvHeads
-                let row = s.rows.lowerBound, visible = s.start + 1
-                let keys = UnsafePointer(s.cache.keys(l)) + kvHead * hd
-                let values = UnsafePointer(s.cache.values(l)) + kvHead * hd
-                for g in 0..<group {
-                    let head = kvHead * group + g
-                    let sc = scores + (task * group + g) * longest
-                    let qv = q + row * qDim + head * hd
-                    for p in 0..<visible { sc[p] = Kernels.dot(qv, keys + p * kvDim, hd) * scale }
-                    Kernels.softmax(sc, visible)
-                    let o = out + row * qDim + head * hd
-                    o.initialize(repeating: 0, count: hd)
-                    for p in 0..<visible { Kernels.axpy(o, sc[p], values + p * kvDim, hd) }
-                }
+                let row = s.rows.lowerBound, stride = s.cache.headStride
+                Kernels.attendDecode(q: q + row * qDim + kvHead * group * hd, group: group, headDim: hd,
+                                     keys: s.cache.keys(l) + kvHead * stride, values: s.cache.values(l) + kvHead * stride,
+                                     count: s.start + 1, scale: scale, scores: scores + task * group * longest,
+                                     out: out + row * qDim + kvHead * group * hd)
             }
         }
     }
@@ -115,7 +110,7 @@ extension NekoMindModel {
     func attendRows(_ s: Segment, layer l: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                     ctx: ForwardContext) {
         let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
-        let qDim = heads * hd, kvDim = kvHeads * hd, group = heads / kvHeads
+        let qDim = heads * hd, group = heads / kvHeads, stride = s.cache.headStride
         let n = s.rows.count, total = s.start + n, scale = 1 / Float(hd).squareRoot()
         let keys = UnsafePointer(s.cache.keys(l)), values = UnsafePointer(s.cache.values(l))
         let qRows = q + s.rows.lowerBound * qDim, outRows = out + s.rows.lowerBound * qDim
@@ -125,13 +120,13 @@ extension NekoMindModel {
             for head in begin..<end {
                 let kvHead = head / group
                 Kernels.gemm(m: n, n: total, k: hd, alpha: scale, a: qRows + head * hd, lda: qDim,
-                             b: keys + kvHead * hd, ldb: kvDim, transposeB: true, c: sc, ldc: total)
+                             b: keys + kvHead * stride, ldb: hd, transposeB: true, c: sc, ldc: total)
                 for t in 0..<n {
                     let visible = s.start + t + 1, row = sc + t * total
                     Kernels.softmax(row, visible)
                     (row + visible).initialize(repeating: 0, count: total - visible)
                 }
-                Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values + kvHead * hd, ldb: kvDim,
+                Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values + kvHead * stride, ldb: hd,
                              transposeB: false, c: outRows + head * hd, ldc: qDim)
             }
         }

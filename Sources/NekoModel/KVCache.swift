@@ -10,6 +10,7 @@ public final class KVCache: @unchecked Sendable {
     public let layers: Int
     /// Floats per position per layer: kvHeads * headDim.
     public let width: Int
+    public let headDim: Int
     /// Positions filled so far.
     public internal(set) var length = 0
     private let storage: UnsafeMutableRawPointer
@@ -20,6 +21,7 @@ public final class KVCache: @unchecked Sendable {
         self.capacity = max(1, capacity)
         layers = config.numHiddenLayers
         width = config.numKeyValueHeads * config.headDim
+        headDim = max(1, config.headDim)
         var size = 2 * MemoryLayout<Float>.size, overflow = false
         for factor in [layers, self.capacity, width] where !overflow {
             (size, overflow) = size.multipliedReportingOverflow(by: factor)
@@ -36,15 +38,19 @@ public final class KVCache: @unchecked Sendable {
 
     deinit { munmap(storage, bytes) }
 
-    /// Keys of `layer`: (capacity, kvHeads * headDim).
+    /// Keys of `layer`, head-major: (kvHeads, capacity, headDim), so one head's keys are
+    /// contiguous rows (decode attention streams them; prefill passes them to sgemm).
     func keys(_ layer: Int) -> UnsafeMutablePointer<Float> {
         storage.assumingMemoryBound(to: Float.self) + (2 * layer) * capacity * width
     }
 
-    /// Values of `layer`: (capacity, kvHeads * headDim).
+    /// Values of `layer`: (kvHeads, capacity, headDim).
     func values(_ layer: Int) -> UnsafeMutablePointer<Float> {
         storage.assumingMemoryBound(to: Float.self) + (2 * layer + 1) * capacity * width
     }
+
+    /// Floats from one head's rows to the next head's: capacity · headDim.
+    var headStride: Int { capacity * headDim }
 
     /// Forgets every position from `length` on (the next forward pass overwrites them).
     public func truncate(to length: Int) {

@@ -78,25 +78,26 @@ struct Quantizer {
         let (dataOffset, size) = WeightCacheFile.layout(&entries)
         let fingerprint = try self.fingerprint()
         let places = cachePlaces(fingerprint: fingerprint)
+        let pool = WorkerPool(threads: threads)
         var notices: [String] = []
         for place in places where FileManager.default.fileExists(atPath: place.path) {
-            if let problem = WeightCacheFile.problem(path: place.path, format: packedFormat, fingerprint: fingerprint,
-                                                     entries: entries, dataOffset: dataOffset, size: size) {
-                notices.append("weights cache \(place.path) is unusable (\(problem)); quantising again")
-                unlink(place.path)
-                continue
+            var problem = WeightCacheFile.problem(path: place.path, format: packedFormat, fingerprint: fingerprint,
+                                                  entries: entries, dataOffset: dataOffset, size: size)
+            if problem == nil {
+                let (file, failure) = WeightCacheFile.read(path: place.path, size: size, pool: pool)
+                if let file { return Result(weights: packed(weights, entries, file), file: file, notices: notices) }
+                problem = failure
             }
-            let file = try WeightCacheFile.mapExisting(path: place.path, size: size)
-            return Result(weights: packed(weights, entries, file), file: file, notices: notices)
+            notices.append("weights cache \(place.path) is unusable (\(problem ?? "?")); quantising again")
+            unlink(place.path)
         }
 
-        var output = makeOutput(places: places, size: size, notices: &notices)
-        let pool = WorkerPool(threads: threads)
+        let memory = try WeightMemory(size: size)
         let total = plan.reduce(0) { $0 + $1.byteCount }
         var done = 0
         progress?(QuantizationProgress(format: format, doneBytes: 0, totalBytes: total))
         for (m, e) in zip(plan, entries) {
-            let dst = output.base + e.offset
+            let dst = memory.base + e.offset
             let target = packedFormat
             pool.parallelRanges(m.groups, minChunk: 4) { begin, end in
                 m.pack(target, groups: begin..<end, into: dst)
@@ -107,8 +108,9 @@ struct Quantizer {
         }
         let header = WeightCacheFile.header(format: packedFormat, fingerprint: fingerprint, entries: entries,
                                             dataOffset: dataOffset, size: size)
-        header.withUnsafeBytes { output.base.copyMemory(from: $0.baseAddress!, byteCount: header.count) }
-        let file = finish(&output, places: places, notices: &notices)
+        header.withUnsafeBytes { memory.base.copyMemory(from: $0.baseAddress!, byteCount: header.count) }
+        let path = write(memory, places: places, notices: &notices)
+        let file = WeightCacheFile(path: path, reused: false, memory: memory)
         return Result(weights: packed(weights, entries, file), file: file, notices: notices)
     }
 
@@ -189,73 +191,47 @@ struct Quantizer {
 
     // MARK: - writing
 
-    struct Output {
-        var base: UnsafeMutableRawPointer
-        var size: Int
-        var fd: Int32 = -1
-        var temporary: String?
-        var place: Place?
-    }
-
-    /// A temporary cache file (space reserved, mapped shared) in the first place that takes one;
-    /// else anonymous memory, with a notice saying why.
-    func makeOutput(places: [Place], size: Int, notices: inout [String]) -> Output {
+    /// Writes the cache to a temporary file (space reserved first) in the first place that takes
+    /// it, flushes it and renames it into place, removing this model's older caches there.
+    /// Returns its path, or nil with a notice saying why none could be written.
+    func write(_ memory: WeightMemory, places: [Place], notices: inout [String]) -> String? {
         var reasons: [String] = []
         for place in places {
             try? FileManager.default.createDirectory(atPath: place.directory, withIntermediateDirectories: true)
             let temporary = place.path + ".tmp-\(getpid())"
-            let fd = open(temporary, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             guard fd >= 0 else {
                 reasons.append("\(place.directory): \(String(cString: strerror(errno)))")
                 continue
             }
-            let err = posix_fallocate(fd, 0, off_t(size))
-            if err != 0 {
-                reasons.append("\(temporary): \(String(cString: strerror(err)))")
-                close(fd)
+            var failure: String?
+            let err = posix_fallocate(fd, 0, off_t(memory.size))
+            if err != 0 { failure = String(cString: strerror(err)) }
+            var at = 0
+            while failure == nil && at < memory.size {
+                let n = pwrite(fd, memory.base + at, min(64 << 20, memory.size - at), off_t(at))
+                if n <= 0 { failure = String(cString: strerror(n < 0 ? errno : EIO)); break }
+                at += n
+            }
+            if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
+            close(fd)
+            if failure == nil && rename(temporary, place.path) != 0 { failure = "rename: " + String(cString: strerror(errno)) }
+            if let failure {
                 unlink(temporary)
+                reasons.append("\(temporary): \(failure)")
                 continue
             }
-            guard let map = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), map != MAP_FAILED else {
-                reasons.append("\(temporary): cannot mmap: \(String(cString: strerror(errno)))")
-                close(fd)
-                unlink(temporary)
-                continue
+            let mine = (place.path as NSString).lastPathComponent
+            for other in (try? FileManager.default.contentsOfDirectory(atPath: place.directory)) ?? []
+            where other.hasPrefix(place.prefix) && other.hasSuffix(".nkc") && other != mine {
+                unlink(place.directory + "/" + other)
             }
-            return Output(base: map, size: size, fd: fd, temporary: temporary, place: place)
+            return place.path
         }
         if !places.isEmpty {
             notices.append("cannot write the \(format.rawValue) weights cache (\(reasons.joined(separator: "; "))); "
                 + "the model runs from memory and is quantised again next time")
         }
-        let map = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
-        return Output(base: map, size: size)
-    }
-
-    /// Flushes and renames a cache file into place (removing this model's older ones); on any
-    /// failure the file is dropped and the weights stay in the mapping.
-    func finish(_ output: inout Output, places: [Place], notices: inout [String]) -> WeightCacheFile {
-        guard let temporary = output.temporary, let place = output.place else {
-            return WeightCacheFile(path: nil, reused: false, base: output.base, size: output.size)
-        }
-        defer { close(output.fd) }
-        var failure: String?
-        if msync(output.base, output.size, MS_SYNC) != 0 || fsync(output.fd) != 0 {
-            failure = String(cString: strerror(errno))
-        } else if rename(temporary, place.path) != 0 {
-            failure = "rename: " + String(cString: strerror(errno))
-        }
-        if let failure {
-            unlink(temporary)
-            notices.append("cannot write the weights cache \(place.path) (\(failure)); the model runs from memory")
-            return WeightCacheFile(path: nil, reused: false, base: output.base, size: output.size)
-        }
-        let mine = (place.path as NSString).lastPathComponent
-        for other in (try? FileManager.default.contentsOfDirectory(atPath: place.directory)) ?? []
-        where other.hasPrefix(place.prefix) && other.hasSuffix(".nkc") && other != mine {
-            unlink(place.directory + "/" + other)
-        }
-        mprotect(output.base, output.size, PROT_READ)
-        return WeightCacheFile(path: place.path, reused: false, base: output.base, size: output.size)
+        return nil
     }
 }

@@ -4,10 +4,11 @@ import NekoKernels
 import Glibc
 #endif
 
-/// The file (or, when it could not be written, the anonymous memory) holding a model's quantised
-/// matrices, mapped for the model's lifetime.
+/// A model's quantised matrices: anonymous memory in transparent huge pages (the packed
+/// kernels read it ~30% faster than 4 KB pages of a mapped file here), and the cache file they
+/// were read from or written to.
 ///
-/// Layout (all integers little-endian):
+/// Layout of the file and of the memory (all integers little-endian):
 /// ```
 /// [0, 64)    header: "NKWCACHE", u32 version, u32 format, u64 fingerprint, u64 entries,
 ///            u64 data offset, u64 file size, u64 checksum (FNV-1a over the header's first
@@ -17,21 +18,20 @@ import Glibc
 /// [data, …)  the packed matrices, each at a 4096-byte boundary
 /// ```
 public final class WeightCacheFile: @unchecked Sendable {
-    /// The cache file, or nil when the weights live in anonymous memory.
+    /// The cache file, or nil when it could not be written (or caching is disabled).
     public let path: String?
     /// Whether the weights were read from an existing cache (no quantisation this run).
     public let reused: Bool
-    let base: UnsafeMutableRawPointer
-    let size: Int
+    let memory: WeightMemory
 
-    init(path: String?, reused: Bool, base: UnsafeMutableRawPointer, size: Int) {
+    var base: UnsafeMutableRawPointer { memory.base }
+    var size: Int { memory.size }
+
+    init(path: String?, reused: Bool, memory: WeightMemory) {
         self.path = path
         self.reused = reused
-        self.base = base
-        self.size = size
+        self.memory = memory
     }
-
-    deinit { munmap(base, size) }
 
     static let magic = Array("NKWCACHE".utf8)
     /// Bumped whenever the packed layouts or the quantisers change.
@@ -123,17 +123,58 @@ public final class WeightCacheFile: @unchecked Sendable {
         return nil
     }
 
-    /// Maps an existing, validated cache read-only.
-    static func mapExisting(path: String, size: Int) throws -> WeightCacheFile {
+    /// Reads an existing, validated cache into memory (`threads` reads in parallel); nil with
+    /// a reason when the file cannot be read whole.
+    static func read(path: String, size: Int, pool: WorkerPool) -> (WeightCacheFile?, String?) {
         let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw ModelError.io(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { return (nil, "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        guard let map = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else {
-            throw ModelError.io(path: path, message: "cannot mmap: \(String(cString: strerror(errno)))")
+        let memory: WeightMemory
+        do { memory = try WeightMemory(size: size) } catch { return (nil, "\(error)") }
+        let piece = 64 << 20, pieces = (size + piece - 1) / piece
+        let failures = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, pieces))
+        failures.initialize(repeating: 0, count: max(1, pieces))
+        defer { failures.deallocate() }
+        let base = memory.base
+        pool.parallelRanges(pieces) { begin, end in
+            for i in begin..<end {
+                var at = i * piece
+                let stop = min(size, at + piece)
+                while at < stop {
+                    let n = pread(fd, base + at, stop - at, off_t(at))
+                    if n <= 0 { failures[i] = n < 0 ? errno : EIO; break }
+                    at += n
+                }
+            }
         }
-        madvise(map, size, MADV_WILLNEED)
-        return WeightCacheFile(path: path, reused: true, base: map, size: size)
+        if let bad = (0..<pieces).first(where: { failures[$0] != 0 }) {
+            return (nil, "cannot read: \(String(cString: strerror(failures[bad])))")
+        }
+        return (WeightCacheFile(path: path, reused: true, memory: memory), nil)
     }
+}
+
+/// Anonymous memory for packed weights, 2 MB aligned and advised into transparent huge pages.
+final class WeightMemory: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let size: Int
+    private let mapping: UnsafeMutableRawPointer
+    private let mappedBytes: Int
+
+    init(size: Int) throws {
+        let huge = 2 << 20
+        self.size = max(1, size)
+        mappedBytes = self.size + huge
+        guard let map = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              map != MAP_FAILED else {
+            throw ModelError.input("cannot reserve \(mappedBytes) bytes of memory for the quantised weights: \(String(cString: strerror(errno)))")
+        }
+        mapping = map
+        base = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: map) + huge - 1) / huge * huge)!
+        madvise(base, self.size, MADV_HUGEPAGE)
+    }
+
+    deinit { munmap(mapping, mappedBytes) }
 }
 
 /// 64-bit FNV-1a.

@@ -295,3 +295,27 @@ extension KernelTests {
         }
     }
 }
+
+extension KernelTests {
+    /// Decode attention for a group of query heads against a naive softmax(q·kᵀ)·v.
+    @Test(arguments: [0, 1, 2] as [Int32])
+    func decodeAttentionMatchesNaive(simd: Int32) {
+        nk_force_simd_level(simd)
+        defer { nk_force_simd_level(99) }
+        var noise = Noise(state: 31)
+        for (group, hd, n) in [(1, 16, 1), (2, 128, 37), (4, 64, 300), (3, 24, 5), (2, 10, 7)] {
+            let q = noise.floats(group * hd), k = noise.floats(n * hd).map { $0 * 3 }, v = noise.floats(n * hd)
+            let scale = 1 / Float(hd).squareRoot()
+            var scores = [Float](repeating: 0, count: group * n), out = [Float](repeating: .nan, count: group * hd)
+            Kernels.attendDecode(q: q, group: group, headDim: hd, keys: k, values: v, count: n, scale: scale,
+                                 scores: &scores, out: &out)
+            var want = [Float](repeating: 0, count: group * hd)
+            for g in 0..<group {
+                let s = (0..<n).map { p in (0..<hd).reduce(0.0) { $0 + Double(q[g * hd + $1]) * Double(k[p * hd + $1]) } * Double(scale) }
+                let m = s.max()!, e = s.map { exp($0 - m) }, z = e.reduce(0, +)
+                for i in 0..<hd { want[g * hd + i] = Float((0..<n).reduce(0.0) { $0 + e[$1] / z * Double(v[$1 * hd + i]) }) }
+            }
+            #expect(maxDiff(out, want) < 1e-5, "L\(simd) group \(group) hd \(hd) n \(n)")
+        }
+    }
+}

@@ -60,6 +60,11 @@ void nk_softmax(float *x, size_t n);
 void nk_silu_mul(float *g, const float *u, size_t n);
 /// Rotate-half RoPE on one head of `head_dim` values, pairs (i, i + head_dim/2).
 void nk_rope(float *x, const float *cos, const float *sin, size_t head_dim);
+/// One decode step of attention for `group` query heads q (group, head_dim) sharing a KV head:
+/// scores (group, n) = softmax(q·kᵀ · scale) over the n cached rows k (n, head_dim), then
+/// out (group, head_dim) = scores · v. Each key and value row is read once.
+void nk_attend_decode(const float *q, int group, int head_dim, const float *k, const float *v,
+                      int64_t n, float scale, float *scores, float *out);
 
 // ---------------------------------------------------------------------------------------------
 // Inputs prepared once per layer input and shared by every matrix that reads it.
