@@ -61,11 +61,58 @@ NK_AVX2 static void attend_avx2(const float *q, int group, int hd, const float *
         }
     }
 }
+
+// AVX-512, head_dim a multiple of 16 with group · head_dim ≤ 256 (NekoMind: 2 · 128): the
+// query heads stay in registers for the scores, and one pass over V accumulates every head.
+NK_AVX512 static inline __attribute__((always_inline)) void
+attend_avx512_t(const float *q, const int group, const int w, const float *k, const float *v,
+                int64_t n, float scale, float *scores, float *out) {
+    const int hd = 16 * w;
+    __m512 qv[16];
+    for (int g = 0; g < group; g++)
+        for (int j = 0; j < w; j++) qv[g * w + j] = _mm512_loadu_ps(q + g * hd + 16 * j);
+    for (int64_t p = 0; p < n; p++) {
+        const float *kp = k + p * hd;
+        __m512 kr[8];
+        for (int j = 0; j < w; j++) kr[j] = _mm512_loadu_ps(kp + 16 * j);
+        for (int g = 0; g < group; g++) {
+            __m512 a0 = _mm512_mul_ps(qv[g * w], kr[0]), a1 = _mm512_setzero_ps();
+            for (int j = 1; j < w; j++) {
+                if (j & 1) a1 = _mm512_fmadd_ps(qv[g * w + j], kr[j], a1);
+                else a0 = _mm512_fmadd_ps(qv[g * w + j], kr[j], a0);
+            }
+            scores[g * n + p] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
+        }
+    }
+    for (int g = 0; g < group; g++) nk_softmax(scores + g * n, (size_t)n);
+    __m512 acc[16];
+    for (int i = 0; i < group * w; i++) acc[i] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < n; p++) {
+        const float *vp = v + p * hd;
+        for (int g = 0; g < group; g++) {
+            __m512 sp = _mm512_set1_ps(scores[g * n + p]);
+            for (int j = 0; j < w; j++) acc[g * w + j] = _mm512_fmadd_ps(sp, _mm512_loadu_ps(vp + 16 * j), acc[g * w + j]);
+        }
+    }
+    for (int g = 0; g < group; g++)
+        for (int j = 0; j < w; j++) _mm512_storeu_ps(out + g * hd + 16 * j, acc[g * w + j]);
+}
+
+// Constant shapes, so the accumulators stay in registers; 0 when the shape has no case.
+NK_AVX512 static int attend_avx512(const float *q, int group, int hd, const float *k, const float *v,
+                                   int64_t n, float scale, float *scores, float *out) {
+#define NK_ATT_CASE(G, W) if (group == (G) && hd == 16 * (W)) { attend_avx512_t(q, G, W, k, v, n, scale, scores, out); return 1; }
+    NK_ATT_CASE(1, 8) NK_ATT_CASE(2, 8) NK_ATT_CASE(1, 4) NK_ATT_CASE(2, 4) NK_ATT_CASE(4, 4)
+    NK_ATT_CASE(1, 2) NK_ATT_CASE(2, 2) NK_ATT_CASE(4, 2) NK_ATT_CASE(1, 1) NK_ATT_CASE(2, 1) NK_ATT_CASE(4, 1)
+#undef NK_ATT_CASE
+    return 0;
+}
 #endif
 
 void nk_attend_decode(const float *q, int group, int head_dim, const float *k, const float *v,
                       int64_t n, float scale, float *scores, float *out) {
 #if NK_X86
+    if (nk_level_now() >= NK_LEVEL_AVX512 && attend_avx512(q, group, head_dim, k, v, n, scale, scores, out)) return;
     if (nk_level_now() >= NK_LEVEL_AVX2 && head_dim % 8 == 0 && head_dim <= 256 && group <= 8) {
         attend_avx2(q, group, head_dim, k, v, n, scale, scores, out);
         return;

@@ -130,15 +130,36 @@ void nk_axpy(float *y, float alpha, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
+#if NK_X86
+// Σx² in double, 4 lanes × 2 accumulators.
+NK_AVX2 static double sum_squares_avx2(const float *x, size_t n) {
+    __m256d a = _mm256_setzero_pd(), b = _mm256_setzero_pd();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        a = _mm256_fmadd_pd(lo, lo, a);
+        b = _mm256_fmadd_pd(hi, hi, b);
+    }
+    double t[4];
+    _mm256_storeu_pd(t, _mm256_add_pd(a, b));
+    double ss = (t[0] + t[1]) + (t[2] + t[3]);
+    for (; i < n; i++) ss += (double)x[i] * (double)x[i];
+    return ss;
+}
+#endif
+
 void nk_rmsnorm(const float *x, const float *w, size_t n, float eps, float *out) {
     double ss = 0.0;
-    for (size_t i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
+#if NK_X86
+    if (nk_level_now() >= NK_LEVEL_AVX2) ss = sum_squares_avx2(x, n);
+    else
+#endif
+        for (size_t i = 0; i < n; i++) ss += (double)x[i] * (double)x[i];
     float inv = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
     for (size_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * inv);
 }
 
-void nk_softmax(float *x, size_t n) {
-    if (n == 0) return;
+static void softmax_portable(float *x, size_t n) {
     float m = x[0];
     for (size_t i = 1; i < n; i++) if (x[i] > m) m = x[i];
     float sum = 0.0f;
@@ -147,7 +168,56 @@ void nk_softmax(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+#if NK_X86
+NK_AVX2 static void softmax_avx2(float *x, size_t n) {
+    size_t i = 0;
+    __m256 mv = _mm256_set1_ps(x[0]);
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float mm[8];
+    _mm256_storeu_ps(mm, mv);
+    float m = mm[0];
+    for (int j = 1; j < 8; j++) if (mm[j] > m) m = mm[j];
+    for (; i < n; i++) if (x[i] > m) m = x[i];
+    __m256 msub = _mm256_set1_ps(m), sumv = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = nk_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), msub));
+        _mm256_storeu_ps(x + i, e);
+        sumv = _mm256_add_ps(sumv, e);
+    }
+    float ss[8];
+    _mm256_storeu_ps(ss, sumv);
+    float sum = ((ss[0] + ss[1]) + (ss[2] + ss[3])) + ((ss[4] + ss[5]) + (ss[6] + ss[7]));
+    for (; i < n; i++) { x[i] = expf(x[i] - m); sum += x[i]; }
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= 1.0f / sum;
+}
+#endif
+
+void nk_softmax(float *x, size_t n) {
+    if (n == 0) return;
+#if NK_X86
+    if (nk_level_now() >= NK_LEVEL_AVX2) { softmax_avx2(x, n); return; }
+#endif
+    softmax_portable(x, n);
+}
+
+#if NK_X86
+NK_AVX2 static void silu_mul_avx2(float *g, const float *u, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), nk_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = nk_silu(g[i]) * u[i];
+}
+#endif
+
 void nk_silu_mul(float *g, const float *u, size_t n) {
+#if NK_X86
+    if (nk_level_now() >= NK_LEVEL_AVX2) { silu_mul_avx2(g, u, n); return; }
+#endif
     for (size_t i = 0; i < n; i++) g[i] = nk_silu(g[i]) * u[i];
 }
 

@@ -60,6 +60,13 @@ public final class WorkerPool: @unchecked Sendable {
         nk_measure_read_bandwidth(pool, bytes, Int32(passes))
     }
 
+    /// Each pass's read bandwidth (bytes per second) over `bytes` of fresh memory.
+    public func measureReadBandwidthPasses(bytes: Int, passes: Int) -> [Double] {
+        var rates = [Double](repeating: 0, count: max(1, passes))
+        nk_measure_read_bandwidth_passes(pool, bytes, Int32(rates.count), &rates)
+        return rates
+    }
+
     /// Float32 FMA throughput of all threads at the current SIMD level (FLOP/s, FMA = 2).
     public func measureFMAPeak(seconds: Double = 0.2) -> Double {
         nk_measure_fma_peak(pool, seconds)

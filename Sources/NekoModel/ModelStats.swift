@@ -56,6 +56,11 @@ public enum Machine {
         WorkerPool(threads: threads).measureReadBandwidth(bytes: bytes, passes: passes)
     }
 
+    /// Each of `passes` read passes' bandwidth (bytes/s) of `threads` threads over `bytes`.
+    public static func readBandwidthPasses(threads: Int, bytes: Int = 256 << 20, passes: Int = 7) -> [Double] {
+        WorkerPool(threads: threads).measureReadBandwidthPasses(bytes: bytes, passes: passes)
+    }
+
     /// Float32 FMA throughput, FLOP/s, of `threads` threads each running 12 independent FMA
     /// chains with the current SIMD level's widest vectors.
     public static func fmaPeak(threads: Int, seconds: Double = 0.3) -> Double {

@@ -135,6 +135,8 @@ void nk_run_matvecs_serial(const nk_matvec *jobs, int64_t njobs);
 
 /// Best read bandwidth (bytes/s) of all pool threads reading `bytes` of fresh memory, over `passes`.
 double nk_measure_read_bandwidth(nk_pool *pool, size_t bytes, int passes);
+/// The same, each pass's rate into rates[0 ..< passes].
+void nk_measure_read_bandwidth_passes(nk_pool *pool, size_t bytes, int passes, double *rates);
 /// Float32 FMA throughput of all pool threads (FLOP/s, an FMA = 2), at the current SIMD level.
 double nk_measure_fma_peak(nk_pool *pool, double seconds);
 
