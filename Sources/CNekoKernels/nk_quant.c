@@ -5,6 +5,9 @@
 
 #include <float.h>
 
+// No fused multiply-adds here: the packed weights must not depend on which code path made them.
+#pragma STDC FP_CONTRACT OFF
+
 static inline int64_t groups_of(int64_t rows) { return (rows + NK_GROUP_ROWS - 1) / NK_GROUP_ROWS; }
 static inline int64_t blocks_of(int64_t cols) { return (cols + NK_BLOCK - 1) / NK_BLOCK; }
 
@@ -19,6 +22,12 @@ int64_t nk_packed_group_bytes(nk_format format, int64_t cols) {
 int64_t nk_packed_bytes(nk_format format, int64_t rows, int64_t cols) {
     return groups_of(rows) * nk_packed_group_bytes(format, cols);
 }
+
+/// Round to nearest, ties to even, for |x| < 2^22 (all the codes here): adding and removing
+/// 1.5 · 2^23 leaves the rounded value (IEEE arithmetic; this target is never built with
+/// -ffast-math). Plain float operations, so loops over it vectorise, where nearbyintf is a
+/// libm call on baseline x86-64.
+static inline __attribute__((always_inline)) float round_even(float x) { return (x + 12582912.0f) - 12582912.0f; }
 
 static inline void put_u16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static inline uint16_t get_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
@@ -37,61 +46,97 @@ static void quantize_q8(const float *x, int n, uint8_t *codes, uint16_t *d16) {
     for (int i = 0; i < NK_BLOCK; i++) {
         int q = 0;
         if (i < n) {
-            float v = nearbyintf(x[i] * id);
+            float v = round_even(x[i] * id);
             q = v > 127.0f ? 127 : v < -127.0f ? -127 : (int)v;
         }
         codes[i] = (uint8_t)(q + 128);
     }
 }
 
-// Codes for given (d, m): q = clamp(round((x − m) / d), 0, 15); returns the squared error.
-static float q4_codes(const float *x, int n, float d, float m, uint8_t *q) {
-    float id = d > 0.0f ? 1.0f / d : 0.0f, err = 0.0f;
-    for (int i = 0; i < n; i++) {
-        float v = nearbyintf((x[i] - m) * id);
-        int c = v > 15.0f ? 15 : v < 0.0f ? 0 : (int)v;
-        q[i] = (uint8_t)c;
-        float e = d * (float)c + m - x[i];
-        err += e * e;
-    }
-    return err;
+// Σ v[0 ..< 32] in a fixed order (8 lanes of 4, then a tree): the same bits whether or not the
+// compiler vectorises the loops around it.
+static inline __attribute__((always_inline)) float sum32(const float *v) {
+    float l[8];
+    for (int k = 0; k < 8; k++) l[k] = (v[k] + v[k + 8]) + (v[k + 16] + v[k + 24]);
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
-// Q4 with a minimum: candidate scales around (max − min) / 15, each refined by the least-squares
-// (d, m) for its codes (as llama.cpp's make_qkx2_quants does, with equal weights); the best pair,
-// rounded to half precision, defines the codes.
-static void quantize_q4(const float *x, int n, uint8_t *codes, uint16_t *d16, uint16_t *m16) {
-    float mn = FLT_MAX, mx = -FLT_MAX;
-    for (int i = 0; i < n; i++) { if (x[i] < mn) mn = x[i]; if (x[i] > mx) mx = x[i]; }
+// Q4 with a minimum: 9 candidate scales around (max − min) / 15, each giving codes
+// c = clamp(round((x − min) · scale), 0, 15) and the least-squares (d, m) for those codes (as
+// llama.cpp's make_qkx2_quants does, with equal weights); the pair with the smallest squared
+// error, rounded to half precision, defines the final codes. Values past n have weight 0.
+static inline __attribute__((always_inline)) void
+quantize_q4_body(const float *x, int n, uint8_t *codes, uint16_t *d16, uint16_t *m16) {
     memset(codes, 0, NK_BLOCK);
     if (n == 0) { *d16 = 0; *m16 = 0; return; }
+    float mn = x[0], mx = x[0];
+    for (int i = 1; i < n; i++) { if (x[i] < mn) mn = x[i]; if (x[i] > mx) mx = x[i]; }
     if (!(mx > mn)) {
         *d16 = 0;
         *m16 = nk_f32_to_f16_scalar(mn);
         return;
     }
-    uint8_t q[NK_BLOCK];
-    float best_d = (mx - mn) / 15.0f, best_m = mn;
-    float best_err = q4_codes(x, n, best_d, best_m, q);
-    for (int step = 0; step <= 16; step++) {
-        float iscale = (14.0f + 0.125f * (float)step) / (mx - mn);
-        float sq = 0, sq2 = 0, sx = 0, sxq = 0;
-        for (int i = 0; i < n; i++) {
-            float v = nearbyintf((x[i] - mn) * iscale);
-            float c = v > 15.0f ? 15.0f : v < 0.0f ? 0.0f : v;
-            sq += c; sq2 += c * c; sx += x[i]; sxq += x[i] * c;
+    float xv[NK_BLOCK], w[NK_BLOCK], c[NK_BLOCK], t[NK_BLOCK];
+    for (int i = 0; i < NK_BLOCK; i++) { xv[i] = i < n ? x[i] : mn; w[i] = i < n ? 1.0f : 0.0f; }
+    for (int i = 0; i < NK_BLOCK; i++) t[i] = w[i] * xv[i];
+    const float sw = (float)n, sx = sum32(t);
+    float best_d = (mx - mn) / 15.0f, best_m = mn, best_err = -1.0f;
+    for (int step = -1; step < 8; step++) {
+        float iscale = step < 0 ? 15.0f / (mx - mn) : (14.0f + 0.25f * (float)step) / (mx - mn);
+        for (int i = 0; i < NK_BLOCK; i++) {
+            float v = round_even((xv[i] - mn) * iscale);
+            c[i] = w[i] * (v > 15.0f ? 15.0f : v < 0.0f ? 0.0f : v);
         }
-        float det = (float)n * sq2 - sq * sq;
-        if (det <= 0.0f) continue;
-        float d = ((float)n * sxq - sq * sx) / det;
-        float m = (sx - d * sq) / (float)n;
-        if (!(d > 0.0f)) continue;
-        float err = q4_codes(x, n, d, m, q);
-        if (err < best_err) { best_err = err; best_d = d; best_m = m; }
+        float sq = sum32(c);
+        for (int i = 0; i < NK_BLOCK; i++) t[i] = c[i] * c[i];
+        float sq2 = sum32(t);
+        for (int i = 0; i < NK_BLOCK; i++) t[i] = c[i] * xv[i];
+        float sxq = sum32(t);
+        float d, m;
+        if (step < 0) {
+            d = (mx - mn) / 15.0f;   // the plain min/max candidate
+            m = mn;
+        } else {
+            float det = sw * sq2 - sq * sq;
+            if (!(det > 0.0f)) continue;
+            d = (sw * sxq - sq * sx) / det;
+            m = (sx - d * sq) / sw;
+            if (!(d > 0.0f)) continue;
+        }
+        for (int i = 0; i < NK_BLOCK; i++) {
+            float e = d * c[i] + m - xv[i];
+            t[i] = w[i] * e * e;
+        }
+        float err = sum32(t);
+        if (best_err < 0.0f || err < best_err) { best_err = err; best_d = d; best_m = m; }
     }
     *d16 = nk_f32_to_f16_scalar(best_d);
     *m16 = nk_f32_to_f16_scalar(best_m);
-    q4_codes(x, n, nk_f16_to_f32_scalar(*d16), nk_f16_to_f32_scalar(*m16), codes);
+    float dr = nk_f16_to_f32_scalar(*d16), mr = nk_f16_to_f32_scalar(*m16);
+    float id = dr > 0.0f ? 1.0f / dr : 0.0f;
+    for (int i = 0; i < n; i++) {
+        float v = round_even((x[i] - mr) * id);
+        codes[i] = (uint8_t)(v > 15.0f ? 15 : v < 0.0f ? 0 : (int)v);
+    }
+}
+
+static void quantize_q4_plain(const float *x, int n, uint8_t *codes, uint16_t *d16, uint16_t *m16) {
+    quantize_q4_body(x, n, codes, d16, m16);
+}
+
+#if NK_X86
+// The same arithmetic, compiled for AVX2 so its 32-wide loops run 8 at a time (no FMA
+// contraction: the same bits as the portable build).
+NK_AVX2 static void quantize_q4_avx2(const float *x, int n, uint8_t *codes, uint16_t *d16, uint16_t *m16) {
+    quantize_q4_body(x, n, codes, d16, m16);
+}
+#endif
+
+static void quantize_q4(const float *x, int n, uint8_t *codes, uint16_t *d16, uint16_t *m16) {
+#if NK_X86
+    if (nk_level_now() >= NK_LEVEL_AVX2) { quantize_q4_avx2(x, n, codes, d16, m16); return; }
+#endif
+    quantize_q4_plain(x, n, codes, d16, m16);
 }
 
 void nk_quantize_block(nk_format format, const float *x, int n, uint8_t *codes, uint16_t *d,
@@ -198,7 +243,7 @@ static void quantize_act_block(const float *x, int n, int8_t *q, float *d_out, f
     int sum = 0;
     for (int i = 0; i < 32; i++) {
         int v = 0;
-        if (i < n) v = (int)nearbyintf(x[i] * id);
+        if (i < n) v = (int)round_even(x[i] * id);
         q[i] = (int8_t)v;
         sum += v;
     }
