@@ -35,7 +35,7 @@ public final class WeightCacheFile: @unchecked Sendable {
 
     static let magic = Array("NKWCACHE".utf8)
     /// Bumped whenever the packed layouts or the quantisers change.
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
     static let headerBytes = 64, entryBytes = 48, alignment = 4096
 
     /// One matrix of the plan: its place in the file.
