@@ -104,27 +104,36 @@ void nk_run_matvecs(nk_pool *pool, const nk_matvec *jobs, int64_t njobs) {
     for (int64_t j = 0; j < njobs; j++)
         if (jobs[j].rows > 0 && jobs[j].ntok > 0) total += row_cost(&jobs[j]) * (double)jobs[j].rows;
     if (total <= 0) return;
-    // About 8 chunks per thread balance a noisy machine; none below 32 KB-equivalent.
-    double target = total / (8.0 * pool->threads);
-    if (target < 32768.0) target = 32768.0;
+    // Guided chunks: each takes a 1/(2·threads) share of the work still left (no less than
+    // 32 KB-equivalent), so the first are long streams and the last ones short: the threads
+    // finish within a few microseconds of each other.
+    const double minimum = 32768.0;
     int64_t count = 0;
     for (int pass = 0; pass < 2; pass++) {
         count = 0;
+        double left = total;
         for (int64_t j = 0; j < njobs; j++) {
             const nk_matvec *job = &jobs[j];
             if (job->rows <= 0 || job->ntok <= 0) continue;
-            int64_t units = (job->rows + NK_GROUP_ROWS - 1) / NK_GROUP_ROWS;
-            int64_t pieces = (int64_t)(row_cost(job) * (double)job->rows / target + 0.5);
-            if (pieces < 1) pieces = 1;
-            if (pieces > units) pieces = units;
-            for (int64_t p = 0; p < pieces; p++) {
+            double per_row = row_cost(job);
+            int64_t r = 0;
+            while (r < job->rows) {
+                double want = left / (2.0 * pool->threads);
+                if (want < minimum) want = minimum;
+                int64_t rows = (int64_t)(want / per_row);
+                rows = (rows + NK_GROUP_ROWS - 1) / NK_GROUP_ROWS * NK_GROUP_ROWS;
+                if (rows < NK_GROUP_ROWS) rows = NK_GROUP_ROWS;
+                int64_t r1 = r + rows < job->rows ? r + rows : job->rows;
+                // Do not leave a sliver of a job behind.
+                if (job->rows - r1 < NK_GROUP_ROWS) r1 = job->rows;
                 if (pass == 1) {
                     nk_chunk *c = &pool->chunks[count];
                     c->job = (int32_t)j;
-                    c->r0 = units * p / pieces * NK_GROUP_ROWS;
-                    int64_t r1 = units * (p + 1) / pieces * NK_GROUP_ROWS;
-                    c->r1 = r1 < job->rows ? r1 : job->rows;
+                    c->r0 = r;
+                    c->r1 = r1;
                 }
+                left -= per_row * (double)(r1 - r);
+                r = r1;
                 count++;
             }
         }
@@ -160,7 +169,7 @@ static double seconds_now(void) {
 }
 
 typedef struct {
-    unsigned char *buf;
+    const unsigned char *buf;
     size_t bytes;
     int touch;
     uint64_t sink[64];
@@ -185,8 +194,8 @@ NK_AVX2 static uint64_t read_avx2(const unsigned char *p, size_t n) {
 static void read_task(void *context, int thread, int threads) {
     read_state *s = context;
     size_t per = (s->bytes / (size_t)threads) & ~(size_t)127;
-    unsigned char *p = s->buf + per * (size_t)thread;
-    if (s->touch) { memset(p, thread + 1, per); return; }
+    const unsigned char *p = s->buf + per * (size_t)thread;
+    if (s->touch) { memset((void *)p, thread + 1, per); return; }
     uint64_t sum = 0;
 #if NK_X86
     if (nk_level_now() >= NK_LEVEL_AVX2) sum = read_avx2(p, per);
@@ -204,6 +213,22 @@ double nk_measure_read_bandwidth(nk_pool *pool, size_t bytes, int passes) {
     return best;
 }
 
+void nk_measure_read_bandwidth_of(nk_pool *pool, const void *memory, size_t bytes, int passes, double *rates) {
+    // Whole 4 KB pages inside [memory, memory + bytes), read as they are (no first touch).
+    uintptr_t start = ((uintptr_t)memory + 4095) & ~(uintptr_t)4095;
+    uintptr_t end = ((uintptr_t)memory + bytes) & ~(uintptr_t)4095;
+    read_state s = {.buf = (const unsigned char *)start, .bytes = end > start ? end - start : 0};
+    int threads = nk_pool_threads(pool);
+    size_t read = ((s.bytes / (size_t)threads) & ~(size_t)127) * (size_t)threads;
+    for (int i = 0; i < passes; i++) {
+        rates[i] = 0;
+        if (!read) continue;
+        double t0 = seconds_now();
+        nk_pool_run(pool, read_task, &s);
+        rates[i] = (double)read / (seconds_now() - t0);
+    }
+}
+
 void nk_measure_read_bandwidth_passes(nk_pool *pool, size_t bytes, int passes, double *rates) {
     read_state s = {.bytes = bytes & ~(size_t)4095};
     s.buf = aligned_alloc(4096, s.bytes);
@@ -219,7 +244,7 @@ void nk_measure_read_bandwidth_passes(nk_pool *pool, size_t bytes, int passes, d
         nk_pool_run(pool, read_task, &s);
         rates[i] = (double)read / (seconds_now() - t0);
     }
-    free(s.buf);
+    free((void *)s.buf);
 }
 
 typedef struct {

@@ -97,6 +97,7 @@ NK_AVX2 static void rows_bf16_avx2(const nk_matvec *job, const void *w, int64_t 
             const float *x1 = job->xp + nk_xrow(job, t0 + (nt > 1 ? 1 : 0)) * stride;
             __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0;
             for (int64_t c = 0; c < full; c += 32) {
+                NK_PREFETCH_L2(wr + c);
                 __m256i v0 = _mm256_loadu_si256((const __m256i *)(wr + c));
                 __m256i v1 = _mm256_loadu_si256((const __m256i *)(wr + c + 16));
                 __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), o0 = _mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask));
@@ -184,6 +185,7 @@ row_bf16_decode(const uint16_t *wr, int64_t cols, const float *const *xs, const 
     int64_t c = 0;
     for (; c + 32 * U <= cols; c += 32 * U) {
         for (int u = 0; u < U; u++) {
+            if ((u & 1) == 0) NK_PREFETCH_L2(wr + c + 32 * u);
             __m512i v = _mm512_loadu_si512(wr + c + 32 * u);
             __m512 e = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
             __m512 o = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));

@@ -24,6 +24,7 @@ q8_group_avx512(const uint8_t *gw, int64_t nb, const nk_qact *xq, const int64_t 
             acc2[t] = _mm512_setzero_si512();
         }
         for (int c = 0; c < 8; c += 2) {
+            NK_PREFETCH_L2(blk + 32 + 64 * c);
             __m512i w0 = _mm512_loadu_si512(blk + 32 + 64 * c), w1 = _mm512_loadu_si512(blk + 96 + 64 * c);
             for (int t = 0; t < T; t++) {
                 acc[t] = _mm512_dpbusd_epi32(acc[t], w0, _mm512_set1_epi32(load_i32(xs[t] + 32 * b + 4 * c)));
@@ -51,6 +52,7 @@ q4_group_avx512(const uint8_t *gw, int64_t nb, const nk_qact *xq, const int64_t 
         __m512i acc[8], acc2[8];   // low-nibble and high-nibble partial sums
         for (int t = 0; t < T; t++) { acc[t] = _mm512_setzero_si512(); acc2[t] = _mm512_setzero_si512(); }
         for (int c = 0; c < 4; c++) {
+            if ((c & 1) == 0) NK_PREFETCH_L2(blk + 64 + 64 * c);
             __m512i v = _mm512_loadu_si512(blk + 64 + 64 * c);
             __m512i lo = _mm512_and_si512(v, low4);
             __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);

@@ -67,6 +67,13 @@ public final class WorkerPool: @unchecked Sendable {
         return rates
     }
 
+    /// Each pass's read bandwidth (bytes per second) over `bytes` of existing memory at `memory`.
+    public func measureReadBandwidth(of memory: UnsafeRawPointer, bytes: Int, passes: Int) -> [Double] {
+        var rates = [Double](repeating: 0, count: max(1, passes))
+        nk_measure_read_bandwidth_of(pool, memory, bytes, Int32(rates.count), &rates)
+        return rates
+    }
+
     /// Float32 FMA throughput of all threads at the current SIMD level (FLOP/s, FMA = 2).
     public func measureFMAPeak(seconds: Double = 0.2) -> Double {
         nk_measure_fma_peak(pool, seconds)

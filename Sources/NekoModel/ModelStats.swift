@@ -45,6 +45,21 @@ extension NekoMindModel {
     }
 }
 
+extension NekoMindModel {
+    /// Read bandwidth (bytes/s, one value per pass) of `threads` threads streaming the memory
+    /// the weights in use live in — the quantised weights, or the mapped weight files — as far
+    /// as `limit` bytes: the rate a decode step could read them at if it did nothing else.
+    public func weightReadBandwidth(threads: Int, passes: Int = 5, limit: Int = 1 << 30) -> [Double] {
+        let pool = WorkerPool(threads: threads)
+        if let cache = weightCache {
+            return pool.measureReadBandwidth(of: cache.base, bytes: min(cache.size, limit), passes: passes)
+        }
+        // The weight files: the largest one (its mapped data, resident once the model has run).
+        guard let file = files.max(by: { $0.byteCount < $1.byteCount }), let base = file.base else { return [] }
+        return pool.measureReadBandwidth(of: base, bytes: min(file.byteCount, limit), passes: passes)
+    }
+}
+
 /// This machine as the kernels see it (for `nekochat bench`).
 public enum Machine {
     /// The SIMD level the kernels use now: "portable", "avx2" or "avx512-vnni".
