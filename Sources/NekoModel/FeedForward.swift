@@ -80,8 +80,10 @@ extension NekoMindModel {
                 for j in 0..<k { chosenWeights[t * k + j] /= sum }
             }
         }
-        record(slot: slot, probs: probs, experts: experts, chosen: chosen, weights: chosenWeights,
-               gates: w.sharedGate == nil ? nil : gates, segments: segments)
+        ctx.timed("record_routing") {
+            record(slot: slot, probs: probs, experts: experts, chosen: chosen, weights: chosenWeights,
+                   gates: w.sharedGate == nil ? nil : gates, segments: segments)
+        }
 
         let assignments = n * k
         var offsets = [Int](repeating: 0, count: experts + 1)

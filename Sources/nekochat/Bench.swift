@@ -19,6 +19,9 @@ struct Bench: ParsableCommand {
     var batchPromptTokens = 64
     @Flag(help: "Also compare the logits of the prompt with BF16's (top-1 agreement, KL divergence).")
     var quality = false
+    @Flag(name: .customLong("routing-cost"), help: "Also time decode with and without recording routing, interleaved.")
+    var routingCost = false
+
     @Flag(name: .customLong("no-warmup"), help: "Skip the untimed prefill that faults the weights in first.")
     var noWarmup = false
     @Flag(help: "Also print where prefill and decode spend their time, phase by phase.") var profile = false
@@ -92,6 +95,7 @@ struct Bench: ParsableCommand {
         let gflops = flops / prefillSeconds / 1e9
         let batched = try batch.map { try timeBatches(try batchSizes($0), model: model, context: context) } ?? []
         let compared = quality ? try compare(model: model, prompt: prompt, threads: threads) : nil
+        let recording = routingCost ? try timeRouting(model: model, prompt: prompt, context: context) : nil
         let cpu = Self.cpuName()
         let simd = Machine.kernels
 
@@ -124,6 +128,10 @@ struct Bench: ParsableCommand {
                     .object([("sequences", .int($0.sequences)), ("tokens_per_s", .double($0.rate))])
                 })))
             }
+            if let recording {
+                fields.append(("routing_record_overhead", .double(recording.overhead)))
+                fields.append(("routing_record_time_share", .double(recording.share)))
+            }
             if let compared {
                 fields.append(("top1_agreement", .double(compared.top1)))
                 fields.append(("kl_divergence_mean", .double(compared.kl)))
@@ -149,6 +157,10 @@ struct Bench: ParsableCommand {
         }
         for b in batched {
             text += "batched decode: \(b.sequences) sequences, \(format(b.rate)) tok/s in all\n"
+        }
+        if let recording {
+            text += String(format: "recording routing: %.3f%% of decode time inside the recording; %+.2f%% decode time with it (median of 30 interleaved pairs)\n",
+                           100 * recording.share, 100 * recording.overhead)
         }
         if let compared {
             text += "vs bf16 over the prompt: top-1 agreement \(percent(compared.top1)), KL divergence mean \(String(format: "%.5f", compared.kl)), max \(String(format: "%.4f", compared.klMax))\n"
@@ -206,6 +218,38 @@ struct Bench: ParsableCommand {
             results.append((n, Double(n * steps) / seconds(since: start)))
         }
         return results
+    }
+
+    /// Decode time with a routing record over decode time without, minus 1: the median over
+    /// 30 back-to-back pairs of 8-token decodes (with, without) from the same cached prompt.
+    func timeRouting(model: NekoMindModel, prompt: [Int], context: ForwardContext) throws -> (overhead: Double, share: Double) {
+        let cache = try model.makeCache(capacity: prompt.count + 9)
+        let first = argmax(try model.forward(prompt, cache: cache, logits: .last, context: context))
+        let record = model.makeRoutingRecord()
+        func run(_ routing: RoutingRecord?) throws -> Double {
+            let start = DispatchTime.now()
+            var token = first
+            for _ in 0..<8 {
+                token = argmax(try model.forward([token], cache: cache, logits: .last, routing: routing, context: context))
+            }
+            let t = seconds(since: start)
+            cache.truncate(to: prompt.count)
+            record.truncate(to: 0)
+            return t
+        }
+        // The direct measure: time inside the recording itself, over the decode time.
+        let profile = PhaseProfile()
+        context.profile = profile
+        let recorded = try run(record)
+        context.profile = nil
+        let share = (profile.entries["record_routing"]?.seconds ?? 0) / recorded
+        var ratios: [Double] = []
+        for pair in 0..<30 {
+            // Alternate which goes first, so a drift in the machine's speed cancels out.
+            let (a, b) = pair % 2 == 0 ? (try run(record), try run(nil)) : (try run(nil), try run(record))
+            ratios.append(pair % 2 == 0 ? a / b : b / a)
+        }
+        return (ratios.sorted()[ratios.count / 2] - 1, share)
     }
 
     /// Top-1 agreement and KL(p_bf16 ‖ p_this) over every prompt position.
