@@ -273,3 +273,19 @@ void nk_prep_bf16(const float *x, int64_t rows, int64_t ldx, int64_t cols, float
         prep_bf16_portable(x + r * ldx, cols, xp + r * stride);
     }
 }
+
+#if NK_X86
+NK_AVX2 static void to_f16_avx2(const float *src, size_t n, uint16_t *dst) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = nk_f32_to_f16_scalar(src[i]);
+}
+#endif
+
+void nk_f32_to_f16_array(const float *src, size_t n, uint16_t *dst) {
+#if NK_X86
+    if (nk_level_now() >= NK_LEVEL_AVX2) { to_f16_avx2(src, n, dst); return; }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = nk_f32_to_f16_scalar(src[i]);
+}

@@ -115,6 +115,19 @@ public enum Kernels {
         nk_attend_decode(q, Int32(group), Int32(headDim), keys, values, Int64(count), scale, scores, out)
     }
 
+    /// The same over a half-precision cache (`keys`, `values`: IEEE half bit patterns).
+    public static func attendDecodeHalf(q: UnsafePointer<Float>, group: Int, headDim: Int,
+                                        keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>, count: Int,
+                                        scale: Float, scores: UnsafeMutablePointer<Float>,
+                                        out: UnsafeMutablePointer<Float>) {
+        nk_attend_decode_f16(q, Int32(group), Int32(headDim), keys, values, Int64(count), scale, scores, out)
+    }
+
+    /// `out[i] = half(src[i])` (IEEE half bit patterns, round to nearest even).
+    public static func toHalf(_ src: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<UInt16>) {
+        nk_f32_to_f16_array(src, count, out)
+    }
+
     /// `out[i] = float(src[i])` for `n` elements of `dtype`.
     public static func toFloat(_ src: UnsafeRawPointer, dtype: DType, count: Int,
                                out: UnsafeMutablePointer<Float>) {

@@ -33,12 +33,11 @@ extension NekoMindModel {
         ctx.dump("k", l, k, n * kvDim)
         ctx.dump("v", l, v, n * kvDim)
         for s in segments {
-            let keys = s.cache.keys(l), values = s.cache.values(l), stride = s.cache.headStride
             for r in s.rows {
                 let pos = s.start + r - s.rows.lowerBound
                 for head in 0..<kvHeads {
-                    (keys + head * stride + pos * hd).update(from: k + r * kvDim + head * hd, count: hd)
-                    (values + head * stride + pos * hd).update(from: v + r * kvDim + head * hd, count: hd)
+                    s.cache.store(k + r * kvDim + head * hd, layer: l, head: head, position: pos, values: false)
+                    s.cache.store(v + r * kvDim + head * hd, layer: l, head: head, position: pos, values: true)
                 }
             }
         }
@@ -95,12 +94,20 @@ extension NekoMindModel {
         let minChunk = longest * group * tasks < 1024 ? tasks : 1   // tiny: not worth a fork
         ctx.pool.parallelRanges(tasks, minChunk: minChunk) { begin, end in
             for task in begin..<end {
-                let s = segments[task / kvHeads], kvHead = task % kvHeads
-                let row = s.rows.lowerBound, stride = s.cache.headStride
-                Kernels.attendDecode(q: q + row * qDim + kvHead * group * hd, group: group, headDim: hd,
-                                     keys: s.cache.keys(l) + kvHead * stride, values: s.cache.values(l) + kvHead * stride,
-                                     count: s.start + 1, scale: scale, scores: scores + task * group * longest,
-                                     out: out + row * qDim + kvHead * group * hd)
+                let s = segments[task / kvHeads], kvHead = task % kvHeads, row = s.rows.lowerBound
+                let keys = s.cache.rows(layer: l, head: kvHead, values: false)
+                let values = s.cache.rows(layer: l, head: kvHead, values: true)
+                let qh = q + row * qDim + kvHead * group * hd, oh = out + row * qDim + kvHead * group * hd
+                let sc = scores + task * group * longest
+                if s.cache.precision == .float32 {
+                    Kernels.attendDecode(q: qh, group: group, headDim: hd, keys: keys.assumingMemoryBound(to: Float.self),
+                                         values: values.assumingMemoryBound(to: Float.self), count: s.start + 1,
+                                         scale: scale, scores: sc, out: oh)
+                } else {
+                    Kernels.attendDecodeHalf(q: qh, group: group, headDim: hd, keys: keys.assumingMemoryBound(to: UInt16.self),
+                                             values: values.assumingMemoryBound(to: UInt16.self), count: s.start + 1,
+                                             scale: scale, scores: sc, out: oh)
+                }
             }
         }
     }
@@ -110,23 +117,29 @@ extension NekoMindModel {
     func attendRows(_ s: Segment, layer l: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                     ctx: ForwardContext) {
         let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
-        let qDim = heads * hd, group = heads / kvHeads, stride = s.cache.headStride
+        let qDim = heads * hd, group = heads / kvHeads
         let n = s.rows.count, total = s.start + n, scale = 1 / Float(hd).squareRoot()
-        let keys = UnsafePointer(s.cache.keys(l)), values = UnsafePointer(s.cache.values(l))
         let qRows = q + s.rows.lowerBound * qDim, outRows = out + s.rows.lowerBound * qDim
-        let scores = ctx.scores.reserve(ctx.pool.threads * n * total)   // (threads, n, total)
+        let half = s.cache.precision == .float16
+        // Per thread: scores (n, total), then for a half-precision cache K and V of one head as
+        // float32 (total, headDim) each.
+        let perThread = n * total + (half ? 2 * total * hd : 0)
+        let scratch = ctx.scores.reserve(ctx.pool.threads * perThread)
         ctx.pool.parallelChunks(heads) { worker, begin, end in
-            let sc = scores + worker * n * total
+            let sc = scratch + worker * perThread
             for head in begin..<end {
                 let kvHead = head / group
+                let keys = s.cache.floatRows(layer: l, head: kvHead, values: false, count: total, scratch: sc + n * total)
+                let values = s.cache.floatRows(layer: l, head: kvHead, values: true, count: total,
+                                               scratch: sc + n * total + total * hd)
                 Kernels.gemm(m: n, n: total, k: hd, alpha: scale, a: qRows + head * hd, lda: qDim,
-                             b: keys + kvHead * stride, ldb: hd, transposeB: true, c: sc, ldc: total)
+                             b: keys, ldb: hd, transposeB: true, c: sc, ldc: total)
                 for t in 0..<n {
                     let visible = s.start + t + 1, row = sc + t * total
                     Kernels.softmax(row, visible)
                     (row + visible).initialize(repeating: 0, count: total - visible)
                 }
-                Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values + kvHead * stride, ldb: hd,
+                Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values, ldb: hd,
                              transposeB: false, c: outRows + head * hd, ldc: qDim)
             }
         }

@@ -24,7 +24,7 @@ public final class ForwardContext: @unchecked Sendable {
     let v = ScratchBuffer()          // (n, kvHeads * headDim): new values
     let attn = ScratchBuffer()       // (n, heads * headDim): attention output, before o_proj
     let proj = ScratchBuffer()       // (n, hiddenSize): o_proj output, then the feed-forward output
-    let scores = ScratchBuffer()     // decode: (n * heads, context); prefill: (pool threads, n, context)
+    let scores = ScratchBuffer()     // decode: (n * heads, context); prefill: per pool thread (n, context) + f16 K, V as f32
     let rope = ScratchBuffer()       // (2, n, headDim / 2): cos rows, then sin rows
     let probs = ScratchBuffer()      // (n, experts): router logits, then softmax probabilities
     let act = ScratchBuffer()        // (A, moeIntermediate) or (n, intermediate): silu(gate)·up

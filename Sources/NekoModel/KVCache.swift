@@ -1,8 +1,17 @@
+import NekoKernels
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Keys and values of every layer for positions `0..<length`, float32.
+/// How a KV cache stores keys and values: float32 (as computed; BF16 models, so results match
+/// the float64 reference to float32 rounding) or IEEE half (quantised models: half the bytes
+/// that decode attention streams).
+public enum KVPrecision: Sendable, Equatable {
+    case float32, float16
+    public var bytes: Int { self == .float32 ? 4 : 2 }
+}
+
+/// Keys and values of every layer for positions `0..<length`.
 /// Memory is reserved for `capacity` positions but only touched pages become resident,
 /// so a 32k-token cache costs what the conversation uses.
 public final class KVCache: @unchecked Sendable {
@@ -11,22 +20,24 @@ public final class KVCache: @unchecked Sendable {
     /// Floats per position per layer: kvHeads * headDim.
     public let width: Int
     public let headDim: Int
+    public let precision: KVPrecision
     /// Positions filled so far.
     public internal(set) var length = 0
     private let storage: UnsafeMutableRawPointer
     private let bytes: Int
 
     /// Reserves the cache; an impossible size is an error naming it, not a crash.
-    public init(config: ModelConfig, capacity: Int) throws {
+    public init(config: ModelConfig, capacity: Int, precision: KVPrecision = .float32) throws {
         self.capacity = max(1, capacity)
+        self.precision = precision
         layers = config.numHiddenLayers
         width = config.numKeyValueHeads * config.headDim
         headDim = max(1, config.headDim)
-        var size = 2 * MemoryLayout<Float>.size, overflow = false
+        var size = 2 * precision.bytes, overflow = false
         for factor in [layers, self.capacity, width] where !overflow {
             (size, overflow) = size.multipliedReportingOverflow(by: factor)
         }
-        let message = "cannot reserve a KV cache of \(self.capacity) positions × \(layers) layers × \(width) floats"
+        let message = "cannot reserve a KV cache of \(self.capacity) positions × \(layers) layers × \(width) values"
         guard !overflow else { throw ModelError.input(message + " (too large)") }
         bytes = max(1, size)
         let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
@@ -38,19 +49,32 @@ public final class KVCache: @unchecked Sendable {
 
     deinit { munmap(storage, bytes) }
 
-    /// Keys of `layer`, head-major: (kvHeads, capacity, headDim), so one head's keys are
-    /// contiguous rows (decode attention streams them; prefill passes them to sgemm).
-    func keys(_ layer: Int) -> UnsafeMutablePointer<Float> {
-        storage.assumingMemoryBound(to: Float.self) + (2 * layer) * capacity * width
+    /// One head's keys (or values) of `layer`: (capacity, headDim) elements of `precision`.
+    /// The cache is head-major, (layer, keys|values, kvHeads, capacity, headDim), so decode
+    /// attention streams a head's rows in order and prefill hands them to sgemm.
+    func rows(layer: Int, head: Int, values: Bool) -> UnsafeMutableRawPointer {
+        let heads = width / headDim
+        return storage + (((2 * layer + (values ? 1 : 0)) * heads + head) * capacity * headDim) * precision.bytes
     }
 
-    /// Values of `layer`: (kvHeads, capacity, headDim).
-    func values(_ layer: Int) -> UnsafeMutablePointer<Float> {
-        storage.assumingMemoryBound(to: Float.self) + (2 * layer + 1) * capacity * width
+    /// Stores one position's key (or value) of one head (headDim floats).
+    func store(_ row: UnsafePointer<Float>, layer: Int, head: Int, position: Int, values: Bool) {
+        let dst = rows(layer: layer, head: head, values: values) + position * headDim * precision.bytes
+        if precision == .float32 {
+            dst.assumingMemoryBound(to: Float.self).update(from: row, count: headDim)
+        } else {
+            Kernels.toHalf(row, count: headDim, out: dst.assumingMemoryBound(to: UInt16.self))
+        }
     }
 
-    /// Floats from one head's rows to the next head's: capacity · headDim.
-    var headStride: Int { capacity * headDim }
+    /// Positions `0..<count` of one head as float32 (count, headDim): the cache itself when it
+    /// holds float32, else converted into `scratch`.
+    func floatRows(layer: Int, head: Int, values: Bool, count: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let src = rows(layer: layer, head: head, values: values)
+        if precision == .float32 { return UnsafePointer(src.assumingMemoryBound(to: Float.self)) }
+        Kernels.toFloat(src, dtype: .f16, count: count * headDim, out: scratch)
+        return UnsafePointer(scratch)
+    }
 
     /// Forgets every position from `length` on (the next forward pass overwrites them).
     public func truncate(to length: Int) {

@@ -94,11 +94,15 @@ public final class NekoMindModel: @unchecked Sendable {
         RoutingRecord(moeLayers: config.moeLayers, expertsPerToken: config.numExpertsPerTok)
     }
 
-    /// A KV cache for `capacity` positions (default: the configured context).
+    /// A KV cache for `capacity` positions (default: the configured context): float32 for the
+    /// weights as stored, half precision for quantised weights.
     public func makeCache(capacity: Int? = nil) throws -> KVCache {
-        try KVCache(config: config, capacity: min(capacity ?? config.maxPositionEmbeddings,
-                                               config.maxPositionEmbeddings))
+        try KVCache(config: config, capacity: min(capacity ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings),
+                    precision: kvPrecision)
     }
+
+    /// How this model's KV caches store keys and values.
+    public var kvPrecision: KVPrecision { weightFormat == .bf16 ? .float32 : .float16 }
 
     /// Throws unless every id is inside the vocabulary.
     public func check(tokens: [Int]) throws {

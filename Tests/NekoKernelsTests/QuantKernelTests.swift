@@ -319,3 +319,29 @@ extension KernelTests {
         }
     }
 }
+
+extension KernelTests {
+    /// Decode attention over a half-precision cache against the naive one on the halves' values.
+    @Test(arguments: [0, 1, 2] as [Int32])
+    func decodeAttentionOverHalvesMatchesNaive(simd: Int32) {
+        nk_force_simd_level(simd)
+        defer { nk_force_simd_level(99) }
+        var noise = Noise(state: 41)
+        for (group, hd, n) in [(1, 16, 1), (2, 128, 37), (4, 64, 300), (3, 24, 5), (2, 10, 7)] {
+            let q = noise.floats(group * hd), kf = noise.floats(n * hd).map { $0 * 3 }, vf = noise.floats(n * hd)
+            var k = [UInt16](repeating: 0, count: n * hd), v = k
+            kf.withUnsafeBufferPointer { Kernels.toHalf($0.baseAddress!, count: n * hd, out: &k) }
+            vf.withUnsafeBufferPointer { Kernels.toHalf($0.baseAddress!, count: n * hd, out: &v) }
+            #expect(k == kf.map { Float16($0).bitPattern })
+            let kd = k.map { Float(Float16(bitPattern: $0)) }, vd = v.map { Float(Float16(bitPattern: $0)) }
+            let scale = 1 / Float(hd).squareRoot()
+            var scores = [Float](repeating: 0, count: group * n), out = [Float](repeating: .nan, count: group * hd)
+            Kernels.attendDecodeHalf(q: q, group: group, headDim: hd, keys: k, values: v, count: n, scale: scale,
+                                     scores: &scores, out: &out)
+            var want = [Float](repeating: 0, count: group * hd)
+            Kernels.attendDecode(q: q, group: group, headDim: hd, keys: kd, values: vd, count: n, scale: scale,
+                                 scores: &scores, out: &want)
+            #expect(maxDiff(out, want) < 1e-5, "L\(simd) group \(group) hd \(hd) n \(n)")
+        }
+    }
+}

@@ -98,6 +98,8 @@ import Testing
             }
         }
         #expect(matrices.allSatisfy { $0.format == packed })
+        #expect(try model.makeCache(capacity: 4).precision == .float16)
+        #expect(try NekoMindModel.load(directory: Fixtures.path("hf_qwen2_moe")).makeCache(capacity: 4).precision == .float32)
         #expect(!model.weights.embed.format.isPacked)
         #expect(model.weightFormat == format)
         #expect(model.activeWeightBytes < (try NekoMindModel.load(directory: Fixtures.path("hf_qwen2_moe"))).activeWeightBytes)

@@ -36,6 +36,8 @@ const char *nk_simd_name(int level);
 void nk_to_f32(const void *src, nk_dtype dtype, size_t n, float *dst);
 /// float32 → IEEE half, round to nearest even (for tests and packed scales).
 uint16_t nk_f32_to_f16(float f);
+/// dst[i] = half(src[i]), round to nearest even.
+void nk_f32_to_f16_array(const float *src, size_t n, uint16_t *dst);
 /// IEEE half → float32.
 float nk_f16_to_f32(uint16_t h);
 
@@ -65,6 +67,9 @@ void nk_rope(float *x, const float *cos, const float *sin, size_t head_dim);
 /// out (group, head_dim) = scores · v. Each key and value row is read once.
 void nk_attend_decode(const float *q, int group, int head_dim, const float *k, const float *v,
                       int64_t n, float scale, float *scores, float *out);
+/// The same over a half-precision cache (k, v: IEEE half).
+void nk_attend_decode_f16(const float *q, int group, int head_dim, const uint16_t *k, const uint16_t *v,
+                          int64_t n, float scale, float *scores, float *out);
 
 // ---------------------------------------------------------------------------------------------
 // Inputs prepared once per layer input and shared by every matrix that reads it.
