@@ -33,13 +33,8 @@ extension NekoMindModel {
         ctx.dump("k", l, k, n * kvDim)
         ctx.dump("v", l, v, n * kvDim)
         for s in segments {
-            for r in s.rows {
-                let pos = s.start + r - s.rows.lowerBound
-                for head in 0..<kvHeads {
-                    s.cache.store(k + r * kvDim + head * hd, layer: l, head: head, position: pos, values: false)
-                    s.cache.store(v + r * kvDim + head * hd, layer: l, head: head, position: pos, values: true)
-                }
-            }
+            s.cache.store(keys: k + s.rows.lowerBound * kvDim, values: v + s.rows.lowerBound * kvDim,
+                          layer: l, positions: s.start..<s.start + s.rows.count)
         }
 
         let out = ctx.attn.reserve(n * qDim)              // (n, heads * headDim)

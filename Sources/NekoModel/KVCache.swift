@@ -57,13 +57,22 @@ public final class KVCache: @unchecked Sendable {
         return storage + (((2 * layer + (values ? 1 : 0)) * heads + head) * capacity * headDim) * precision.bytes
     }
 
-    /// Stores one position's key (or value) of one head (headDim floats).
-    func store(_ row: UnsafePointer<Float>, layer: Int, head: Int, position: Int, values: Bool) {
-        let dst = rows(layer: layer, head: head, values: values) + position * headDim * precision.bytes
-        if precision == .float32 {
-            dst.assumingMemoryBound(to: Float.self).update(from: row, count: headDim)
-        } else {
-            Kernels.toHalf(row, count: headDim, out: dst.assumingMemoryBound(to: UInt16.self))
+    /// Stores the keys and values of `positions` of `layer`: `keys`/`values` are
+    /// (positions.count, kvHeads * headDim) floats, as the projections wrote them.
+    func store(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, layer: Int, positions: Range<Int>) {
+        let heads = width / headDim, bytes = precision.bytes, half = precision == .float16
+        for (kind, src) in [(false, keys), (true, values)] {
+            for head in 0..<heads {
+                let base = rows(layer: layer, head: head, values: kind)
+                for (i, pos) in positions.enumerated() {
+                    let row = src + i * width + head * headDim, dst = base + pos * headDim * bytes
+                    if half {
+                        Kernels.toHalf(row, count: headDim, out: dst.assumingMemoryBound(to: UInt16.self))
+                    } else {
+                        dst.assumingMemoryBound(to: Float.self).update(from: row, count: headDim)
+                    }
+                }
+            }
         }
     }
 
