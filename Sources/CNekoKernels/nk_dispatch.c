@@ -1,6 +1,8 @@
 // Run-time choice of the SIMD level.
 #include "nk_internal.h"
 
+#include <stdlib.h>
+
 static _Atomic int nk_level = -1;
 
 int nk_simd_detect(void) {
@@ -20,6 +22,10 @@ int nk_simd_level(void) {
     int level = atomic_load_explicit(&nk_level, memory_order_relaxed);
     if (level < 0) {
         level = nk_simd_detect();
+        // NEKOCHAT_SIMD=portable|avx2 caps the level (to time or check the other paths on one machine).
+        const char *cap = getenv("NEKOCHAT_SIMD");
+        if (cap && !strcmp(cap, "portable")) level = NK_LEVEL_PORTABLE;
+        if (cap && !strcmp(cap, "avx2") && level > NK_LEVEL_AVX2) level = NK_LEVEL_AVX2;
         atomic_store_explicit(&nk_level, level, memory_order_relaxed);
     }
     return level;

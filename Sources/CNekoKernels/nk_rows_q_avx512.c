@@ -90,8 +90,9 @@ NK_AVX512 static void rows_q_avx512(const nk_matvec *job, const void *w, int64_t
         const uint8_t *gw = (const uint8_t *)w + (r / NK_GROUP_ROWS) * gbytes;
         int64_t left = end - r;
         __mmask16 valid = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-        for (int64_t t0 = 0; t0 < job->ntok; t0 += 8) {
-            int T = job->ntok - t0 < 8 ? (int)(job->ntok - t0) : 8;
+        int64_t tiles = (job->ntok + 7) / 8;   // token tiles of at most 8, balanced
+        for (int64_t i = 0, t0 = 0; i < tiles; i++) {
+            int T = (int)((job->ntok * (i + 1)) / tiles - t0);
             int64_t xr[8];
             for (int t = 0; t < T; t++) xr[t] = nk_xrow(job, t0 + t);
             float *yo = y + t0 * ldy + (r - r0);
@@ -102,6 +103,7 @@ NK_AVX512 static void rows_q_avx512(const nk_matvec *job, const void *w, int64_t
 #define NK_Q8_CALL(TT) q8_group_avx512(gw, nb, job->xq, xr, TT, yo, ldy, valid)
                 NK_T_CASES(NK_Q8_CALL)
             }
+            t0 += T;
         }
     }
 }
