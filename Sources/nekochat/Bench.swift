@@ -122,6 +122,7 @@ struct Bench: ParsableCommand {
                 ("load_seconds", .double(loadSeconds)),
                 ("weights_cache", model.weightCache?.path.map { .string($0) } ?? .null),
                 ("weights_cache_reused", .bool(model.weightCache?.reused ?? false)),
+                ("weights_cache_mapped", .bool(model.weightCache?.mapped ?? false)),
             ]
             if !batched.isEmpty {
                 fields.append(("batched_decode", .array(batched.map {
@@ -171,7 +172,8 @@ struct Bench: ParsableCommand {
     func cacheNote(_ model: NekoMindModel) -> String {
         guard let cache = model.weightCache else { return "" }
         guard let path = cache.path else { return " (quantised in memory, not cached)" }
-        return cache.reused ? " (weights cache \(path))" : " (quantised and cached in \(path))"
+        if !cache.reused { return " (quantised and cached in \(path))" }
+        return " (weights cache \(path)\(cache.mapped ? ", mapped in place: it was not in the page cache" : ", read into huge pages"))"
     }
 
     /// Phase by phase: time per step, share of the total, and weight bytes streamed per second.

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import NekoModel
 import Testing
 
@@ -39,6 +42,25 @@ import Testing
                                             cache: .directory(dir)) { _ in again += 1 }
         #expect(second.weightCache?.reused == true && again == 0)
         #expect(try logits(first) == logits(second))
+    }
+
+    /// A cache that is not in the page cache is mapped in place (a fast cold start) and gives
+    /// the same results as one read into memory.
+    @Test func coldCacheIsMappedInPlace() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let warm = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        let path = try #require(warm.weightCache?.path)
+        let reference = try logits(warm)
+        let fd = open(path, O_RDONLY)
+        #expect(fd >= 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+        close(fd)
+        let cold = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        #expect(cold.weightCache?.reused == true && cold.weightCache?.mapped == true)
+        #expect(try logits(cold) == reference)
+        let again = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        #expect(again.weightCache?.mapped == false)   // now it is in the page cache: read into memory
+        #expect(try logits(again) == reference)
     }
 
     /// Truncation, a flipped header byte, a flipped index byte, a flipped magic: each is detected
