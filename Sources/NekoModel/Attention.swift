@@ -22,12 +22,15 @@ extension NekoMindModel {
         ctx.jobs.add(w.k, input: ctx.hInput, out: k, ldy: kvDim)
         ctx.jobs.add(w.v, input: ctx.hInput, out: v, ldy: kvDim)
         ctx.runPhase("qkv")
-        for (bias, out, width) in [(w.qBias, q, qDim), (w.kBias, k, kvDim), (w.vBias, v, kvDim)] {
-            guard let bias else { continue }
+        func addBias(_ bias: [Float]?, _ out: UnsafeMutablePointer<Float>, _ width: Int) {
+            guard let bias else { return }
             bias.withUnsafeBufferPointer { b in
                 for t in 0..<n { Kernels.axpy(out + t * width, 1, b.baseAddress!, width) }
             }
         }
+        addBias(w.qBias, q, qDim)
+        addBias(w.kBias, k, kvDim)
+        addBias(w.vBias, v, kvDim)
         ctx.timed("qk_norm_rope") { normAndRotate(q: q, k: k, count: n, w: w, rope: rope, ctx: ctx) }
         ctx.dump("q", l, q, n * qDim)
         ctx.dump("k", l, k, n * kvDim)
@@ -59,20 +62,22 @@ extension NekoMindModel {
         let hd = config.headDim, half = hd / 2, eps = Float(config.rmsNormEps)
         let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
         let qNorm = w.qNorm, kNorm = w.kNorm
-        ctx.pool.parallelRanges(n, minChunk: 16) { begin, end in
-            for (normWeights, out, count) in [(qNorm, q, heads), (kNorm, k, kvHeads)] {
-                for t in begin..<end {
-                    for head in 0..<count {
-                        let vec = out + t * count * hd + head * hd
-                        if let normWeights {
-                            normWeights.withUnsafeBufferPointer { nw in
-                                Kernels.rmsnorm(vec, weight: nw.baseAddress!, count: hd, eps: eps, out: vec)
-                            }
+        func normRotate(_ normWeights: [Float]?, _ out: UnsafeMutablePointer<Float>, _ count: Int, _ rows: Range<Int>) {
+            for t in rows {
+                for head in 0..<count {
+                    let vec = out + t * count * hd + head * hd
+                    if let normWeights {
+                        normWeights.withUnsafeBufferPointer { nw in
+                            Kernels.rmsnorm(vec, weight: nw.baseAddress!, count: hd, eps: eps, out: vec)
                         }
-                        Kernels.rope(vec, cos: rope.cos + t * half, sin: rope.sin + t * half, headDim: hd)
                     }
+                    Kernels.rope(vec, cos: rope.cos + t * half, sin: rope.sin + t * half, headDim: hd)
                 }
             }
+        }
+        ctx.pool.parallelRanges(n, minChunk: 16) { begin, end in
+            normRotate(qNorm, q, heads, begin..<end)
+            normRotate(kNorm, k, kvHeads, begin..<end)
         }
     }
 

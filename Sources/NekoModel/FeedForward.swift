@@ -1,13 +1,13 @@
 import Foundation
 import NekoKernels
 
-/// Int32 scratch memory grown on demand (index lists the C jobs read while a phase runs).
-final class IndexScratch: @unchecked Sendable {
+/// Integer scratch memory grown on demand (index lists the C jobs read while a phase runs).
+final class IndexScratch<Element>: @unchecked Sendable {
     private(set) var capacity = 0
-    private(set) var pointer = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    private(set) var pointer = UnsafeMutablePointer<Element>.allocate(capacity: 1)
     deinit { pointer.deallocate() }
 
-    func reserve(_ count: Int) -> UnsafeMutablePointer<Int32> {
+    func reserve(_ count: Int) -> UnsafeMutablePointer<Element> {
         if count > capacity {
             pointer.deallocate()
             capacity = max(count, capacity * 2)
@@ -59,23 +59,25 @@ extension NekoMindModel {
         // Top-k per row, then the (row, expert) assignments grouped by expert.
         let chosen = ctx.chosen.reserve(n * k)            // (n, k): expert ids, descending weight
         let chosenWeights = ctx.chosenWeights.reserve(n * k)  // (n, k)
-        var counts = [Int](repeating: 0, count: experts)
-        var taken = [Bool](repeating: false, count: experts)
+        let counts = ctx.counts.reserve(3 * experts + 1)  // (experts) counts, (experts + 1) offsets, (experts) taken
+        let offsets = counts + experts, taken = offsets + experts + 1
+        counts.initialize(repeating: 0, count: experts)
+        taken.initialize(repeating: 0, count: experts)
         for t in 0..<n {
             let p = probs + t * experts
             var sum: Float = 0
             for j in 0..<k {
                 var best = -1
-                for e in 0..<experts where !taken[e] {
+                for e in 0..<experts where taken[e] == 0 {
                     if best < 0 || p[e] > p[best] { best = e }  // strict: the lower index wins ties
                 }
-                taken[best] = true
+                taken[best] = 1
                 chosen[t * k + j] = Int32(best)
                 chosenWeights[t * k + j] = p[best]
                 sum += p[best]
                 counts[best] += 1
             }
-            for j in 0..<k { taken[Int(chosen[t * k + j])] = false }
+            for j in 0..<k { taken[Int(chosen[t * k + j])] = 0 }
             if config.normTopkProb {
                 for j in 0..<k { chosenWeights[t * k + j] /= sum }
             }
@@ -86,12 +88,13 @@ extension NekoMindModel {
         }
 
         let assignments = n * k
-        var offsets = [Int](repeating: 0, count: experts + 1)
+        offsets[0] = 0
         for e in 0..<experts { offsets[e + 1] = offsets[e] + counts[e] }
         let rowOf = ctx.rowOf.reserve(assignments)        // (A): the row each assignment reads
         let identity = ctx.identity.reserve(assignments)  // (A): 0, 1, 2, …
         let weightOf = ctx.weightOf.reserve(assignments)  // (A)
-        var cursor = Array(offsets[0..<experts])
+        let cursor = taken                                // reused: (experts) next slot per expert
+        for e in 0..<experts { cursor[e] = offsets[e] }
         for t in 0..<n {
             for j in 0..<k {
                 let e = Int(chosen[t * k + j]), a = cursor[e]

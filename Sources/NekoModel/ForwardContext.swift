@@ -35,9 +35,10 @@ public final class ForwardContext: @unchecked Sendable {
     let logitRows = ScratchBuffer()  // (rows asked for, hiddenSize): final-normed rows for the head
     let chosenWeights = ScratchBuffer() // (n, expertsPerToken): the routing weights used
     let weightOf = ScratchBuffer()   // (A): each assignment's routing weight
-    let chosen = IndexScratch()      // (n, expertsPerToken): expert ids, descending weight
-    let rowOf = IndexScratch()       // (A): the batch row each assignment reads, grouped by expert
-    let identity = IndexScratch()    // (A): 0, 1, 2, … (the down projections read act in order)
+    let chosen = IndexScratch<Int32>()   // (n, expertsPerToken): expert ids, descending weight
+    let rowOf = IndexScratch<Int32>()    // (A): the batch row each assignment reads, grouped by expert
+    let identity = IndexScratch<Int32>() // (A): 0, 1, 2, … (the down projections read act in order)
+    let counts = IndexScratch<Int>()     // (3 · experts + 1): per-expert counts, offsets, taken/cursor
 
     /// Inputs prepared once per layer for every matrix that reads them.
     let hInput = PreparedInput()     // h, read by q/k/v, router, experts' and shared gate/up

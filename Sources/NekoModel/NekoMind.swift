@@ -204,12 +204,12 @@ public final class NekoMindModel: @unchecked Sendable {
         for (i, r) in logitRows.enumerated() { rmsnorm(x + r * hidden, weights.norm, rows: 1, out: normed + i * hidden) }
         ctx.dump("final_norm", -1, normed, m * hidden)
         ctx.headInput.set(normed, rows: m, ldx: hidden, cols: hidden)
-        var logits = [Float](repeating: 0, count: m * config.vocabSize)
-        logits.withUnsafeMutableBufferPointer { out in
+        // Every value is written by the head's jobs: no need to zero the array first.
+        return [Float](unsafeUninitializedCapacity: m * config.vocabSize) { out, count in
             ctx.jobs.add(weights.lmHead, input: ctx.headInput, out: out.baseAddress!, ldy: config.vocabSize)
             ctx.runPhase("lm_head")
+            count = m * config.vocabSize
         }
-        return logits
     }
 
     /// `out[t] = rmsnorm(x[t], w)` for `rows` rows of `hidden`.

@@ -136,7 +136,7 @@ public final class WeightCacheFile: @unchecked Sendable {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return (nil, "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        if let mapped = WeightMemory(mapping: fd, size: size), mapped.residentFraction() < 0.9 {
+        if let mapped = WeightMemory(mapping: fd, size: size), mapped.residentFraction() < 0.98 {
             madvise(mapped.base, size, MADV_WILLNEED)
             return (WeightCacheFile(path: path, reused: true, memory: mapped), nil)
         }
