@@ -93,7 +93,8 @@ struct Quantizer {
         }
 
         let memory = try WeightMemory(size: size)
-        let total = plan.reduce(0) { $0 + $1.byteCount }
+        // Progress counts the stored bytes quantised, then the cache bytes written (when caching).
+        let total = plan.reduce(0) { $0 + $1.byteCount } + (places.isEmpty ? 0 : size)
         var done = 0
         progress?(QuantizationProgress(format: format, doneBytes: 0, totalBytes: total))
         for (m, e) in zip(plan, entries) {
@@ -109,7 +110,11 @@ struct Quantizer {
         let header = WeightCacheFile.header(format: packedFormat, fingerprint: fingerprint, entries: entries,
                                             dataOffset: dataOffset, size: size)
         header.withUnsafeBytes { memory.base.copyMemory(from: $0.baseAddress!, byteCount: header.count) }
-        let path = write(memory, places: places, notices: &notices)
+        let quantised = done
+        let path = write(memory, places: places, notices: &notices) { written in
+            progress?(QuantizationProgress(format: format, doneBytes: quantised + written, totalBytes: total))
+        }
+        if done < total { progress?(QuantizationProgress(format: format, doneBytes: total, totalBytes: total)) }
         let file = WeightCacheFile(path: path, reused: false, memory: memory)
         return Result(weights: packed(weights, entries, file), file: file, notices: notices)
     }
@@ -194,7 +199,8 @@ struct Quantizer {
     /// Writes the cache to a temporary file (space reserved first) in the first place that takes
     /// it, flushes it and renames it into place, removing this model's older caches there.
     /// Returns its path, or nil with a notice saying why none could be written.
-    func write(_ memory: WeightMemory, places: [Place], notices: inout [String]) -> String? {
+    func write(_ memory: WeightMemory, places: [Place], notices: inout [String],
+               written: (Int) -> Void) -> String? {
         var reasons: [String] = []
         for place in places {
             try? FileManager.default.createDirectory(atPath: place.directory, withIntermediateDirectories: true)
@@ -212,6 +218,7 @@ struct Quantizer {
                 let n = pwrite(fd, memory.base + at, min(64 << 20, memory.size - at), off_t(at))
                 if n <= 0 { failure = String(cString: strerror(n < 0 ? errno : EIO)); break }
                 at += n
+                written(min(at, memory.size - 1))
             }
             if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
             close(fd)

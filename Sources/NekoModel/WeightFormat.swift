@@ -19,7 +19,8 @@ public enum WeightCachePolicy: Sendable, Equatable {
     case disabled
 }
 
-/// How far the first quantisation of a model has got (bytes of stored weights done).
+/// How far the first quantisation of a model has got: bytes of stored weights quantised, then
+/// bytes of the cache file written.
 public struct QuantizationProgress: Sendable {
     public let format: WeightFormat
     public let doneBytes: Int
