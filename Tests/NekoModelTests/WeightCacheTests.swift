@@ -20,6 +20,11 @@ import Testing
         try model.forward([1, 2, 3, 4], cache: try model.makeCache(capacity: 8), logits: .all, context: ForwardContext(threads: 1))
     }
 
+    /// Equal up to the SIMD level (the kernel tests may force another one while these run).
+    func same(_ a: [Float], _ b: [Float]) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * (1 + abs($1)) }
+    }
+
     func cacheFiles(_ dir: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".nkc") }.sorted()
     }
@@ -41,7 +46,7 @@ import Testing
         let second = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: format,
                                             cache: .directory(dir)) { _ in again += 1 }
         #expect(second.weightCache?.reused == true && again == 0)
-        #expect(try logits(first) == logits(second))
+        #expect(same(try logits(first), try logits(second)))
     }
 
     /// A cache that is not in the page cache is mapped in place (a fast cold start) and gives
@@ -57,10 +62,10 @@ import Testing
         close(fd)
         let cold = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         #expect(cold.weightCache?.reused == true && cold.weightCache?.mapped == true)
-        #expect(try logits(cold) == reference)
+        #expect(same(try logits(cold), reference))
         let again = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         #expect(again.weightCache?.mapped == false)   // now it is in the page cache: read into memory
-        #expect(try logits(again) == reference)
+        #expect(same(try logits(again), reference))
     }
 
     /// Truncation, a flipped header byte, a flipped index byte, a flipped magic: each is detected
@@ -84,7 +89,7 @@ import Testing
         let rebuilt = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         #expect(rebuilt.weightCache?.reused == false)
         #expect(rebuilt.notices.contains { $0.contains(path) && $0.contains("unusable") }, "\(rebuilt.notices)")
-        #expect(try logits(rebuilt) == reference)
+        #expect(same(try logits(rebuilt), reference))
         let third = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         #expect(third.weightCache?.reused == true && third.notices.isEmpty)
     }
@@ -99,7 +104,7 @@ import Testing
         #expect(model.notices.contains { $0.contains("cannot write") && $0.contains("from memory") }, "\(model.notices)")
         let memory = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q4, cache: .disabled)
         #expect(memory.notices.isEmpty && memory.weightCache?.path == nil)
-        #expect(try logits(model) == logits(memory))
+        #expect(same(try logits(model), try logits(memory)))
     }
 
     @Test func olderCachesOfTheModelAreRemoved() throws {
