@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import NekoKernels
 #if canImport(Glibc)
@@ -129,39 +130,54 @@ public final class WeightCacheFile: @unchecked Sendable {
     /// Reads an existing, validated cache into memory (`threads` reads in parallel); nil with
     /// a reason when the file cannot be read whole.
     ///
-    /// When most of the file is not in the page cache (a cold disk), reading it whole would hold
+    /// When the file is not (98%) in the page cache (a cold disk), reading it whole would hold
     /// the start up for seconds: the file is mapped instead (4 KB pages, read as the model
-    /// touches them), and the start stays well under a second.
+    /// touches them), and the start stays well under a second. The same when the copy into
+    /// huge pages does not finish within 0.7 s.
     static func read(path: String, size: Int, pool: WorkerPool) -> (WeightCacheFile?, String?) {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return (nil, "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        if let mapped = WeightMemory(mapping: fd, size: size), mapped.residentFraction() < 0.98 {
-            madvise(mapped.base, size, MADV_WILLNEED)
-            return (WeightCacheFile(path: path, reused: true, memory: mapped), nil)
+        guard let mapped = WeightMemory(mapping: fd, size: size) else {
+            return (nil, "cannot mmap: \(String(cString: strerror(errno)))")
         }
+        if mapped.residentFraction() < 0.98 { return (inPlace(path, mapped), nil) }
+        // Copy into huge pages — unless that gets slow (the kernel compacting memory for them on
+        // a busy machine): past the deadline the copy stops and the mapping is used.
         let memory: WeightMemory
-        do { memory = try WeightMemory(size: size) } catch { return (nil, "\(error)") }
-        let piece = 64 << 20, pieces = (size + piece - 1) / piece
-        let failures = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, pieces))
-        failures.initialize(repeating: 0, count: max(1, pieces))
-        defer { failures.deallocate() }
+        do { memory = try WeightMemory(size: size) } catch { return (inPlace(path, mapped), nil) }
+        let piece = 32 << 20, pieces = (size + piece - 1) / piece
+        let start = DispatchTime.now().uptimeNanoseconds, budget: UInt64 = 700_000_000
+        let status = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, pieces))   // 0 done, errno, or -1 skipped
+        status.initialize(repeating: -1, count: max(1, pieces))
+        defer { status.deallocate() }
         let base = memory.base
         pool.parallelRanges(pieces) { begin, end in
             for i in begin..<end {
-                var at = i * piece
+                // Stop when past the budget, or when the pace so far would overrun it.
+                let elapsed = DispatchTime.now().uptimeNanoseconds - start, done = i - begin
+                if elapsed > budget || (done >= 2 && elapsed / UInt64(done) * UInt64(end - begin) > budget) { return }
+                var at = i * piece, failure: Int32 = 0
                 let stop = min(size, at + piece)
                 while at < stop {
                     let n = pread(fd, base + at, stop - at, off_t(at))
-                    if n <= 0 { failures[i] = n < 0 ? errno : EIO; break }
+                    if n <= 0 { failure = n < 0 ? errno : EIO; break }
                     at += n
                 }
+                status[i] = failure
             }
         }
-        if let bad = (0..<pieces).first(where: { failures[$0] != 0 }) {
-            return (nil, "cannot read: \(String(cString: strerror(failures[bad])))")
+        if let bad = (0..<pieces).first(where: { status[$0] > 0 }) {
+            return (nil, "cannot read: \(String(cString: strerror(status[bad])))")
         }
+        if (0..<pieces).contains(where: { status[$0] != 0 }) { return (inPlace(path, mapped), nil) }
         return (WeightCacheFile(path: path, reused: true, memory: memory), nil)
+    }
+
+    /// The cache file mapped in place, with the kernel asked to read it ahead.
+    static func inPlace(_ path: String, _ mapped: WeightMemory) -> WeightCacheFile {
+        madvise(mapped.base, mapped.size, MADV_WILLNEED)
+        return WeightCacheFile(path: path, reused: true, memory: mapped)
     }
 }
 

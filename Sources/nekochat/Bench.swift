@@ -173,7 +173,7 @@ struct Bench: ParsableCommand {
         guard let cache = model.weightCache else { return "" }
         guard let path = cache.path else { return " (quantised in memory, not cached)" }
         if !cache.reused { return " (quantised and cached in \(path))" }
-        return " (weights cache \(path)\(cache.mapped ? ", mapped in place: it was not in the page cache" : ", read into huge pages"))"
+        return " (weights cache \(path)\(cache.mapped ? ", mapped in place: not all in the page cache, or the copy was slow" : ", read into huge pages"))"
     }
 
     /// Phase by phase: time per step, share of the total, and weight bytes streamed per second.
