@@ -142,7 +142,8 @@ void nk_run_matvecs_serial(const nk_matvec *jobs, int64_t njobs);
 double nk_measure_read_bandwidth(nk_pool *pool, size_t bytes, int passes);
 /// The same, each pass's rate into rates[0 ..< passes].
 void nk_measure_read_bandwidth_passes(nk_pool *pool, size_t bytes, int passes, double *rates);
-/// Each pass's read bandwidth over existing memory (e.g. a model's weights), untouched first.
+/// Each pass's read bandwidth over existing memory (e.g. a model's weights), after one untimed
+/// pass that faults it in.
 void nk_measure_read_bandwidth_of(nk_pool *pool, const void *memory, size_t bytes, int passes, double *rates);
 /// Float32 FMA throughput of all pool threads (FLOP/s, an FMA = 2), at the current SIMD level.
 double nk_measure_fma_peak(nk_pool *pool, double seconds);
