@@ -133,7 +133,7 @@ public final class WeightCacheFile: @unchecked Sendable {
     /// When the file is not (98%) in the page cache (a cold disk), reading it whole would hold
     /// the start up for seconds: the file is mapped instead (4 KB pages, read as the model
     /// touches them), and the start stays well under a second. The same when the copy into
-    /// huge pages does not finish within 0.7 s.
+    /// huge pages would not finish within 0.8 s.
     static func read(path: String, size: Int, pool: WorkerPool) -> (WeightCacheFile?, String?) {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return (nil, "cannot open: \(String(cString: strerror(errno)))") }
@@ -147,7 +147,7 @@ public final class WeightCacheFile: @unchecked Sendable {
         let memory: WeightMemory
         do { memory = try WeightMemory(size: size) } catch { return (inPlace(path, mapped), nil) }
         let piece = 32 << 20, pieces = (size + piece - 1) / piece
-        let start = DispatchTime.now().uptimeNanoseconds, budget: UInt64 = 700_000_000
+        let start = DispatchTime.now().uptimeNanoseconds, budget: UInt64 = 800_000_000
         let status = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, pieces))   // 0 done, errno, or -1 skipped
         status.initialize(repeating: -1, count: max(1, pieces))
         defer { status.deallocate() }
@@ -156,7 +156,8 @@ public final class WeightCacheFile: @unchecked Sendable {
             for i in begin..<end {
                 // Stop when past the budget, or when the pace so far would overrun it.
                 let elapsed = DispatchTime.now().uptimeNanoseconds - start, done = i - begin
-                if elapsed > budget || (done >= 2 && elapsed / UInt64(done) * UInt64(end - begin) > budget) { return }
+                let share = end - begin
+                if elapsed > budget || (done >= max(2, share / 4) && elapsed / UInt64(done) * UInt64(share) > budget) { return }
                 var at = i * piece, failure: Int32 = 0
                 let stop = min(size, at + piece)
                 while at < stop {
