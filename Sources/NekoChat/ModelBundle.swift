@@ -69,9 +69,12 @@ public final class ModelBundle: @unchecked Sendable {
     /// EOS ids: config.json's, generation_config.json's and the tokenizer's `eos_token`, united.
     public let eosTokenIds: Set<Int>
 
-    public init(directory: String) throws {
+    /// Loads the model directory with its weights in `weights` (quantised ones are cached;
+    /// `progress` sees the first quantisation).
+    public init(directory: String, weights: WeightFormat = .bf16,
+                progress: ((QuantizationProgress) -> Void)? = nil) throws {
         self.directory = directory
-        model = try NekoMindModel.load(directory: directory)
+        model = try NekoMindModel.load(directory: directory, weights: weights, progress: progress)
         let generationPath = directory + "/generation_config.json"
         generationConfig = try GenerationConfig.load(path: generationPath)
         for id in generationConfig.eosTokenIds where id < 0 || id >= model.config.vocabSize {

@@ -7,11 +7,16 @@ extension RoutingStep {
     /// Token `t` of a model's routing record as a step.
     public init(record: RoutingRecord, token t: Int, id: Int, text: String, isPrompt: Bool) {
         self.init(layers: record.moeLayers, experts: [], weights: [], tokenId: id, token: text, isPrompt: isPrompt)
+        var gates: [Float] = []
         for slot in record.moeLayers.indices {
             let choice = record.choice(token: t, slot: slot)
             experts.append(choice.experts)
             weights.append(choice.weights)
+            gates.append(choice.sharedGate ?? .nan)
+            routerEntropy.append(choice.routerEntropy)
         }
+        // NaN marks a layer without a gate; none at all: no gates.
+        sharedGate = gates.allSatisfy(\.isNaN) ? [] : gates
     }
 
     /// The step's records for a `RoutingTrace`, one per MoE layer (a NaN gate: no gate there).

@@ -1,20 +1,22 @@
 import CNekoKernels
 import COpenBLAS
 
-/// Reusable float32 scratch memory, grown on demand.
+/// Reusable float32 scratch memory, grown on demand (64-byte aligned).
 public final class ScratchBuffer: @unchecked Sendable {
     public private(set) var capacity = 0
-    public private(set) var pointer = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    public private(set) var pointer = UnsafeMutablePointer<Float>(
+        UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64).assumingMemoryBound(to: Float.self))
 
     public init() {}
-    deinit { pointer.deallocate() }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 
-    /// At least `count` floats; the contents are undefined.
+    /// At least `count` floats; the contents are undefined (kept when the buffer does not grow).
     public func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > capacity {
-            pointer.deallocate()
+            UnsafeMutableRawPointer(pointer).deallocate()
             capacity = max(count, capacity * 2)
-            pointer = .allocate(capacity: capacity)
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64)
+                .assumingMemoryBound(to: Float.self)
         }
         return pointer
     }
@@ -22,14 +24,13 @@ public final class ScratchBuffer: @unchecked Sendable {
 
 /// The kernels the model calls by name. No knowledge of layers here: matrices and vectors only.
 public enum Kernels {
-    /// Below this many tokens a weight matrix is streamed row by row (`nk_matmul_rows`);
-    /// from it on, blocks of rows are converted to float32 and multiplied with `cblas_sgemm`.
+    /// Below this many tokens a matrix product is memory-bound (each weight row streamed once
+    /// against all tokens); from it on the row kernels switch to compute tiles.
     public static let gemmThreshold = 8
 
-    /// How `linear` multiplies: chosen by batch size, or forced (tests compare the two).
+    /// How `linear` multiplies: the row kernels through the pool (`rows`, `auto`), or, for
+    /// comparison, blocks converted to float32 and multiplied by OpenBLAS `sgemm` (`gemm`).
     public enum Method: Sendable { case auto, rows, gemm }
-    /// Elements converted per `sgemm` block: 4 MB of float32, cache-friendly and bounded.
-    static let blockElements = 1 << 20
 
     /// `y[t, r] = Σ_c W[r, c] · x[t, c]` for `t < tokens`, `r < W.rows`.
     /// `x` is `(tokens, ldx)` with `ldx ≥ W.cols`; `y` is `(tokens, ldy)` with `ldy ≥ W.rows`.
@@ -39,37 +40,35 @@ public enum Kernels {
                               pool: WorkerPool, scratch: ScratchBuffer, method: Method = .auto) {
         let ldx = ldx ?? w.cols, ldy = ldy ?? w.rows
         guard tokens > 0, w.rows > 0 else { return }
-        if method == .rows || (method == .auto && tokens < gemmThreshold) {
-            pool.parallelRanges(w.rows, minChunk: 16) { begin, end in
-                nk_matmul_rows(w.base, w.dtype.c, w.cols, begin, end, x, tokens, ldx, y, ldy)
-            }
+        if method == .gemm && !w.format.isPacked {
+            sgemmLinear(x, tokens: tokens, ldx: ldx, w, y, ldy: ldy, scratch: scratch)
             return
         }
-        let blockRows = max(1, min(w.rows, blockElements / max(1, w.cols)))
+        let input = PreparedInput()
+        input.set(x, rows: tokens, ldx: ldx, cols: w.cols)
+        var list = MatVecList()
+        list.add(w, input: input, out: y, ldy: ldy)
+        list.run(pool)
+    }
+
+    /// OpenBLAS on float32 copies of the weights, 4 MB of them at a time (the reference path).
+    static func sgemmLinear(_ x: UnsafePointer<Float>, tokens: Int, ldx: Int, _ w: WeightMatrix,
+                            _ y: UnsafeMutablePointer<Float>, ldy: Int, scratch: ScratchBuffer) {
+        let blockRows = max(1, min(w.rows, (1 << 20) / max(1, w.cols)))
         var r0 = 0
         while r0 < w.rows {
             let nb = min(blockRows, w.rows - r0)
-            let block = w.rows(r0, count: nb)
-            let b: UnsafePointer<Float>
-            if block.dtype == .f32, Int(bitPattern: block.base) % 4 == 0 {
-                b = block.base.assumingMemoryBound(to: Float.self)
-            } else {
-                let buf = scratch.reserve(nb * w.cols)
-                let es = block.dtype.size
-                pool.parallelRanges(nb * w.cols, minChunk: 1 << 16) { begin, end in
-                    nk_to_f32(block.base + begin * es, block.dtype.c, end - begin, buf + begin)
-                }
-                b = UnsafePointer(buf)
-            }
+            let buf = scratch.reserve(nb * w.cols)
+            nk_to_f32(w.base + r0 * w.cols * w.dtype.size, w.dtype.c, nb * w.cols, buf)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
                         Int32(tokens), Int32(nb), Int32(w.cols),
-                        1, x, Int32(ldx), b, Int32(w.cols), 0, y + r0, Int32(ldy))
+                        1, x, Int32(ldx), buf, Int32(w.cols), 0, y + r0, Int32(ldy))
             r0 += nb
         }
     }
 
     /// `C = alpha · A · op(B) + beta · C` in float32, row-major (`op(B)` = Bᵀ when `transposeB`).
-    /// A is (m, k), op(B) is (k, n), C is (m, n).
+    /// A is (m, k), op(B) is (k, n), C is (m, n). Single-threaded (safe inside pool tasks).
     public static func gemm(m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
@@ -104,6 +103,29 @@ public enum Kernels {
     public static func rope(_ x: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>,
                             sin: UnsafePointer<Float>, headDim: Int) {
         nk_rope(x, cos, sin, headDim)
+    }
+
+    /// Decode attention of `group` query heads `q` (group, headDim) sharing one KV head whose
+    /// `count` cached rows are `keys`/`values` (count, headDim): `out` (group, headDim) =
+    /// softmax(q·kᵀ·scale)·v, through `scores` (group, count) of scratch.
+    public static func attendDecode(q: UnsafePointer<Float>, group: Int, headDim: Int,
+                                    keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int,
+                                    scale: Float, scores: UnsafeMutablePointer<Float>,
+                                    out: UnsafeMutablePointer<Float>) {
+        nk_attend_decode(q, Int32(group), Int32(headDim), keys, values, Int64(count), scale, scores, out)
+    }
+
+    /// The same over a half-precision cache (`keys`, `values`: IEEE half bit patterns).
+    public static func attendDecodeHalf(q: UnsafePointer<Float>, group: Int, headDim: Int,
+                                        keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>, count: Int,
+                                        scale: Float, scores: UnsafeMutablePointer<Float>,
+                                        out: UnsafeMutablePointer<Float>) {
+        nk_attend_decode_f16(q, Int32(group), Int32(headDim), keys, values, Int64(count), scale, scores, out)
+    }
+
+    /// `out[i] = half(src[i])` (IEEE half bit patterns, round to nearest even).
+    public static func toHalf(_ src: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<UInt16>) {
+        nk_f32_to_f16_array(src, count, out)
     }
 
     /// `out[i] = float(src[i])` for `n` elements of `dtype`.

@@ -1,8 +1,17 @@
+import NekoKernels
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Keys and values of every layer for positions `0..<length`, float32.
+/// How a KV cache stores keys and values: float32 (as computed; BF16 models, so results match
+/// the float64 reference to float32 rounding) or IEEE half (quantised models: half the bytes
+/// that decode attention streams).
+public enum KVPrecision: Sendable, Equatable {
+    case float32, float16
+    public var bytes: Int { self == .float32 ? 4 : 2 }
+}
+
+/// Keys and values of every layer for positions `0..<length`.
 /// Memory is reserved for `capacity` positions but only touched pages become resident,
 /// so a 32k-token cache costs what the conversation uses.
 public final class KVCache: @unchecked Sendable {
@@ -10,21 +19,25 @@ public final class KVCache: @unchecked Sendable {
     public let layers: Int
     /// Floats per position per layer: kvHeads * headDim.
     public let width: Int
+    public let headDim: Int
+    public let precision: KVPrecision
     /// Positions filled so far.
     public internal(set) var length = 0
     private let storage: UnsafeMutableRawPointer
     private let bytes: Int
 
     /// Reserves the cache; an impossible size is an error naming it, not a crash.
-    public init(config: ModelConfig, capacity: Int) throws {
+    public init(config: ModelConfig, capacity: Int, precision: KVPrecision = .float32) throws {
         self.capacity = max(1, capacity)
+        self.precision = precision
         layers = config.numHiddenLayers
         width = config.numKeyValueHeads * config.headDim
-        var size = 2 * MemoryLayout<Float>.size, overflow = false
+        headDim = max(1, config.headDim)
+        var size = 2 * precision.bytes, overflow = false
         for factor in [layers, self.capacity, width] where !overflow {
             (size, overflow) = size.multipliedReportingOverflow(by: factor)
         }
-        let message = "cannot reserve a KV cache of \(self.capacity) positions × \(layers) layers × \(width) floats"
+        let message = "cannot reserve a KV cache of \(self.capacity) positions × \(layers) layers × \(width) values"
         guard !overflow else { throw ModelError.input(message + " (too large)") }
         bytes = max(1, size)
         let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
@@ -36,69 +49,45 @@ public final class KVCache: @unchecked Sendable {
 
     deinit { munmap(storage, bytes) }
 
-    /// Keys of `layer`: (capacity, kvHeads * headDim).
-    func keys(_ layer: Int) -> UnsafeMutablePointer<Float> {
-        storage.assumingMemoryBound(to: Float.self) + (2 * layer) * capacity * width
+    /// One head's keys (or values) of `layer`: (capacity, headDim) elements of `precision`.
+    /// The cache is head-major, (layer, keys|values, kvHeads, capacity, headDim), so decode
+    /// attention streams a head's rows in order and prefill hands them to sgemm.
+    func rows(layer: Int, head: Int, values: Bool) -> UnsafeMutableRawPointer {
+        let heads = width / headDim
+        return storage + (((2 * layer + (values ? 1 : 0)) * heads + head) * capacity * headDim) * precision.bytes
     }
 
-    /// Values of `layer`: (capacity, kvHeads * headDim).
-    func values(_ layer: Int) -> UnsafeMutablePointer<Float> {
-        storage.assumingMemoryBound(to: Float.self) + (2 * layer + 1) * capacity * width
+    /// Stores the keys and values of `positions` of `layer`: `keys`/`values` are
+    /// (positions.count, kvHeads * headDim) floats, as the projections wrote them.
+    func store(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, layer: Int, positions: Range<Int>) {
+        let heads = width / headDim, bytes = precision.bytes, half = precision == .float16
+        for (kind, src) in [(false, keys), (true, values)] {
+            for head in 0..<heads {
+                let base = rows(layer: layer, head: head, values: kind)
+                for (i, pos) in positions.enumerated() {
+                    let row = src + i * width + head * headDim, dst = base + pos * headDim * bytes
+                    if half {
+                        Kernels.toHalf(row, count: headDim, out: dst.assumingMemoryBound(to: UInt16.self))
+                    } else {
+                        dst.assumingMemoryBound(to: Float.self).update(from: row, count: headDim)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Positions `0..<count` of one head as float32 (count, headDim): the cache itself when it
+    /// holds float32, else converted into `scratch`.
+    func floatRows(layer: Int, head: Int, values: Bool, count: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let src = rows(layer: layer, head: head, values: values)
+        if precision == .float32 { return UnsafePointer(src.assumingMemoryBound(to: Float.self)) }
+        Kernels.toFloat(src, dtype: .f16, count: count * headDim, out: scratch)
+        return UnsafePointer(scratch)
     }
 
     /// Forgets every position from `length` on (the next forward pass overwrites them).
     public func truncate(to length: Int) {
         precondition(length >= 0 && length <= self.length)
         self.length = length
-    }
-}
-
-/// The experts each token was routed to, per MoE layer, in descending weight order
-/// (ties by lower expert index), with the weights the forward pass used.
-public final class RoutingRecord: @unchecked Sendable {
-    public let moeLayers: [Int]
-    public let expertsPerToken: Int
-    /// Tokens recorded so far.
-    public private(set) var tokens = 0
-    private var expertIds: [Int32] = []   // (tokens, moeLayers, k)
-    private var weights: [Float] = []     // (tokens, moeLayers, k)
-
-    public init(moeLayers: [Int], expertsPerToken: Int) {
-        self.moeLayers = moeLayers
-        self.expertsPerToken = expertsPerToken
-    }
-
-    /// Makes room for `count` more tokens and returns the index of the first.
-    func append(count: Int) -> Int {
-        let first = tokens
-        tokens += count
-        let n = tokens * moeLayers.count * expertsPerToken
-        expertIds += repeatElement(0, count: n - expertIds.count)
-        weights += repeatElement(0, count: n - weights.count)
-        return first
-    }
-
-    func set(token: Int, slot: Int, experts: UnsafePointer<Int32>, weights w: UnsafePointer<Float>) {
-        let base = (token * moeLayers.count + slot) * expertsPerToken
-        for j in 0..<expertsPerToken {
-            expertIds[base + j] = experts[j]
-            weights[base + j] = w[j]
-        }
-    }
-
-    /// Experts and weights of token `token` at the `slot`-th MoE layer (`moeLayers[slot]`).
-    public func choice(token: Int, slot: Int) -> (experts: [Int], weights: [Float]) {
-        let base = (token * moeLayers.count + slot) * expertsPerToken
-        return ((0..<expertsPerToken).map { Int(expertIds[base + $0]) },
-                Array(weights[base..<base + expertsPerToken]))
-    }
-
-    /// Drops every token from `count` on.
-    public func truncate(to count: Int) {
-        precondition(count >= 0 && count <= tokens)
-        tokens = count
-        let n = tokens * moeLayers.count * expertsPerToken
-        expertIds.removeLast(expertIds.count - n)
-        weights.removeLast(weights.count - n)
     }
 }

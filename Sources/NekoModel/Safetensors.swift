@@ -67,6 +67,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         if let mapping { munmap(mapping, byteCount) }
     }
 
+    /// The start of the mapping (nil for an empty file).
+    var base: UnsafeRawPointer? { mapping.map { UnsafeRawPointer($0) } }
+
     /// Whether `pointer` lies inside this file's mapping (weights are used in place, not copied).
     func contains(_ pointer: UnsafeRawPointer) -> Bool {
         guard let mapping else { return false }

@@ -1,20 +1,30 @@
 import ArgumentParser
 import Dispatch
+import Foundation
 import NekoChat
 import NekoModel
 import NekoTUI
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time prefill of N tokens and decode of M tokens (random ids, greedy, no EOS stop).")
-
-    enum Weights: String, ExpressibleByArgument, CaseIterable { case bf16, q8 }
+        abstract: "Time prefill of N tokens and decode of M tokens (random ids, greedy, no EOS stop), "
+            + "against the measured read bandwidth and FMA peak of this machine.")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens to prefill.") var promptTokens = 512
     @Option(name: .customLong("gen-tokens"), help: "Tokens to decode.") var genTokens = 128
-    @Option(help: "Weights: bf16 (as stored) or q8.") var weights: Weights = .bf16
     @Option(help: "Seed for the random prompt.") var seed: UInt64 = 1
+    @Option(help: "Also time batched decode of this many sequences at once, e.g. 1,2,4.") var batch: String?
+    @Option(name: .customLong("batch-prompt-tokens"), help: "Prompt tokens of each batched sequence.")
+    var batchPromptTokens = 64
+    @Flag(help: "Also compare the logits of the prompt with BF16's (top-1 agreement, KL divergence).")
+    var quality = false
+    @Flag(name: .customLong("routing-cost"), help: "Also time decode with and without recording routing, interleaved.")
+    var routingCost = false
+
+    @Flag(name: .customLong("no-warmup"), help: "Skip the untimed prefill that faults the weights in first.")
+    var noWarmup = false
+    @Flag(help: "Also print where prefill and decode spend their time, phase by phase.") var profile = false
     @Flag(help: "Print one JSON document.") var json = false
     @Flag(help: "Instead: time redrawing the chat screen at 200×60 after each token (no model needed).") var ui = false
     @Option(name: .customLong("paste-bytes"), help: "With --ui: also time keystrokes in a draft of this many pasted bytes, and its screen once sent.")
@@ -23,6 +33,14 @@ struct Bench: ParsableCommand {
     func validate() throws {
         if !(1...1_000_000).contains(promptTokens) { throw ValidationError("--prompt-tokens must be from 1 to 1000000") }
         if !(0...1_000_000).contains(genTokens) { throw ValidationError("--gen-tokens must be from 0 to 1000000") }
+        if !(1...1_000_000).contains(batchPromptTokens) { throw ValidationError("--batch-prompt-tokens must be from 1 to 1000000") }
+        if let batch { _ = try batchSizes(batch) }
+    }
+
+    func batchSizes(_ text: String) throws -> [Int] {
+        let sizes = try parseIds(text, flag: "--batch")
+        guard sizes.allSatisfy({ $0 >= 1 && $0 <= 64 }) else { throw ValidationError("--batch: sizes must be 1…64") }
+        return sizes
     }
 
     func run() throws {
@@ -31,36 +49,254 @@ struct Bench: ParsableCommand {
             if pasteBytes > 0 { try runPaste() }
             return
         }
-        if weights == .q8 { throw CLIError("--weights q8 is not implemented yet (it arrives with the speed work)") }
+        let threads = modelOptions.threadCount
+        // Measured before the model is loaded, with a pool of the run's threads: 256 MiB ≫ L3.
+        // The host's memory bandwidth moves with its other tenants: 7 passes now and 7 after
+        // decode, their median is the limit (min and max reported too).
+        var passes = Machine.readBandwidthPasses(threads: threads)
+        let peak = Machine.fmaPeak(threads: threads)
+
+        let loadStart = DispatchTime.now()
         let bundle = try modelOptions.loadBundle()
+        let loadSeconds = seconds(since: loadStart)
         let model = bundle.model
         guard promptTokens + genTokens <= model.config.maxPositionEmbeddings else {
             throw CLIError("--prompt-tokens + --gen-tokens = \(promptTokens + genTokens) exceeds the context window \(model.config.maxPositionEmbeddings)")
         }
         var rng = SeededGenerator(seed: seed)
         let prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<model.config.vocabSize, using: &rng) }
-        var request = GenerationRequest(promptIds: prompt)
-        request.maxTokens = genTokens
-        request.sampling.temperature = 0
-        let generator = Generator(model: model, threads: modelOptions.threadCount)
-        let result = try generator.generate(request, contextSize: promptTokens + genTokens)
-        let rss = Output.peakRSS()
-        if json {
-            try Output.json(.object([
-                ("prefill_tokens_per_s", .double(result.prefillTokensPerSecond)),
-                ("decode_tokens_per_s", .double(result.decodeTokensPerSecond)),
-                ("peak_rss_bytes", .int(rss)), ("weights", .string(weights.rawValue)),
-                ("dtype", .string(model.dtype.rawValue)), ("threads", .int(modelOptions.threadCount)),
-                ("prompt_tokens", .int(promptTokens)), ("gen_tokens", .int(result.ids.count)),
-            ]))
-        } else {
-            Output.out("""
-                prefill: \(promptTokens) tokens, \(format(result.prefillTokensPerSecond)) tok/s
-                decode:  \(result.ids.count) tokens, \(format(result.decodeTokensPerSecond)) tok/s
-                peak RSS: \(format(Double(rss) / 1_048_576)) MiB  (weights \(model.dtype.rawValue), \(modelOptions.threadCount) threads)
-
-                """)
+        let context = ForwardContext(threads: threads)
+        if !noWarmup {
+            _ = try model.forward(prompt, cache: try model.makeCache(capacity: promptTokens), logits: .last, context: context)
         }
+
+        let cache = try model.makeCache(capacity: promptTokens + genTokens)
+        let prefillProfile = PhaseProfile(), decodeProfile = PhaseProfile()
+        if profile { context.profile = prefillProfile }
+        let prefillStart = DispatchTime.now()
+        var logits = try model.forward(prompt, cache: cache, logits: .last, context: context)
+        let prefillSeconds = seconds(since: prefillStart)
+        if profile { context.profile = decodeProfile }
+        let decodeStart = DispatchTime.now()
+        for _ in 0..<genTokens {
+            logits = try model.forward([argmax(logits)], cache: cache, logits: .last, context: context)
+        }
+        let decodeSeconds = seconds(since: decodeStart)
+        context.profile = nil
+        let rss = Output.peakRSS()
+        // And the memory the weights live in, read as fast as it goes (the decode limit).
+        var weightPasses = model.weightReadBandwidth(threads: threads, passes: 7)
+        passes += Machine.readBandwidthPasses(threads: threads)
+        passes.sort()
+        weightPasses.sort()
+        let freshBandwidth = passes[passes.count / 2]
+        let bandwidth = weightPasses.isEmpty ? freshBandwidth : weightPasses[weightPasses.count / 2]
+
+        let prefillRate = Double(promptTokens) / prefillSeconds
+        let decodeRate = genTokens > 0 ? Double(genTokens) / decodeSeconds : 0
+        let activeBytes = model.activeWeightBytes
+        let limit = bandwidth / Double(activeBytes)
+        let freshLimit = freshBandwidth / Double(activeBytes)
+        let flops = model.forwardFLOPs(tokens: promptTokens)
+        let gflops = flops / prefillSeconds / 1e9
+        let batched = try batch.map { try timeBatches(try batchSizes($0), model: model, context: context) } ?? []
+        let compared = quality ? try compare(model: model, prompt: prompt, threads: threads) : nil
+        let recording = routingCost ? try timeRouting(model: model, prompt: prompt, context: context) : nil
+        let cpu = Self.cpuName()
+        let simd = Machine.kernels
+
+        if json {
+            var fields: [(String, JSON)] = [
+                ("prefill_tokens_per_s", .double(prefillRate)),
+                ("decode_tokens_per_s", .double(decodeRate)),
+                ("peak_rss_bytes", .int(rss)), ("weights", .string(modelOptions.weights.rawValue)),
+                ("dtype", .string(model.dtype.rawValue)), ("threads", .int(threads)),
+                ("prompt_tokens", .int(promptTokens)), ("gen_tokens", .int(genTokens)),
+                ("cpu", .string(cpu)), ("simd", .string(simd)),
+                ("read_bandwidth_bytes_per_s", .double(bandwidth)),
+                ("read_bandwidth_source", .string("weights")),
+                ("fresh_read_bandwidth_bytes_per_s", .double(freshBandwidth)),
+                ("fresh_read_bandwidth_min_bytes_per_s", .double(passes.first!)),
+                ("fresh_read_bandwidth_max_bytes_per_s", .double(passes.last!)),
+                ("decode_fraction_of_fresh_limit", .double(decodeRate / freshLimit)),
+                ("active_weight_bytes_per_token", .int(activeBytes)),
+                ("decode_limit_tokens_per_s", .double(limit)),
+                ("decode_fraction_of_limit", .double(decodeRate / limit)),
+                ("prefill_gflops", .double(gflops)),
+                ("fma_peak_gflops", .double(peak / 1e9)),
+                ("prefill_fraction_of_peak", .double(gflops * 1e9 / peak)),
+                ("load_seconds", .double(loadSeconds)),
+                ("weights_cache", model.weightCache?.path.map { .string($0) } ?? .null),
+                ("weights_cache_reused", .bool(model.weightCache?.reused ?? false)),
+                ("weights_cache_mapped", .bool(model.weightCache?.mapped ?? false)),
+            ]
+            if !batched.isEmpty {
+                fields.append(("batched_decode", .array(batched.map {
+                    .object([("sequences", .int($0.sequences)), ("tokens_per_s", .double($0.rate))])
+                })))
+            }
+            if let recording {
+                fields.append(("routing_record_overhead", .double(recording.overhead)))
+                fields.append(("routing_record_time_share", .double(recording.share)))
+            }
+            if let compared {
+                fields.append(("top1_agreement", .double(compared.top1)))
+                fields.append(("kl_divergence_mean", .double(compared.kl)))
+                fields.append(("kl_divergence_max", .double(compared.klMax)))
+            }
+            try Output.json(.object(fields))
+            return
+        }
+        var text = """
+            cpu: \(cpu), kernels \(simd), \(threads) threads
+            read bandwidth (\(threads) threads): the weights' own memory \(format(bandwidth / 1e9)) GB/s (median of \(weightPasses.count) passes after decode); fresh 256 MiB \(format(freshBandwidth / 1e9)) GB/s (median of \(passes.count) passes before and after, \(format(passes.first! / 1e9))–\(format(passes.last! / 1e9)))
+            weights \(modelOptions.weights.rawValue) (stored \(model.dtype.rawValue)): \(format(Double(activeBytes) / 1e6)) MB read per token → limit \(format(limit)) tok/s (fresh-memory limit \(format(freshLimit)))
+            load: \(String(format: "%.2f", loadSeconds)) s\(cacheNote(model))
+            prefill: \(promptTokens) tokens, \(format(prefillRate)) tok/s, \(format(gflops)) GFLOP/s = \(percent(gflops * 1e9 / peak)) of the FMA peak \(format(peak / 1e9)) GFLOP/s
+                     (peak measured: 12 independent FMA chains per thread, \(simd) vectors, all threads)
+            decode:  \(genTokens) tokens, \(format(decodeRate)) tok/s = \(percent(decodeRate / limit)) of the bandwidth limit (\(percent(decodeRate / freshLimit)) of the fresh-memory one)
+            peak RSS: \(format(Double(rss) / 1_048_576)) MiB
+
+            """
+        if profile {
+            text += profileTable("prefill", prefillProfile, seconds: prefillSeconds, steps: 1)
+            text += profileTable("decode", decodeProfile, seconds: decodeSeconds, steps: max(1, genTokens))
+        }
+        for b in batched {
+            text += "batched decode: \(b.sequences) sequences, \(format(b.rate)) tok/s in all\n"
+        }
+        if let recording {
+            text += String(format: "recording routing: %.3f%% of decode time inside the recording; %+.2f%% decode time with it (median of 30 interleaved pairs)\n",
+                           100 * recording.share, 100 * recording.overhead)
+        }
+        if let compared {
+            text += "vs bf16 over the prompt: top-1 agreement \(percent(compared.top1)), KL divergence mean \(String(format: "%.5f", compared.kl)), max \(String(format: "%.4f", compared.klMax))\n"
+        }
+        Output.out(text)
+    }
+
+    func cacheNote(_ model: NekoMindModel) -> String {
+        guard let cache = model.weightCache else { return "" }
+        guard let path = cache.path else { return " (quantised in memory, not cached)" }
+        if !cache.reused { return " (quantised and cached in \(path))" }
+        return " (weights cache \(path)\(cache.mapped ? ", mapped in place: not all in the page cache, or the copy was slow" : ", read into huge pages"))"
+    }
+
+    /// Phase by phase: time per step, share of the total, and weight bytes streamed per second.
+    func profileTable(_ title: String, _ p: PhaseProfile, seconds: Double, steps: Int) -> String {
+        var text = "\(title) profile (per step; \(steps) steps):\n"
+        var accounted = 0.0
+        for (name, e) in p.entries.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+            accounted += e.seconds
+            let rate = e.bytes > 0 ? String(format: ", %.1f GB/s", Double(e.bytes) / e.seconds / 1e9) : ""
+            text += String(format: "  %-14@ %8.3f ms %6.1f%%  %5d calls%@\n", name as NSString,
+                           e.seconds / Double(steps) * 1e3, 100 * e.seconds / seconds, e.calls / steps, rate as NSString)
+        }
+        text += String(format: "  %-14@ %8.3f ms %6.1f%%\n", "rest" as NSString, (seconds - accounted) / Double(steps) * 1e3,
+                       100 * (seconds - accounted) / seconds)
+        return text
+    }
+
+    func percent(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
+
+    func argmax(_ logits: [Float]) -> Int {
+        var best = 0
+        for i in logits.indices where logits[i] > logits[best] { best = i }
+        return best
+    }
+
+    /// Aggregate decode rate of N sequences decoded together (`decode(tokens:caches:routing:)`).
+    func timeBatches(_ sizes: [Int], model: NekoMindModel, context: ForwardContext) throws -> [(sequences: Int, rate: Double)] {
+        var results: [(Int, Double)] = []
+        for n in sizes {
+            var rng = SeededGenerator(seed: seed &+ UInt64(n))
+            var caches: [KVCache] = []
+            var next: [Int] = []
+            for _ in 0..<n {
+                let cache = try model.makeCache(capacity: batchPromptTokens + genTokens + 1)
+                let p = (0..<batchPromptTokens).map { _ in Int.random(in: 0..<model.config.vocabSize, using: &rng) }
+                next.append(argmax(try model.forward(p, cache: cache, logits: .last, context: context)))
+                caches.append(cache)
+            }
+            let steps = max(1, genTokens)
+            let start = DispatchTime.now()
+            for _ in 0..<steps {
+                next = try model.decode(tokens: next, caches: caches, routing: [], context: context).map(argmax)
+            }
+            results.append((n, Double(n * steps) / seconds(since: start)))
+        }
+        return results
+    }
+
+    /// Decode time with a routing record over decode time without, minus 1: the median over
+    /// 30 back-to-back pairs of 8-token decodes (with, without) from the same cached prompt.
+    func timeRouting(model: NekoMindModel, prompt: [Int], context: ForwardContext) throws -> (overhead: Double, share: Double) {
+        let cache = try model.makeCache(capacity: prompt.count + 9)
+        let first = argmax(try model.forward(prompt, cache: cache, logits: .last, context: context))
+        let record = model.makeRoutingRecord()
+        func run(_ routing: RoutingRecord?) throws -> Double {
+            let start = DispatchTime.now()
+            var token = first
+            for _ in 0..<8 {
+                token = argmax(try model.forward([token], cache: cache, logits: .last, routing: routing, context: context))
+            }
+            let t = seconds(since: start)
+            cache.truncate(to: prompt.count)
+            record.truncate(to: 0)
+            return t
+        }
+        // The direct measure: time inside the recording itself, over the decode time.
+        let profile = PhaseProfile()
+        context.profile = profile
+        let recorded = try run(record)
+        context.profile = nil
+        let share = (profile.entries["record_routing"]?.seconds ?? 0) / recorded
+        var ratios: [Double] = []
+        for pair in 0..<30 {
+            // Alternate which goes first, so a drift in the machine's speed cancels out.
+            let (a, b) = pair % 2 == 0 ? (try run(record), try run(nil)) : (try run(nil), try run(record))
+            ratios.append(pair % 2 == 0 ? a / b : b / a)
+        }
+        return (ratios.sorted()[ratios.count / 2] - 1, share)
+    }
+
+    /// Top-1 agreement and KL(p_bf16 ‖ p_this) over every prompt position.
+    func compare(model: NekoMindModel, prompt: [Int], threads: Int) throws -> (top1: Double, kl: Double, klMax: Double) {
+        let reference = try NekoMindModel.load(directory: model.directory)
+        let context = ForwardContext(threads: threads)
+        let a = try reference.forward(prompt, cache: try reference.makeCache(capacity: prompt.count), logits: .all, context: context)
+        let b = try model.forward(prompt, cache: try model.makeCache(capacity: prompt.count), logits: .all, context: context)
+        let vocab = model.config.vocabSize
+        var agree = 0, klSum = 0.0, klMax = 0.0
+        for t in 0..<prompt.count {
+            let ra = a[t * vocab..<(t + 1) * vocab], rb = b[t * vocab..<(t + 1) * vocab]
+            if argmax(Array(ra)) == argmax(Array(rb)) { agree += 1 }
+            let la = logSoftmax(ra), lb = logSoftmax(rb)
+            var kl = 0.0
+            for i in 0..<vocab where la[i] > -80 { kl += exp(la[i]) * (la[i] - lb[i]) }
+            klSum += kl
+            klMax = max(klMax, kl)
+        }
+        return (Double(agree) / Double(prompt.count), klSum / Double(prompt.count), klMax)
+    }
+
+    func logSoftmax(_ x: ArraySlice<Float>) -> [Double] {
+        let m = Double(x.max() ?? 0)
+        let z = x.reduce(0.0) { $0 + exp(Double($1) - m) }
+        let lz = m + log(z)
+        return x.map { Double($0) - lz }
+    }
+
+    static func cpuName() -> String {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown CPU" }
+        for line in info.split(separator: "\n") where line.hasPrefix("model name") {
+            if let colon = line.firstIndex(of: ":") { return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces) }
+        }
+        return "unknown CPU"
+    }
+
+    func seconds(since start: DispatchTime) -> Double {
+        max(1e-9, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
     }
 
     /// Per token the chat applies a text delta and a routing step, renders the 200×60 grid and

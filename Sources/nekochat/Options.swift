@@ -3,7 +3,9 @@ import Foundation
 import NekoChat
 import NekoModel
 
-/// `--model` and `--threads`, shared by every command that loads a model.
+extension WeightFormat: ExpressibleByArgument {}
+
+/// `--model`, `--threads` and `--weights`, shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
     @Option(help: "A Hugging Face style model directory (default: $NEKOCHAT_MODEL).")
     var model: String?
@@ -11,15 +13,26 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Worker threads (default: the number of cores).")
     var threads: Int?
 
+    @Option(help: "Weights: bf16 (as stored), q8 or q4 (quantised at first use and cached).")
+    var weights: WeightFormat = .bf16
+
     func validate() throws {
         if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be from 1 to 256") }
     }
 
     var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
 
-    /// Loads the bundle (from `location`, else resolving `--model`) and prints the loader's notices to stderr.
+    /// Loads the bundle (from `location`, else resolving `--model`) and prints the loader's notices
+    /// and the first quantisation's progress to stderr.
     func loadBundle(_ location: ModelLocation? = nil) throws -> ModelBundle {
-        let bundle = try ModelBundle(directory: try (location ?? ModelLocation.resolve(model)).directory)
+        var shown = -1
+        let bundle = try ModelBundle(directory: try (location ?? ModelLocation.resolve(model)).directory,
+                                     weights: weights) { p in
+            let percent = Int(p.fraction * 100)
+            guard percent != shown else { return }
+            shown = percent
+            Output.err("\rquantising the weights to \(p.format.rawValue): \(percent)%" + (percent == 100 ? "\n" : ""))
+        }
         for notice in bundle.model.notices { Output.err("note: \(notice)\n") }
         return bundle
     }
@@ -88,7 +101,8 @@ func parseIds(_ text: String, flag: String) throws -> [Int] {
     return ids
 }
 
-/// Routing records as CLI.md's JSON: per token, per MoE layer.
+/// Routing records as CLI.md's JSON: per token, per MoE layer (ROUTING.md's record: experts,
+/// weights, `shared_gate` when the layer has one, `router_entropy` in bits).
 func routingJSON(_ record: RoutingRecord) -> JSON {
     RoutingStep.recordJSON((0..<record.tokens).map { RoutingStep(record: record, token: $0, id: -1, text: "", isPrompt: false) })
 }

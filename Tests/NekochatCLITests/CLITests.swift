@@ -119,8 +119,23 @@ enum CLI {
         #expect(r.status == 1 && r.stderr == "error: /nonexistent/config.json: cannot read the file\n")
         r = try CLI.run(["score", "--model", CLI.model(name), "--ids", "1,2,128", "--json"])
         #expect(r.status == 1 && isOneErrorLine(r) && r.stderr.contains("128") && r.stderr.contains("vocab_size"))
-        r = try CLI.run(["bench", "--model", CLI.model(name), "--weights", "q8"])
-        #expect(r.status == 1 && isOneErrorLine(r))
+        r = try CLI.run(["bench", "--model", CLI.model(name), "--weights", "q5"])
+        #expect(r.status == 2 && isOneErrorLine(r) && r.stderr.contains("q5"), "\(r.stderr)")
+    }
+
+    /// `--weights q8|q4` quantise at first use and keep the result beside the model (a copy here,
+    /// so the fixture stays as it is); the second run reuses it and gives the same ids.
+    @Test func quantisedWeightsAreCachedAndReused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("q-\(UUID().uuidString)").path
+        try FileManager.default.copyItem(atPath: CLI.model(name), toPath: dir)
+        for format in ["q8", "q4"] {
+            let args = ["generate", "--model", dir, "--weights", format, "--prompt-ids", "1,2,3", "--temperature", "0", "--max-tokens", "4", "--json"]
+            let first = try CLI.run(args), second = try CLI.run(args)
+            #expect(first.status == 0 && second.status == 0, "\(first.stderr) \(second.stderr)")
+            #expect((first.json?["ids"] as? [Int])?.count == 4 && first.json?["ids"] as? [Int] == second.json?["ids"] as? [Int])
+        }
+        let cached = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/.nekochat")) ?? []
+        #expect(cached.count >= 2, "\(cached)")
     }
 
     @Test func infoDefaultsToTheBuiltInDemoModel() throws {

@@ -31,7 +31,13 @@ Choices where SPEC.md is silent (each is logged when it applies):
   * an unsupported rope type (rope_parameters.rope_type other than "default", or rope_scaling) or a
     hidden_act other than silu is a load error rather than a silent wrong answer.
 
-CLI:  python nekomind_ref.py DIR --ids 1,2,3 [--greedy 8] [--routing] [--routing-json] [--dtype float32]
+Named intermediates (llama.cpp's cb(cur, name, il)): forward(..., trace=fn) calls fn(name, layer,
+tensor) with the same names as the Swift engine's ForwardContext.trace (layer -1 for none):
+embed, attn_norm, q, k, v (q/k after QK-norm and RoPE), attn_out (before o_proj), ffn_norm,
+router_probs (softmax over all experts), expert_out (weighted sum of the routed experts),
+shared_gate (sigmoid gate), shared_out (gated shared expert), layer_out, final_norm.
+
+CLI:  python nekomind_ref.py DIR --ids 1,2,3 [--greedy 8] [--routing] [--routing-json] [--dtype float32] [--dump FILE]
 """
 from __future__ import annotations
 
@@ -40,213 +46,13 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field
 
 import torch
-from safetensors import safe_open
 
-ALLOWED_DTYPES = {"BF16", "F16", "F32"}
-EXPERT_COUNT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts")
-
-
-class LoadError(Exception):
-    pass
-
-
-def _default_log(msg: str) -> None:
-    print(f"[nekomind_ref] {msg}", file=sys.stderr)
-
-
-# --------------------------------------------------------------------------------------------
-# config.json
-# --------------------------------------------------------------------------------------------
-@dataclass
-class NekoConfig:
-    hidden_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    head_dim: int
-    vocab_size: int
-    intermediate_size: int | None
-    moe_intermediate_size: int | None
-    shared_expert_intermediate_size: int | None
-    num_experts: int
-    num_experts_per_tok: int | None
-    norm_topk_prob: bool
-    mlp_only_layers: list
-    first_k_dense_replace: int
-    decoder_sparse_step: int
-    rms_norm_eps: float
-    rope_theta: float
-    max_position_embeddings: int | None
-    tie_word_embeddings: bool | None  # None = absent from config.json
-    attention_bias: bool
-    bos_token_id: object = None
-    eos_token_id: object = None
-    raw: dict = field(default_factory=dict)
-
-    def is_moe_layer(self, i: int) -> bool:
-        """SPEC.md: layer i is dense iff i in mlp_only_layers, or i < first_k_dense_replace, or
-        num_experts is 0/absent, or (i+1) % decoder_sparse_step != 0; every other layer is MoE."""
-        if i in self.mlp_only_layers:
-            return False
-        if i < self.first_k_dense_replace:
-            return False
-        if not self.num_experts:
-            return False
-        if (i + 1) % self.decoder_sparse_step != 0:
-            return False
-        return True
-
-    @property
-    def moe_layers(self) -> list:
-        return [i for i in range(self.num_hidden_layers) if self.is_moe_layer(i)]
-
-
-def parse_config(cfg: dict, log=_default_log) -> NekoConfig:
-    def req(key):
-        if cfg.get(key) is None:
-            raise LoadError(f"config.json: required field '{key}' is missing")
-        return cfg[key]
-
-    H = int(req("hidden_size"))
-    L = int(req("num_hidden_layers"))
-    nh = int(req("num_attention_heads"))
-    vocab = int(req("vocab_size"))
-    if cfg.get("num_key_value_heads") is None:
-        nkv = nh
-        log(f"num_key_value_heads absent: using num_attention_heads = {nh}")
-    else:
-        nkv = int(cfg["num_key_value_heads"])
-    if nh % nkv != 0:
-        raise LoadError(f"num_attention_heads {nh} is not a multiple of num_key_value_heads {nkv}")
-    if cfg.get("head_dim") is None:
-        if H % nh != 0:
-            raise LoadError(f"head_dim absent and hidden_size {H} not divisible by {nh} heads")
-        head_dim = H // nh
-    else:
-        head_dim = int(cfg["head_dim"])
-    if head_dim % 2:
-        raise LoadError(f"head_dim {head_dim} must be even for RoPE")
-
-    # expert count: any of three spellings; they must agree when several are present
-    found = {k: cfg[k] for k in EXPERT_COUNT_KEYS if cfg.get(k) is not None}
-    if len(set(found.values())) > 1:
-        raise LoadError(f"config.json: conflicting expert counts {found}")
-    num_experts = int(next(iter(found.values()))) if found else 0
-    if found:
-        log(f"expert count {num_experts} read from '{next(iter(found))}'")
-
-    # rope theta: top-level, else rope_parameters.rope_theta, else 1e6
-    rp = cfg.get("rope_parameters")
-    if cfg.get("rope_scaling") is not None:
-        raise LoadError(f"config.json: rope_scaling {cfg['rope_scaling']} is not supported")
-    if isinstance(rp, dict) and rp.get("rope_type", "default") not in ("default", None):
-        raise LoadError(f"config.json: rope_parameters.rope_type {rp.get('rope_type')!r} is not supported")
-    if cfg.get("rope_theta") is not None:
-        theta = float(cfg["rope_theta"])
-        if isinstance(rp, dict) and rp.get("rope_theta") is not None and float(rp["rope_theta"]) != theta:
-            log(f"rope_theta {theta} and rope_parameters.rope_theta {rp['rope_theta']} differ: using top-level")
-    elif isinstance(rp, dict) and rp.get("rope_theta") is not None:
-        theta = float(rp["rope_theta"])
-        log(f"rope_theta {theta} read from rope_parameters")
-    else:
-        theta = 1e6
-        log("rope_theta absent: default 1e6")
-
-    act = cfg.get("hidden_act", "silu")
-    if act not in ("silu", "swish"):
-        raise LoadError(f"config.json: hidden_act {act!r} is not supported (silu only)")
-
-    ab, qb = cfg.get("attention_bias"), cfg.get("qkv_bias")
-    attention_bias = bool(ab) or bool(qb)
-    if qb is not None:
-        log(f"qkv_bias={qb} (attention_bias={ab}) -> q/k/v biases {'on' if attention_bias else 'off'}")
-
-    step = cfg.get("decoder_sparse_step")
-    step = 1 if step is None else int(step)
-    if step < 1:
-        raise LoadError(f"config.json: decoder_sparse_step {step} must be >= 1")
-
-    c = NekoConfig(
-        hidden_size=H,
-        num_hidden_layers=L,
-        num_attention_heads=nh,
-        num_key_value_heads=nkv,
-        head_dim=head_dim,
-        vocab_size=vocab,
-        intermediate_size=cfg.get("intermediate_size"),
-        moe_intermediate_size=cfg.get("moe_intermediate_size"),
-        shared_expert_intermediate_size=cfg.get("shared_expert_intermediate_size"),
-        num_experts=num_experts,
-        num_experts_per_tok=cfg.get("num_experts_per_tok"),
-        norm_topk_prob=bool(cfg.get("norm_topk_prob", False) or False),
-        mlp_only_layers=list(cfg.get("mlp_only_layers") or []),
-        first_k_dense_replace=int(cfg.get("first_k_dense_replace") or 0),
-        decoder_sparse_step=step,
-        rms_norm_eps=float(cfg.get("rms_norm_eps") if cfg.get("rms_norm_eps") is not None else 1e-6),
-        rope_theta=theta,
-        max_position_embeddings=cfg.get("max_position_embeddings"),
-        tie_word_embeddings=cfg.get("tie_word_embeddings"),
-        attention_bias=attention_bias,
-        bos_token_id=cfg.get("bos_token_id"),
-        eos_token_id=cfg.get("eos_token_id"),
-        raw=cfg,
-    )
-    moe = c.moe_layers
-    if moe:
-        if not c.num_experts_per_tok:
-            raise LoadError("config.json: num_experts_per_tok is required when a layer is MoE")
-        if not (1 <= c.num_experts_per_tok <= c.num_experts):
-            raise LoadError(f"num_experts_per_tok {c.num_experts_per_tok} out of range 1..{c.num_experts}")
-        if c.moe_intermediate_size is None:
-            raise LoadError("config.json: moe_intermediate_size is required when a layer is MoE")
-    if len(moe) < L and c.intermediate_size is None:
-        raise LoadError("config.json: intermediate_size is required when a layer is dense")
-    return c
-
-
-# --------------------------------------------------------------------------------------------
-# safetensors
-# --------------------------------------------------------------------------------------------
-def read_tensors(model_dir: str, log=_default_log) -> dict:
-    """Returns {name: tensor in its stored dtype}. Single file or index + shards."""
-    index_path = os.path.join(model_dir, "model.safetensors.index.json")
-    single = os.path.join(model_dir, "model.safetensors")
-    if os.path.exists(index_path):
-        with open(index_path) as f:
-            weight_map = json.load(f)["weight_map"]
-        files = sorted(set(weight_map.values()))
-        log(f"sharded checkpoint: {len(files)} shards, {len(weight_map)} tensors")
-    elif os.path.exists(single):
-        weight_map = None
-        files = ["model.safetensors"]
-    else:
-        raise LoadError(f"{model_dir}: neither model.safetensors nor model.safetensors.index.json")
-    out = {}
-    for fn in files:
-        with safe_open(os.path.join(model_dir, fn), framework="pt") as f:
-            for name in f.keys():
-                dt = f.get_slice(name).get_dtype()
-                if dt not in ALLOWED_DTYPES:
-                    raise LoadError(f"{fn}: tensor {name} has dtype {dt}; only BF16/F16/F32 are supported")
-                if weight_map is not None and weight_map.get(name) != fn:
-                    raise LoadError(f"{fn}: tensor {name} is not mapped to this shard in the index")
-                if name in out:
-                    raise LoadError(f"tensor {name} appears twice")
-                out[name] = f.get_tensor(name)
-    if weight_map is not None:
-        missing = [n for n in weight_map if n not in out]
-        if missing:
-            raise LoadError(f"index names tensors absent from their shards: {missing[:5]}")
-    return out
-
-
-def load_config_file(model_dir: str) -> dict:
-    with open(os.path.join(model_dir, "config.json")) as f:
-        return json.load(f)
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Config and file reading live in nekomind_config.py; re-exported here for the other scripts.
+from nekomind_config import (ALLOWED_DTYPES, EXPERT_COUNT_KEYS, LoadError, NekoConfig,  # noqa: E402,F401
+                             _default_log, load_config_file, parse_config, read_tensors)
 
 # --------------------------------------------------------------------------------------------
 # the model
@@ -412,7 +218,7 @@ class NekoMindRef:
     def _mlp(self, h, g, u, d):
         return self._lin(torch.nn.functional.silu(self._lin(h, g)) * self._lin(h, u), d)
 
-    def _attention(self, ly, h, cos, sin, cache, start):
+    def _attention(self, ly, h, cos, sin, cache, start, trace=None):
         c = self.cfg
         T = h.shape[0]
         nh, nkv, hd = c.num_attention_heads, c.num_key_value_heads, c.head_dim
@@ -424,6 +230,10 @@ class NekoMindRef:
         if ly["k_norm"] is not None:
             k = self._rmsnorm(k, ly["k_norm"])
         q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+        if trace is not None:
+            trace("q", ly["index"], q.reshape(T, nh * hd))
+            trace("k", ly["index"], k.reshape(T, nkv * hd))
+            trace("v", ly["index"], v.reshape(T, nkv * hd))
         if cache is not None:
             li = ly["index"]
             if li in cache:
@@ -443,9 +253,11 @@ class NekoMindRef:
         scores = scores.masked_fill(kpos > qpos, float("-inf"))
         a = torch.softmax(scores, dim=-1) @ vh[:, None]                      # [nkv, g, T, hd]
         a = a.permute(2, 0, 1, 3).reshape(T, nh * hd).to(self.cd)
+        if trace is not None:
+            trace("attn_out", ly["index"], a)
         return self._lin(a, ly["wo"])
 
-    def _moe(self, ly, h, rec):
+    def _moe(self, ly, h, rec, trace=None):
         c = self.cfg
         k = c.num_experts_per_tok
         logits = self._lin(h, ly["router"])
@@ -462,9 +274,16 @@ class NekoMindRef:
             out = self._mlp(h[tok], ly["e_gate"][e], ly["e_up"][e], ly["e_down"][e])
             y.index_add_(0, tok, out * w[tok, slot].to(self.cd)[:, None])
         sg = None
+        if trace is not None:
+            trace("router_probs", ly["index"], p)
+            trace("expert_out", ly["index"], y)
         if ly["s_gate"] is not None:
             sg = torch.sigmoid(self._lin(h, ly["s_gate_w"]))
-            y = y + sg * self._mlp(h, ly["s_gate"], ly["s_up"], ly["s_down"])
+            shared = sg * self._mlp(h, ly["s_gate"], ly["s_up"], ly["s_down"])
+            if trace is not None:
+                trace("shared_gate", ly["index"], sg.reshape(-1))
+                trace("shared_out", ly["index"], shared)
+            y = y + shared
         if rec is not None:
             # router_entropy: -sum p log2 p over all E probabilities (xlogy: 0 log 0 = 0), bits
             rec[ly["index"]] = {"experts": idx, "weights": w, "probs": p,
@@ -474,9 +293,10 @@ class NekoMindRef:
         return y
 
     @torch.no_grad()
-    def forward(self, ids, cache: dict | None = None, start: int = 0, record: bool = True):
+    def forward(self, ids, cache: dict | None = None, start: int = 0, record: bool = True, trace=None):
         """ids: list/1-D tensor of token ids at positions start..start+T-1.
         cache: dict layer -> (K, V), extended in place (pass {} to start one).
+        trace: optional fn(name, layer, tensor) called with every named intermediate.
         Returns (logits [T, vocab] in compute dtype, routing {layer: {experts, weights, probs}})."""
         c = self.cfg
         ids = torch.as_tensor(ids, dtype=torch.long)
@@ -486,18 +306,39 @@ class NekoMindRef:
         if c.max_position_embeddings and start + T > c.max_position_embeddings:
             raise ValueError("sequence longer than max_position_embeddings")
         x = self.embed[ids].to(self.cd)
+        tr = trace if trace is not None else (lambda name, layer, value: None)
+        tr("embed", -1, x)
         cos, sin = self.rope_cos_sin(torch.arange(start, start + T))
         rec = {} if record else None
         for ly in self.layers:
             h = self._rmsnorm(x, ly["in_norm"])
-            x = x + self._attention(ly, h, cos, sin, cache, start)
+            tr("attn_norm", ly["index"], h)
+            x = x + self._attention(ly, h, cos, sin, cache, start, trace)
             h = self._rmsnorm(x, ly["post_norm"])
+            tr("ffn_norm", ly["index"], h)
             if ly["moe"]:
-                x = x + self._moe(ly, h, rec)
+                x = x + self._moe(ly, h, rec, trace)
             else:
                 x = x + self._mlp(h, ly["gate"], ly["up"], ly["down"])
-        logits = self._lin(self._rmsnorm(x, self.final_norm), self.head)
+            tr("layer_out", ly["index"], x)
+        normed = self._rmsnorm(x, self.final_norm)
+        tr("final_norm", -1, normed)
+        logits = self._lin(normed, self.head)
         return logits, rec
+
+
+def trace_dump(model: "NekoMindRef", ids) -> dict:
+    """Every named intermediate of one forward pass over ids, as
+    {"ids": [...], "values": {name: {layer: [[row values] per token]}}} (floats, 8 digits)."""
+    values: dict = {}
+
+    def keep(name, layer, value):
+        v = value.detach().to(torch.float64)
+        rows = v.reshape(len(ids), -1) if v.dim() > 1 else v.reshape(len(ids), 1)
+        values.setdefault(name, {})[str(layer)] = [[float(f"{x:.8g}") for x in r] for r in rows.tolist()]
+
+    model.forward(ids, trace=keep)
+    return {"ids": [int(i) for i in ids], "values": values}
 
 
 # --------------------------------------------------------------------------------------------
@@ -555,6 +396,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                     help="weights and compute dtype (float32 halves memory for full-size models)")
+    ap.add_argument("--dump", metavar="FILE", help="write every named intermediate of the forward pass as JSON")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     ids = [int(s) for s in a.ids.split(",") if s.strip()]
@@ -580,6 +422,10 @@ def main(argv=None):
     if a.greedy:
         gen, _, _ = greedy(model, ids, a.greedy)
         print("greedy:", ",".join(map(str, gen)))
+    if a.dump:
+        with open(a.dump, "w") as f:
+            json.dump(trace_dump(model, ids), f, separators=(",", ":"))
+        print(f"wrote {a.dump}")
 
 
 if __name__ == "__main__":

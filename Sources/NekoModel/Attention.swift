@@ -1,0 +1,147 @@
+import NekoKernels
+
+extension NekoMindModel {
+    /// x += o_proj(softmax(q·kᵀ/√d + causal mask)·v), with q, k, v from rmsnorm(x), QK-norm and
+    /// RoPE on q and k; each segment's new keys and values are appended to its cache.
+    /// Writes ctx.h (the normed input), ctx.q/k/v, ctx.attn and ctx.proj.
+    func attention(layer l: Int, _ w: AttentionWeights, norm: [Float], x: UnsafeMutablePointer<Float>,
+                   count n: Int, segments: [Segment],
+                   rope: (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>), ctx: ForwardContext) {
+        let hidden = config.hiddenSize, hd = config.headDim
+        let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let qDim = heads * hd, kvDim = kvHeads * hd
+        let h = ctx.h.reserve(n * hidden)                 // (n, hidden)
+        rmsnorm(x, norm, rows: n, out: h)
+        ctx.dump("attn_norm", l, h, n * hidden)
+        ctx.hInput.set(h, rows: n, ldx: hidden, cols: hidden)
+
+        let q = ctx.q.reserve(n * qDim)                   // (n, heads * headDim)
+        let k = ctx.k.reserve(n * kvDim)                  // (n, kvHeads * headDim)
+        let v = ctx.v.reserve(n * kvDim)                  // (n, kvHeads * headDim)
+        ctx.jobs.add(w.q, input: ctx.hInput, out: q, ldy: qDim)
+        ctx.jobs.add(w.k, input: ctx.hInput, out: k, ldy: kvDim)
+        ctx.jobs.add(w.v, input: ctx.hInput, out: v, ldy: kvDim)
+        ctx.runPhase("qkv")
+        func addBias(_ bias: [Float]?, _ out: UnsafeMutablePointer<Float>, _ width: Int) {
+            guard let bias else { return }
+            bias.withUnsafeBufferPointer { b in
+                for t in 0..<n { Kernels.axpy(out + t * width, 1, b.baseAddress!, width) }
+            }
+        }
+        addBias(w.qBias, q, qDim)
+        addBias(w.kBias, k, kvDim)
+        addBias(w.vBias, v, kvDim)
+        ctx.timed("qk_norm_rope") { normAndRotate(q: q, k: k, count: n, w: w, rope: rope, ctx: ctx) }
+        ctx.dump("q", l, q, n * qDim)
+        ctx.dump("k", l, k, n * kvDim)
+        ctx.dump("v", l, v, n * kvDim)
+        for s in segments {
+            s.cache.store(keys: k + s.rows.lowerBound * kvDim, values: v + s.rows.lowerBound * kvDim,
+                          layer: l, positions: s.start..<s.start + s.rows.count)
+        }
+
+        let out = ctx.attn.reserve(n * qDim)              // (n, heads * headDim)
+        ctx.timed("attention") {
+            let singles = segments.filter { $0.rows.count == 1 }
+            if !singles.isEmpty { attendOneRow(singles, layer: l, q: q, out: out, ctx: ctx) }
+            for s in segments where s.rows.count > 1 { attendRows(s, layer: l, q: q, out: out, ctx: ctx) }
+        }
+        ctx.dump("attn_out", l, out, n * qDim)
+
+        ctx.attnInput.set(out, rows: n, ldx: qDim, cols: qDim)
+        let projected = ctx.proj.reserve(n * hidden)      // (n, hidden)
+        ctx.jobs.add(w.o, input: ctx.attnInput, out: projected, ldy: hidden)
+        ctx.runPhase("o_proj")
+        Kernels.axpy(x, 1, projected, n * hidden)
+    }
+
+    /// Per head: rmsnorm over headDim (when the checkpoint has q_norm/k_norm), then RoPE.
+    func normAndRotate(q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, count n: Int,
+                       w: AttentionWeights, rope: (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>),
+                       ctx: ForwardContext) {
+        let hd = config.headDim, half = hd / 2, eps = Float(config.rmsNormEps)
+        let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let qNorm = w.qNorm, kNorm = w.kNorm
+        func normRotate(_ normWeights: [Float]?, _ out: UnsafeMutablePointer<Float>, _ count: Int, _ rows: Range<Int>) {
+            for t in rows {
+                for head in 0..<count {
+                    let vec = out + t * count * hd + head * hd
+                    if let normWeights {
+                        normWeights.withUnsafeBufferPointer { nw in
+                            Kernels.rmsnorm(vec, weight: nw.baseAddress!, count: hd, eps: eps, out: vec)
+                        }
+                    }
+                    Kernels.rope(vec, cos: rope.cos + t * half, sin: rope.sin + t * half, headDim: hd)
+                }
+            }
+        }
+        ctx.pool.parallelRanges(n, minChunk: 16) { begin, end in
+            normRotate(qNorm, q, heads, begin..<end)
+            normRotate(kNorm, k, kvHeads, begin..<end)
+        }
+    }
+
+    /// One query row per segment (decode): a task per (row, KV head) covers the query heads
+    /// that share that KV head, so each cached key and value is read once.
+    func attendOneRow(_ segments: [Segment], layer l: Int, q: UnsafePointer<Float>,
+                      out: UnsafeMutablePointer<Float>, ctx: ForwardContext) {
+        let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let qDim = heads * hd, group = heads / kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        let longest = segments.map { $0.start + 1 }.max() ?? 1
+        let tasks = segments.count * kvHeads
+        let scores = ctx.scores.reserve(tasks * group * longest)  // (tasks, group, longest)
+        let minChunk = longest * group * tasks < 1024 ? tasks : 1   // tiny: not worth a fork
+        ctx.pool.parallelRanges(tasks, minChunk: minChunk) { begin, end in
+            for task in begin..<end {
+                let s = segments[task / kvHeads], kvHead = task % kvHeads, row = s.rows.lowerBound
+                let keys = s.cache.rows(layer: l, head: kvHead, values: false)
+                let values = s.cache.rows(layer: l, head: kvHead, values: true)
+                let qh = q + row * qDim + kvHead * group * hd, oh = out + row * qDim + kvHead * group * hd
+                let sc = scores + task * group * longest
+                if s.cache.precision == .float32 {
+                    Kernels.attendDecode(q: qh, group: group, headDim: hd, keys: keys.assumingMemoryBound(to: Float.self),
+                                         values: values.assumingMemoryBound(to: Float.self), count: s.start + 1,
+                                         scale: scale, scores: sc, out: oh)
+                } else {
+                    Kernels.attendDecodeHalf(q: qh, group: group, headDim: hd, keys: keys.assumingMemoryBound(to: UInt16.self),
+                                             values: values.assumingMemoryBound(to: UInt16.self), count: s.start + 1,
+                                             scale: scale, scores: sc, out: oh)
+                }
+            }
+        }
+    }
+
+    /// Several rows of one sequence (prefill): per head, S = q·kᵀ (rows, context) and
+    /// out = softmax(S)·v through single-threaded sgemm, heads spread over the pool.
+    func attendRows(_ s: Segment, layer l: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                    ctx: ForwardContext) {
+        let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let qDim = heads * hd, group = heads / kvHeads
+        let n = s.rows.count, total = s.start + n, scale = 1 / Float(hd).squareRoot()
+        let qRows = q + s.rows.lowerBound * qDim, outRows = out + s.rows.lowerBound * qDim
+        let half = s.cache.precision == .float16
+        // Per thread: scores (n, total), then for a half-precision cache K and V of one head as
+        // float32 (total, headDim) each.
+        let perThread = n * total + (half ? 2 * total * hd : 0)
+        let scratch = ctx.scores.reserve(ctx.pool.threads * perThread)
+        ctx.pool.parallelChunks(heads) { worker, begin, end in
+            let sc = scratch + worker * perThread
+            for head in begin..<end {
+                let kvHead = head / group
+                let keys = s.cache.floatRows(layer: l, head: kvHead, values: false, count: total, scratch: sc + n * total)
+                let values = s.cache.floatRows(layer: l, head: kvHead, values: true, count: total,
+                                               scratch: sc + n * total + total * hd)
+                Kernels.gemm(m: n, n: total, k: hd, alpha: scale, a: qRows + head * hd, lda: qDim,
+                             b: keys, ldb: hd, transposeB: true, c: sc, ldc: total)
+                for t in 0..<n {
+                    let visible = s.start + t + 1, row = sc + t * total
+                    Kernels.softmax(row, visible)
+                    (row + visible).initialize(repeating: 0, count: total - visible)
+                }
+                Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values, ldb: hd,
+                             transposeB: false, c: outRows + head * hd, ldc: qDim)
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import NekoKernels
+@testable import NekoModel
+import Testing
+
+/// Q8 and Q4 models against BF16: logits of the demo model over held-out text (top-1 agreement,
+/// KL divergence, perplexity), decode against prefill, and every matrix really packed.
+@Suite struct QuantizedModelTests {
+    static let demo = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Sources/nekochat/Resources/DemoModel").path
+
+    struct Score: Decodable { var ids: [Int] }
+
+    func heldOut() throws -> [Int] {
+        let url = Fixtures.root.appendingPathComponent("demo/expected_score.json")
+        return try JSONDecoder().decode(Score.self, from: try Data(contentsOf: url)).ids
+    }
+
+    func logSoftmax(_ x: ArraySlice<Float>) -> [Double] {
+        let m = Double(x.max()!)
+        let lz = m + log(x.reduce(0.0) { $0 + exp(Double($1) - m) })
+        return x.map { Double($0) - lz }
+    }
+
+    /// (top-1 agreement, mean KL(bf16 ‖ q), perplexity of q, perplexity of bf16) over the ids.
+    func compare(_ format: WeightFormat) throws -> (top1: Double, kl: Double, ppl: Double, pplBF16: Double) {
+        let ids = try heldOut()
+        let ctx = ForwardContext(threads: 2)
+        let bf16 = try NekoMindModel.load(directory: Self.demo)
+        let quant = try NekoMindModel.load(directory: Self.demo, weights: format, cache: .disabled)
+        let a = try bf16.forward(ids, cache: try bf16.makeCache(capacity: ids.count), logits: .all, context: ctx)
+        let b = try quant.forward(ids, cache: try quant.makeCache(capacity: ids.count), logits: .all, context: ctx)
+        let vocab = bf16.config.vocabSize
+        var agree = 0, kl = 0.0, nllA = 0.0, nllB = 0.0
+        for t in ids.indices {
+            let la = logSoftmax(a[t * vocab..<(t + 1) * vocab]), lb = logSoftmax(b[t * vocab..<(t + 1) * vocab])
+            if la.indices.max(by: { la[$0] < la[$1] }) == lb.indices.max(by: { lb[$0] < lb[$1] }) { agree += 1 }
+            kl += la.indices.reduce(0.0) { $0 + exp(la[$1]) * (la[$1] - lb[$1]) }
+            if t + 1 < ids.count { nllA -= la[ids[t + 1]]; nllB -= lb[ids[t + 1]] }
+        }
+        let n = Double(ids.count)
+        return (Double(agree) / n, kl / n, exp(nllB / (n - 1)), exp(nllA / (n - 1)))
+    }
+
+    @Test func q8IsCloseToBF16OnTheDemoModel() throws {
+        let r = try compare(.q8)
+        print("demo model q8 vs bf16 over 289 held-out tokens: top-1 \(r.top1), KL \(r.kl), perplexity \(r.ppl) vs \(r.pplBF16)")
+        #expect(r.top1 >= 0.97)
+        #expect(r.kl < 0.002)
+        #expect(abs(r.ppl / r.pplBF16 - 1) < 0.005)
+    }
+
+    @Test func q4IsCloseToBF16OnTheDemoModel() throws {
+        let r = try compare(.q4)
+        print("demo model q4 vs bf16 over 289 held-out tokens: top-1 \(r.top1), KL \(r.kl), perplexity \(r.ppl) vs \(r.pplBF16)")
+        #expect(r.top1 >= 0.85)
+        #expect(r.kl < 0.05)
+        #expect(abs(r.ppl / r.pplBF16 - 1) < 0.05)
+    }
+
+    /// Token-by-token decode and one batched prefill give the same logits with packed weights.
+    @Test(arguments: [WeightFormat.q8, .q4])
+    func decodeMatchesPrefill(format: WeightFormat) throws {
+        let expected = try Fixtures.expected("neko_mini_bf16")
+        let model = try NekoMindModel.load(directory: Fixtures.path("neko_mini_bf16"), weights: format, cache: .disabled)
+        let ctx = ForwardContext(threads: 2)
+        let vocab = model.config.vocabSize
+        let all = try model.forward(expected.promptIds, cache: try model.makeCache(capacity: 64), logits: .all, context: ctx)
+        let cache = try model.makeCache(capacity: 64)
+        for (t, id) in expected.promptIds.enumerated() {
+            let one = try model.forward([id], cache: cache, context: ctx)
+            let d = zip(one, all[t * vocab..<(t + 1) * vocab]).map { abs($0 - $1) }.max() ?? 0
+            #expect(d < 1e-4, "\(format) position \(t): \(d)")
+        }
+        // Against the float64 reference: quantisation error only. These random weights (N(0, 0.2²),
+        // logits about ±15) are the worst case for it; the demo model tests measure real quality.
+        var worst = 0.0
+        for (t, row) in expected.logits.enumerated() {
+            for (i, want) in row.enumerated() { worst = max(worst, abs(Double(all[t * vocab + i]) - want)) }
+        }
+        #expect(worst < (format == .q8 ? 1 : 6), "\(format) vs reference: \(worst)")
+        #expect(worst > 1e-4, "\(format): the logits should carry quantisation error")
+    }
+
+    @Test(arguments: [WeightFormat.q8, .q4])
+    func everyLargeMatrixIsPacked(format: WeightFormat) throws {
+        let model = try NekoMindModel.load(directory: Fixtures.path("hf_qwen2_moe"), weights: format, cache: .disabled)
+        let packed: MatrixFormat = format == .q8 ? .q8 : .q4
+        var matrices = [model.weights.lmHead]
+        for layer in model.weights.layers {
+            matrices += [layer.attention.q, layer.attention.k, layer.attention.v, layer.attention.o]
+            switch layer.feedForward {
+            case let .dense(m): matrices += [m.gate, m.up, m.down]
+            case let .moe(m):
+                matrices += m.experts.flatMap { [$0.gate, $0.up, $0.down] }
+                if let s = m.shared { matrices += [s.gate, s.up, s.down] }
+                #expect(!m.router.format.isPacked)
+            }
+        }
+        #expect(matrices.allSatisfy { $0.format == packed })
+        #expect(try model.makeCache(capacity: 4).precision == .float16)
+        #expect(try NekoMindModel.load(directory: Fixtures.path("hf_qwen2_moe")).makeCache(capacity: 4).precision == .float32)
+        #expect(!model.weights.embed.format.isPacked)
+        #expect(model.weightFormat == format)
+        #expect(model.activeWeightBytes < (try NekoMindModel.load(directory: Fixtures.path("hf_qwen2_moe"))).activeWeightBytes)
+    }
+}
