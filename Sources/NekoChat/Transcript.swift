@@ -180,7 +180,19 @@ public final class TranscriptWriter {
             lastError = "cannot save the chat: \(target): cannot open it for writing"
             return false
         }
-        _ = try? h.seekToEnd()
+        let end = (try? h.seekToEnd()) ?? 0
+        // A log whose last line was cut off (the process was killed mid-write) goes on after its
+        // last whole line.
+        if end > 0, let r = FileHandle(forReadingAtPath: target) {
+            let tail = min(end, 1 << 20)
+            try? r.seek(toOffset: end - tail)
+            if let bytes = try? r.read(upToCount: Int(tail)), bytes.last != 0x0A {
+                let keep = bytes.lastIndex(of: 0x0A).map { end - tail + UInt64($0 - bytes.startIndex) + 1 } ?? (tail == end ? 0 : end)
+                try? h.truncate(atOffset: keep)
+                _ = try? h.seekToEnd()
+            }
+            try? r.close()
+        }
         handle = h
         path = target
         if isNew { waiting.insert(TranscriptFormat.line(header), at: 0) }

@@ -100,12 +100,18 @@ public enum TranscriptFormat {
         var conversation = Conversation(settings: defaults)
         var header: TranscriptHeader?
         var lineNumber = 0
-        for raw in bytes.split(separator: 0x0A, omittingEmptySubsequences: false) {
+        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
+        for raw in lines {
             lineNumber += 1
             if raw.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
             func fail(_ message: String) -> ChatError { ChatError("\(path):\(lineNumber): \(message)") }
             let v: JSONValue
-            do { v = try JSONValue.parse(Array(raw)) } catch { throw fail("not valid JSON (\(error))") }
+            do { v = try JSONValue.parse(Array(raw)) } catch {
+                // A last line without its newline is a write the process did not finish (killed,
+                // power lost): what came before it is the chat.
+                if lineNumber == lines.count, bytes.last != 0x0A { break }
+                throw fail("not valid JSON (\(error))")
+            }
             guard v.members != nil else { throw fail("expected a JSON object") }
             switch v["type"]?.string {
             case "header":

@@ -180,15 +180,21 @@ public final class ServeEngine: @unchecked Sendable {
             if j.cache!.length >= j.cache!.capacity { end(j, .context); continue }
             batch.append((j, token))
         }
-        for (j, token) in batch {
+        // One forward pass for every decoding request: the weights stream once for all of them.
+        if !batch.isEmpty {
             do {
-                let logits = try bundle.model.forward([token], cache: j.cache!, logits: .last, routing: j.record, context: generator.context)
-                try Generator.checkFinite(logits)
-                j.logits = logits
-                j.fed.append(token)
+                let rows = try bundle.model.decode(tokens: batch.map(\.1), caches: batch.map { $0.0.cache! },
+                                                   routing: batch.map { $0.0.record }, context: generator.context)
+                for ((j, token), logits) in zip(batch, rows) {
+                    try Generator.checkFinite(logits)
+                    j.logits = logits
+                    j.fed.append(token)
+                }
             } catch {
-                j.sink(.failed(APIError(status: 500, message: "the model failed: \(userMessage(error))", type: "server_error")))
-                ended.append(j)
+                for (j, _) in batch {
+                    j.sink(.failed(APIError(status: 500, message: "the model failed: \(userMessage(error))", type: "server_error")))
+                    ended.append(j)
+                }
             }
         }
         return ended

@@ -160,8 +160,16 @@ final class Interpreter {
         self.clock = clock
     }
 
+    /// Scopes that hold a macro: the macro closes over its scope, a cycle that is broken when
+    /// the render ends (it leaked every variable of every render that defined a macro).
+    var macroScopes: [Scope] = []
+
     func render(_ nodes: [Node], _ scope: Scope) throws -> String {
         var out = ""
+        defer {
+            for s in macroScopes { s.vars.removeAll() }
+            macroScopes.removeAll()
+        }
         do {
             _ = try execute(nodes, scope, into: &out)
         } catch let e as RenderError {
@@ -220,9 +228,11 @@ final class Interpreter {
             try assign(target, value, scope)
         case let .macro(def):
             scope.vars[def.name] = .object(MacroObject(def, scope: scope))
+            macroScopes.append(scope)
         case let .callBlock(callExpr, parameters, body):
             guard case let .call(callee, args, kwargs) = stripLocation(callExpr) else { break }
             let caller = MacroObject(MacroDefinition(name: "caller", parameters: parameters, body: body), scope: scope)
+            macroScopes.append(scope)
             let f = try evaluate(callee, scope)
             let result = try call(f, try args.map { try evaluate($0, scope) },
                                   try kwargs.map { ($0.0, try evaluate($0.1, scope)) } + [("caller", .object(caller))])

@@ -23,7 +23,7 @@ for t in "${targets[@]}"; do
   corpus=.build-fuzz/corpus/$t
   mkdir -p "$corpus"
   echo "== $t: ${seconds}s"
-  NEKO_FUZZ_TARGET=$t ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 "$bin" "$corpus" "Tests/Fuzz/seeds/$t" \
+  NEKO_FUZZ_TARGET=$t ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 LSAN_OPTIONS=suppressions=Tests/Fuzz/lsan.supp "$bin" "$corpus" "Tests/Fuzz/seeds/$t" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=3072 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix=".build-fuzz/crashes/$t-" 2>&1 | grep -E "^#[0-9]+ +DONE|^stat::number_of_executed_units|^stat::peak_rss|ERROR|SUMMARY|Test unit written|crash-|timeout-|leak-|oom-" \
     || true

@@ -1,4 +1,5 @@
 import Foundation
+import NekoChat
 import Testing
 
 /// Drives the real chat UI in tmux as a person would: type, watch the reply stream with its
@@ -165,5 +166,41 @@ import Testing
         let file = try #require(try FileManager.default.contentsOfDirectory(atPath: dir + "/nekochat").first { $0.hasSuffix(".jsonl") })
         let log = try String(contentsOfFile: dir + "/nekochat/" + file, encoding: .utf8)
         #expect(log.contains("\"backend\":\"remote\"") && log.contains(server.url))
+    }
+
+    /// SIGKILL at random moments mid-reply, again and again on the same transcript: every
+    /// message that was on the screen is in the file, and the file always loads.
+    @Test(.enabled(if: tmuxAvailable)) mutating func killedMidReplyLosesNothing() throws {
+        socket += "-kill"
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-k-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let replies = (0..<3).map { r in (0..<150).map { "word\(r)-\($0)" }.joined(separator: " ") }
+        try String(decoding: try JSONSerialization.data(withJSONObject: replies), as: UTF8.self)
+            .write(toFile: dir + "/replies.json", atomically: true, encoding: .utf8)
+        let binary = try #require(CLI.binary).path
+        let transcript = dir + "/chat.jsonl", pidFile = dir + "/pid"
+        var rng = SystemRandomNumberGenerator()
+        defer { _ = try? tmux(["kill-server"]) }
+        for round in 0..<8 {
+            try? FileManager.default.removeItem(atPath: pidFile)
+            try tmux(["new-session", "-d", "-s", "chat", "-x", "100", "-y", "30",
+                      "echo $$ > \(pidFile); XDG_DATA_HOME=\(dir) TERM=xterm-256color exec \(binary) --scripted-replies \(dir)/replies.json --transcript \(transcript)"])
+            _ = try waitFor("the chat") { $0.contains("Enter sends") }
+            try tmux(["send-keys", "-t", "chat", "-l", "message \(round)"])
+            try tmux(["send-keys", "-t", "chat", "Enter"])
+            _ = try waitFor("the reply starting") { $0.contains("word") }
+            Thread.sleep(forTimeInterval: Double.random(in: 0...0.4, using: &rng))
+            let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+            kill(pid, SIGKILL)
+            Thread.sleep(forTimeInterval: 0.2)
+            _ = try? tmux(["kill-session", "-t", "chat"])
+            let loaded = try Transcript.load(path: transcript).conversation
+            let users = loaded.messages.filter { $0.role == .user }.map(\.content)
+            #expect(users == (0...round).map { "message \($0)" }, "round \(round): \(users)")
+            // Every reply in the file is whole: one of the scripted texts, or a prefix cut at a word.
+            for reply in loaded.messages where reply.role == .assistant {
+                #expect(replies.contains { $0.hasPrefix(reply.content) } && reply.finishReason != nil)
+            }
+        }
     }
 }
