@@ -128,6 +128,15 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         let routing = info.reportsRouting ? bundle.model.makeRoutingRecord() : nil
         var stats = GenerationStats(contextUsed: cache.length, contextSize: cache.capacity)
         var fed = fresh   // tokens put through the model this turn, in order (their routing)
+        // Each token's text as the text grows (what the screen shows, so that token colours and
+        // the inspector line up with the message): the prompt's by a streaming decode of the
+        // whole prompt, the reply's from the decode loop's deltas.
+        var texts: [String] = []
+        if routing != nil {
+            var detok = StreamingDetokenizer(tokenizer: tokenizer)
+            let all = ids.map { detok.add($0) }
+            texts = Array(all[common...])
+        }
         let prefillStart = DispatchTime.now()
         var decodeStart = prefillStart
         var decoded = 0
@@ -145,6 +154,7 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
                     if !text.isEmpty { emit(.textDelta(text)) }
                     guard id >= 0 else { return }
                     fed.append(id)
+                    texts.append(text)
                     decoded += 1
                     // The first token comes from the prefill's logits: the decode rate starts after it.
                     if decoded == 1 { decodeStart = DispatchTime.now() } else {
@@ -156,7 +166,8 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
                     guard let routing else { return }
                     for t in first..<first + count {
                         let id = fed[t]
-                        emit(.routing(RoutingStep(record: routing, token: t, id: id, text: tokenizer.decode([id]), isPrompt: t < fresh.count)))
+                        let text = t < texts.count ? texts[t] : tokenizer.decode([id])
+                        emit(.routing(RoutingStep(record: routing, token: t, id: id, text: text, isPrompt: t < fresh.count)))
                     }
                 }
             }

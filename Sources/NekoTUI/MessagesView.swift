@@ -57,7 +57,12 @@ enum MessagesView {
                 spans.append(Span(piece, .expert(e)))
             }
         }
-        return position >= end ? spans : nil
+        // The last token of a reply is never fed back, so it has no routing: the rest as is.
+        if position < end {
+            guard position >= offset else { return nil }
+            spans.append(Span(String(chars[(position - offset)...]), .text))
+        }
+        return spans
     }
 
     /// The reply that answers user message `id` on the path (whose prompt tokens hold it).

@@ -190,8 +190,9 @@ enum RoutingView {
         for (slot, layer) in step.layers.enumerated() where slot + 1 < height {
             var col = g.put(String(format: "L%-2d ", layer), x: x, y: y + 1 + slot, style: .label)
             for (e, w) in zip(step.experts[slot], step.weights[slot]) {
-                col = g.put(String(format: "e%-2d", e), x: col, y: y + 1 + slot, style: .heat(Int((w * 7).rounded())), maxX: x + width)
-                if wide { col = g.put(bar(w, width: 4), x: col, y: y + 1 + slot, style: .heat(Int((w * 7).rounded())), maxX: x + width) }
+                // Plain styles: a heat style is drawn as a shade glyph by monochrome themes.
+                col = g.put(String(format: "e%-2d", e), x: col, y: y + 1 + slot, style: .label, maxX: x + width)
+                if wide { col = g.put(bar(w, width: 4), x: col, y: y + 1 + slot, style: .text, maxX: x + width) }
                 col = g.put(String(format: "%.2f ", w), x: col, y: y + 1 + slot, style: .dim, maxX: x + width)
             }
             if slot < step.sharedGate.count, !step.sharedGate[slot].isNaN {
