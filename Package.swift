@@ -27,7 +27,7 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
         ),
         .target(name: "NekoKernels", dependencies: ["CNekoKernels", "COpenBLAS"]),
-        .target(name: "NekoModel", dependencies: ["NekoKernels"]),
+        .target(name: "NekoModel", dependencies: ["NekoKernels", "NekoJSON"]),
         // JSON with ordered keys, compared scalar by scalar (tokenizer.json vocabularies, templates).
         .target(name: "NekoJSON"),
         .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),

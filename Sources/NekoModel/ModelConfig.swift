@@ -1,8 +1,11 @@
 import Foundation
+import NekoJSON
 
 /// `config.json` of a NekoMind (or Qwen2-MoE / Qwen3-MoE) checkpoint, parsed once.
 /// Field defaults are SPEC.md's; alternative spellings found in real files are read too.
-public struct ModelConfig: Codable, Sendable, Equatable {
+/// Each field is named once, in `init(json:file:)`: the reader remembers what it resolved, in
+/// order, and `fields` (what `nekochat info` prints) comes from that record.
+public struct ModelConfig: Sendable, Equatable {
     public var hiddenSize: Int
     public var numHiddenLayers: Int
     public var numAttentionHeads: Int
@@ -27,102 +30,42 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var bosTokenId: Int?
     public var eosTokenIds: [Int]
 
-    enum CodingKeys: String, CodingKey {
-        case hiddenSize = "hidden_size"
-        case numHiddenLayers = "num_hidden_layers"
-        case numAttentionHeads = "num_attention_heads"
-        case numKeyValueHeads = "num_key_value_heads"
-        case headDim = "head_dim"
-        case intermediateSize = "intermediate_size"
-        case moeIntermediateSize = "moe_intermediate_size"
-        case sharedExpertIntermediateSize = "shared_expert_intermediate_size"
-        case numExperts = "num_experts"
-        case numLocalExperts = "num_local_experts"
-        case nRoutedExperts = "n_routed_experts"
-        case numExpertsPerTok = "num_experts_per_tok"
-        case normTopkProb = "norm_topk_prob"
-        case mlpOnlyLayers = "mlp_only_layers"
-        case firstKDenseReplace = "first_k_dense_replace"
-        case decoderSparseStep = "decoder_sparse_step"
-        case rmsNormEps = "rms_norm_eps"
-        case ropeTheta = "rope_theta"
-        case ropeParameters = "rope_parameters"
-        case maxPositionEmbeddings = "max_position_embeddings"
-        case vocabSize = "vocab_size"
-        case tieWordEmbeddings = "tie_word_embeddings"
-        case attentionBias = "attention_bias"
-        case qkvBias = "qkv_bias"
-        case bosTokenId = "bos_token_id"
-        case eosTokenId = "eos_token_id"
+    /// Every field as resolved (defaults applied, alternative spellings under SPEC.md's name), in
+    /// the order read.
+    public private(set) var fields: [ConfigField] = []
+
+    public init(json: JSONValue, file: String) throws {
+        var r = ConfigReader(json: json, file: file)
+        hiddenSize = try r.int("hidden_size")
+        numHiddenLayers = try r.int("num_hidden_layers")
+        numAttentionHeads = try r.int("num_attention_heads")
+        numKeyValueHeads = try r.int("num_key_value_heads", default: numAttentionHeads)
+        headDim = try r.int("head_dim", default: numAttentionHeads > 0 ? hiddenSize / numAttentionHeads : 0)
+        intermediateSize = try r.optionalInt("intermediate_size")
+        moeIntermediateSize = try r.optionalInt("moe_intermediate_size")
+        sharedExpertIntermediateSize = try r.optionalInt("shared_expert_intermediate_size")
+        numExperts = try r.int("num_experts", or: ["num_local_experts", "n_routed_experts"], default: 0)
+        numExpertsPerTok = try r.int("num_experts_per_tok", default: 0)
+        normTopkProb = try r.bool("norm_topk_prob", default: false)
+        mlpOnlyLayers = try r.ints("mlp_only_layers")
+        firstKDenseReplace = try r.int("first_k_dense_replace", default: 0)
+        decoderSparseStep = try r.int("decoder_sparse_step", default: 1)
+        rmsNormEps = try r.double("rms_norm_eps", default: 1e-6)
+        ropeTheta = try r.double("rope_theta", or: ["rope_parameters.rope_theta"], default: 1e6)
+        maxPositionEmbeddings = try r.int("max_position_embeddings", default: 32768)
+        vocabSize = try r.int("vocab_size")
+        tieWordEmbeddings = try r.optionalBool("tie_word_embeddings")
+        attentionBias = try r.bool("attention_bias", or: ["qkv_bias"], default: false)
+        bosTokenId = try r.optionalInt("bos_token_id")
+        eosTokenIds = try r.ids("eos_token_id")
+        fields = r.read
     }
 
-    struct RopeParameters: Codable {
-        var ropeTheta: Double?
-        enum CodingKeys: String, CodingKey { case ropeTheta = "rope_theta" }
-    }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        hiddenSize = try c.decode(Int.self, forKey: .hiddenSize)
-        numHiddenLayers = try c.decode(Int.self, forKey: .numHiddenLayers)
-        numAttentionHeads = try c.decode(Int.self, forKey: .numAttentionHeads)
-        numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads) ?? numAttentionHeads
-        let defaultHeadDim = numAttentionHeads > 0 ? hiddenSize / numAttentionHeads : 0
-        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? defaultHeadDim
-        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize)
-        moeIntermediateSize = try c.decodeIfPresent(Int.self, forKey: .moeIntermediateSize)
-        sharedExpertIntermediateSize = try c.decodeIfPresent(Int.self, forKey: .sharedExpertIntermediateSize)
-        numExperts = try c.decodeIfPresent(Int.self, forKey: .numExperts)
-            ?? c.decodeIfPresent(Int.self, forKey: .numLocalExperts)
-            ?? c.decodeIfPresent(Int.self, forKey: .nRoutedExperts) ?? 0
-        numExpertsPerTok = try c.decodeIfPresent(Int.self, forKey: .numExpertsPerTok) ?? 0
-        normTopkProb = try c.decodeIfPresent(Bool.self, forKey: .normTopkProb) ?? false
-        mlpOnlyLayers = try c.decodeIfPresent([Int].self, forKey: .mlpOnlyLayers) ?? []
-        firstKDenseReplace = try c.decodeIfPresent(Int.self, forKey: .firstKDenseReplace) ?? 0
-        decoderSparseStep = try c.decodeIfPresent(Int.self, forKey: .decoderSparseStep) ?? 1
-        rmsNormEps = try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
-        ropeTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
-            ?? c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)?.ropeTheta ?? 1e6
-        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 32768
-        vocabSize = try c.decode(Int.self, forKey: .vocabSize)
-        tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings)
-        attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias)
-            ?? c.decodeIfPresent(Bool.self, forKey: .qkvBias) ?? false
-        bosTokenId = try c.decodeIfPresent(Int.self, forKey: .bosTokenId)
-        eosTokenIds = try Self.decodeIds(c, .eosTokenId)
-    }
-
-    /// `eos_token_id` may be an int, a list of ints, or null.
+    /// `eos_token_id` may be an int, a list of ints, or null (generation_config.json's reader).
     public static func decodeIds<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> [Int] {
         if (try? c.decodeNil(forKey: key)) ?? true { return [] }
         if let one = try? c.decode(Int.self, forKey: key) { return [one] }
         return try c.decode([Int].self, forKey: key)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(hiddenSize, forKey: .hiddenSize)
-        try c.encode(numHiddenLayers, forKey: .numHiddenLayers)
-        try c.encode(numAttentionHeads, forKey: .numAttentionHeads)
-        try c.encode(numKeyValueHeads, forKey: .numKeyValueHeads)
-        try c.encode(headDim, forKey: .headDim)
-        try c.encodeIfPresent(intermediateSize, forKey: .intermediateSize)
-        try c.encodeIfPresent(moeIntermediateSize, forKey: .moeIntermediateSize)
-        try c.encodeIfPresent(sharedExpertIntermediateSize, forKey: .sharedExpertIntermediateSize)
-        try c.encode(numExperts, forKey: .numExperts)
-        try c.encode(numExpertsPerTok, forKey: .numExpertsPerTok)
-        try c.encode(normTopkProb, forKey: .normTopkProb)
-        try c.encode(mlpOnlyLayers, forKey: .mlpOnlyLayers)
-        try c.encode(firstKDenseReplace, forKey: .firstKDenseReplace)
-        try c.encode(decoderSparseStep, forKey: .decoderSparseStep)
-        try c.encode(rmsNormEps, forKey: .rmsNormEps)
-        try c.encode(ropeTheta, forKey: .ropeTheta)
-        try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
-        try c.encode(vocabSize, forKey: .vocabSize)
-        try c.encodeIfPresent(tieWordEmbeddings, forKey: .tieWordEmbeddings)
-        try c.encode(attentionBias, forKey: .attentionBias)
-        try c.encodeIfPresent(bosTokenId, forKey: .bosTokenId)
-        try c.encode(eosTokenIds, forKey: .eosTokenId)
     }
 
     /// Reads and validates `path` (a config.json).
@@ -130,14 +73,12 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelError.io(path: path, message: "cannot read the file")
         }
-        let config: ModelConfig
-        do {
-            config = try JSONDecoder().decode(ModelConfig.self, from: data)
-        } catch let error as DecodingError {
-            throw ModelError.config(file: path, field: Self.fieldName(of: error), message: Self.reason(of: error))
-        } catch {
-            throw ModelError.config(file: path, field: "(file)", message: "not valid JSON")
+        let json: JSONValue
+        do { json = try JSONValue.parse([UInt8](data)) } catch {
+            throw ModelError.config(file: path, field: "(file)", message: "not valid JSON (\(error))")
         }
+        guard json.members != nil else { throw ModelError.config(file: path, field: "(file)", message: "expected a JSON object") }
+        let config = try ModelConfig(json: json, file: path)
         try config.validate(file: path)
         return config
     }
@@ -259,13 +200,93 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         return names.isEmpty ? "(file)" : names.joined(separator: ".")
     }
 
-    static func reason(of error: DecodingError) -> String {
-        switch error {
-        case .keyNotFound: "required but missing"
-        case let .typeMismatch(type, _): "has the wrong type (expected \(type))"
-        case let .valueNotFound(type, _): "is null (expected \(type))"
-        case let .dataCorrupted(context): context.underlyingError == nil ? context.debugDescription : "not valid JSON"
-        @unknown default: "invalid"
+}
+
+/// One resolved field of config.json.
+public struct ConfigField: Sendable, Equatable {
+    public let name: String
+    public let value: JSONValue
+}
+
+/// Reads config.json's fields by name (with the alternative spellings real files use), checks
+/// their types, applies defaults, and keeps what it resolved. Errors name the field.
+struct ConfigReader {
+    let json: JSONValue
+    let file: String
+    var read: [ConfigField] = []
+
+    func fail(_ field: String, _ message: String) -> ModelError { .config(file: file, field: field, message: message) }
+
+    /// The value under `name` or one of `others` (a dotted name looks inside an object), and the
+    /// name it was found under.
+    func lookup(_ name: String, _ others: [String]) -> (String, JSONValue)? {
+        for key in [name] + others {
+            var v: JSONValue? = json
+            for part in key.split(separator: ".") { v = v?[String(part)] }
+            if let v, !v.isNull { return (key, v) }
         }
+        return nil
+    }
+
+    mutating func record(_ name: String, _ value: JSONValue) { read.append(ConfigField(name: name, value: value)) }
+
+    mutating func optionalInt(_ name: String, or others: [String] = []) throws -> Int? {
+        guard let (key, v) = lookup(name, others) else { record(name, .null); return nil }
+        guard let i = v.int else { throw fail(key, "has the wrong type (expected an integer)") }
+        record(name, .int(i))
+        return i
+    }
+
+    mutating func int(_ name: String, or others: [String] = [], default d: Int? = nil) throws -> Int {
+        if lookup(name, others) == nil {
+            guard let d else { throw fail(name, "required but missing") }
+            record(name, .int(d))
+            return d
+        }
+        return try optionalInt(name, or: others)!
+    }
+
+    mutating func double(_ name: String, or others: [String] = [], default d: Double) throws -> Double {
+        guard let (key, v) = lookup(name, others) else { record(name, .double(d)); return d }
+        guard let x = v.double else { throw fail(key, "has the wrong type (expected a number)") }
+        record(name, .double(x))
+        return x
+    }
+
+    mutating func optionalBool(_ name: String, or others: [String] = []) throws -> Bool? {
+        guard let (key, v) = lookup(name, others) else { record(name, .null); return nil }
+        guard let b = v.bool else { throw fail(key, "has the wrong type (expected true or false)") }
+        record(name, .bool(b))
+        return b
+    }
+
+    mutating func bool(_ name: String, or others: [String] = [], default d: Bool) throws -> Bool {
+        // Either spelling being true turns it on (attention_bias / qkv_bias).
+        var value = d, found = false
+        for key in [name] + others {
+            guard let (k, v) = lookup(key, []) else { continue }
+            guard let b = v.bool else { throw fail(k, "has the wrong type (expected true or false)") }
+            value = found ? (value || b) : b
+            found = true
+        }
+        record(name, .bool(value))
+        return value
+    }
+
+    mutating func ints(_ name: String) throws -> [Int] {
+        guard let (key, v) = lookup(name, []) else { record(name, .array([])); return [] }
+        guard let items = v.array, items.allSatisfy({ $0.int != nil }) else {
+            throw fail(key, "has the wrong type (expected a list of integers)")
+        }
+        let list = items.compactMap(\.int)
+        record(name, .array(list.map { .int($0) }))
+        return list
+    }
+
+    /// An int, a list of ints, or null.
+    mutating func ids(_ name: String) throws -> [Int] {
+        guard let (_, v) = lookup(name, []) else { record(name, .array([])); return [] }
+        if let i = v.int { record(name, .array([.int(i)])); return [i] }
+        return try ints(name)
     }
 }

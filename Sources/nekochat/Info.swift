@@ -46,25 +46,8 @@ struct Info: ParsableCommand {
             """)
     }
 
+    /// config.json's fields as the model read them (defaults applied, spellings resolved).
     func configJSON(_ c: ModelConfig) -> JSON {
-        var fields: [(String, JSON)] = [
-            ("hidden_size", .int(c.hiddenSize)), ("num_hidden_layers", .int(c.numHiddenLayers)),
-            ("num_attention_heads", .int(c.numAttentionHeads)), ("num_key_value_heads", .int(c.numKeyValueHeads)),
-            ("head_dim", .int(c.headDim)),
-        ]
-        if let v = c.intermediateSize { fields.append(("intermediate_size", .int(v))) }
-        if let v = c.moeIntermediateSize { fields.append(("moe_intermediate_size", .int(v))) }
-        if let v = c.sharedExpertIntermediateSize { fields.append(("shared_expert_intermediate_size", .int(v))) }
-        fields += [
-            ("num_experts", .int(c.numExperts)), ("num_experts_per_tok", .int(c.numExpertsPerTok)),
-            ("norm_topk_prob", .bool(c.normTopkProb)), ("mlp_only_layers", .ints(c.mlpOnlyLayers)),
-            ("first_k_dense_replace", .int(c.firstKDenseReplace)), ("decoder_sparse_step", .int(c.decoderSparseStep)),
-            ("rms_norm_eps", .double(c.rmsNormEps)), ("rope_theta", .double(c.ropeTheta)),
-            ("max_position_embeddings", .int(c.maxPositionEmbeddings)), ("vocab_size", .int(c.vocabSize)),
-            ("tie_word_embeddings", c.tieWordEmbeddings.map { .bool($0) } ?? .null),
-            ("attention_bias", .bool(c.attentionBias)),
-            ("bos_token_id", c.bosTokenId.map { .int($0) } ?? .null), ("eos_token_id", .ints(c.eosTokenIds)),
-        ]
-        return .object(fields)
+        .object(c.fields.map { ($0.name, $0.value) })
     }
 }
