@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Module map and allowed imports: see Sources/README.md (from ../shared/ARCHITECTURE.md).
-//   nekochat → NekoChat, NekoModel · NekoChat → NekoModel · NekoModel → NekoKernels
+// Module map and allowed imports: Sources/README.md.
+//   nekochat → NekoTUI, NekoServe, NekoRemote, NekoChat · NekoTUI, NekoServe, NekoRemote → NekoChat
+//   NekoChat → NekoModel, NekoTokenizer, NekoTemplate, NekoRouting, NekoJSON · NekoModel → NekoKernels
 //   NekoKernels → CNekoKernels, COpenBLAS
 let package = Package(
     name: "nekochat",
