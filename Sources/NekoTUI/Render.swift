@@ -90,7 +90,10 @@ public enum ChatView {
         if case .prefilling = s.status, let eta = s.prefillETA, eta >= 1 { status += String(format: " · %.0f s left", eta) }
         var parts = [name, status]
         if s.hasStats {
-            parts.append(String(format: "prefill %.1f tok/s", st.prefillTokensPerSecond))
+            // A server does not say how fast it prefilled; the rate is shown when known.
+            if st.prefillTokensPerSecond > 0 || s.backend.kind != "remote" {
+                parts.append(String(format: "prefill %.1f tok/s", st.prefillTokensPerSecond))
+            }
             parts.append(String(format: "decode %.1f tok/s", st.decodeTokensPerSecond))
         } else {
             parts.append("ready")
