@@ -163,3 +163,19 @@ func sampleState() -> ScreenState {
         #expect(feed("\u{1B}") == [] && d.flushEscape() == [.escape])
     }
 }
+
+@Suite struct PrefillProgressTests {
+    /// A long prompt on the big model: the status says how far prefill is and how long is left.
+    @Test func prefillShowsTokensAndTimeLeft() throws {
+        var s = ScreenState(backend: demoInfo(context: 8192))
+        s.apply(.messageAdded(ChatMessage(id: 1, role: .user, content: "long")))
+        s.apply(.messageAdded(ChatMessage(id: 2, parent: 1, role: .assistant, content: "")))
+        s.apply(.prefillProgress(done: 128, total: 4000))
+        Thread.sleep(forTimeInterval: 0.2)
+        s.apply(.prefillProgress(done: 256, total: 4000))
+        let bar = ChatView.render(s, width: 100, height: 24).text.split(separator: "\n")[0]
+        #expect(bar.contains("prefill 256/4000") && bar.contains("s left"), "\(bar)")
+        s.apply(.prefillProgress(done: 4000, total: 4000))
+        #expect(s.status == .generating)
+    }
+}

@@ -105,3 +105,35 @@ enum TinyTextModel {
         #expect(bad.status == 1 && bad.stderr == "error: stdin line 2: not a JSON string\n")
     }
 }
+
+/// What scripts need (the first hour, item 14): stdin, plain lines, the tokens, tidy numbers.
+@Suite struct ScriptingTests {
+    @Test func promptAndFileFromStandardInput() throws {
+        let model = try TinyTextModel.make()
+        let viaArg = try #require(try CLI.run(["generate", "--model", model, "--prompt", "the cat", "--temperature", "0", "--max-tokens", "5", "--json"]).json)
+        let viaStdin = try #require(try CLI.run(["generate", "--model", model, "--prompt", "-", "--temperature", "0", "--max-tokens", "5", "--json"],
+                                                stdin: "the cat").json)
+        #expect(viaStdin["prompt_ids"] as? [Int] == viaArg["prompt_ids"] as? [Int] && viaStdin["ids"] as? [Int] == viaArg["ids"] as? [Int])
+        let scored = try #require(try CLI.run(["score", "--model", model, "--file", "-", "--json"], stdin: "the quick fox").json)
+        #expect((scored["ids"] as? [Int])?.count == scored["tokens"] as? Int && (scored["nll"] as? [Double])?.count == (scored["tokens"] as! Int) - 1)
+        let text = try CLI.run(["score", "--model", model, "--file", "-"], stdin: "the quick fox")
+        #expect(text.stdout.range(of: #"perplexity: \d+\.\d{3}\n"#, options: .regularExpression) != nil, "\(text.stdout)")
+    }
+
+    @Test func tokenizeReadsPlainLines() throws {
+        let model = try TinyTextModel.make()
+        let r = try CLI.run(["tokenize", "--tokenizer", model], stdin: "the\nin the\n")
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ").compactMap { Int($0) } }
+        let json = try CLI.run(["tokenize", "--tokenizer", model, "--jsonl"], stdin: "\"the\"\n\"in the\"\n")
+        let ids = json.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.map { $0["ids"] as? [Int] }
+        #expect(r.status == 0 && lines.count == 2 && lines.map(Optional.some) == ids)
+    }
+
+    @Test func greedyRunsPrintNoSeedAndSampledRunsDo() throws {
+        let model = try TinyTextModel.make()
+        let greedy = try CLI.run(["generate", "--model", model, "--prompt", "the", "--temperature", "0", "--max-tokens", "3"])
+        #expect(!greedy.stderr.contains("seed") && greedy.json == nil)
+        let sampled = try CLI.run(["generate", "--model", model, "--prompt", "the", "--temperature", "0.8", "--max-tokens", "3", "--seed", "5", "--json"])
+        #expect(sampled.json?["seed"] as? Int == 5)
+    }
+}
