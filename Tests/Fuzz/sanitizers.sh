@@ -10,10 +10,11 @@ kinds=("$@")
 status=0
 for k in "${kinds[@]}"; do
   dir=.build-${k:0:1}san
-  echo "== swift test --sanitize=$k ($dir)"
+  mkdir -p "$dir"
+  echo "== swift test --sanitize=$k ($dir, log in $dir/sanitize.log)"
   # Foundation's leak of empty-file reads is not ours (Tests/Fuzz/lsan.supp).
   ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=Tests/Fuzz/lsan.supp TSAN_OPTIONS=halt_on_error=0 \
-    swift test --sanitize="$k" --scratch-path "$dir" 2>&1 | tee "$dir.log" | grep -E "✘|Test run|ERROR: |WARNING: ThreadSanitizer|SUMMARY" | head -40
-  if grep -qE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|✘ Test run" "$dir.log"; then status=1; fi
+    swift test --sanitize="$k" --scratch-path "$dir" 2>&1 | tee "$dir/sanitize.log" | grep -E "✘|Test run|ERROR: |WARNING: ThreadSanitizer|SUMMARY" | head -40
+  if grep -qE "ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|✘ Test run" "$dir/sanitize.log"; then status=1; fi
 done
 exit $status
