@@ -141,6 +141,16 @@ static void quantize_q4(const float *x, int n, uint8_t *codes, uint16_t *d16, ui
 
 void nk_quantize_block(nk_format format, const float *x, int n, uint8_t *codes, uint16_t *d,
                        uint16_t *m) {
+    // A NaN or infinite weight gets a NaN scale (half precision 0x7E00), so that it reaches the
+    // logits as it does in BF16 and generation refuses them, instead of quietly becoming 0.
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(x[i])) {
+            memset(codes, format == NK_FMT_Q8 ? 128 : 0, NK_BLOCK);
+            *d = 0x7E00;
+            if (m) *m = format == NK_FMT_Q8 ? 0 : 0x7E00;
+            return;
+        }
+    }
     if (format == NK_FMT_Q8) {
         quantize_q8(x, n, codes, d);
         if (m) *m = 0;

@@ -242,7 +242,14 @@ public final class ChatController {
 
     /// Writes the whole chat (every branch, with its timestamps, counts and settings) to `path`.
     public func save(to path: String, overwrite: Bool = false) throws -> String {
+        // Mid-reply the copy would end on a message that is not written yet.
+        try requireIdle()
         let file = resolvePath(path)
+        // Renaming a copy over the chat's own log would cut the log's writer off from the file.
+        if let own = transcript?.path,
+           (own as NSString).resolvingSymlinksInPath == (file as NSString).resolvingSymlinksInPath {
+            throw ChatError("this chat already saves itself to \(file) as it goes")
+        }
         var header = transcript?.header ?? TranscriptHeader(backend.info)
         header.time = TranscriptFormat.now()
         try Transcript.writeAtomically(Transcript.log(conversation, header: header), to: file, overwrite: overwrite)
@@ -258,7 +265,7 @@ public final class ChatController {
 
     /// The chat's routing (every reply's tokens) as CSV rows (`.csv`) or ROUTING.md's analysis
     /// (`.json`), like `nekochat routing --transcript`.
-    public func exportRouting(to path: String, overwrite: Bool = true) throws -> String {
+    public func exportRouting(to path: String, overwrite: Bool = false) throws -> String {
         let file = resolvePath(path)
         guard let trace = try RoutingTrace.of(conversation.routingSequences, experts: max(1, backend.info.experts)) else {
             throw ChatError("there is no routing in this chat yet")

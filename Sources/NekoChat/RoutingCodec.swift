@@ -47,6 +47,8 @@ public enum RoutingCodec {
         func fail(_ m: String) -> FormatError { FormatError(description: m) }
         guard let layers = v["layers"]?.array?.compactMap(\.int), let k = v["k"]?.int, let n = v["count"]?.int,
               k >= 0, k <= 1024, n >= 0, n <= 10_000_000, layers.count <= 4096 else { throw fail("missing layers, k or count") }
+        // Tokens with no cells would cost nothing to write and millions of empty steps to read.
+        guard n == 0 || (k > 0 && !layers.isEmpty) else { throw fail("\(n) tokens with \(layers.count) layers and k \(k)") }
         let width = v["expert_bytes"]?.int ?? 1
         guard width == 1 || width == 2 else { throw fail("expert_bytes must be 1 or 2") }
         func bytes(_ key: String, per: Int) throws -> Data? {

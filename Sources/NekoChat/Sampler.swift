@@ -58,7 +58,7 @@ public struct Sampler: Sendable {
 
     public init(_ parameters: SamplingParameters) {
         self.parameters = parameters
-        seed = parameters.seed ?? UInt64.random(in: 0...UInt64.max)
+        seed = parameters.seed ?? UInt64.random(in: 0...SettingSpec.maxSeed)   // a seed --seed and transcripts take back
         rng = SeededGenerator(seed: seed)
     }
 

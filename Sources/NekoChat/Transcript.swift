@@ -182,12 +182,18 @@ public final class TranscriptWriter {
         }
         let end = (try? h.seekToEnd()) ?? 0
         // A log whose last line was cut off (the process was killed mid-write) goes on after its
-        // last whole line.
+        // last whole line (found however long the cut line is: a routing line can pass 1 MB).
         if end > 0, let r = FileHandle(forReadingAtPath: target) {
-            let tail = min(end, 1 << 20)
-            try? r.seek(toOffset: end - tail)
-            if let bytes = try? r.read(upToCount: Int(tail)), bytes.last != 0x0A {
-                let keep = bytes.lastIndex(of: 0x0A).map { end - tail + UInt64($0 - bytes.startIndex) + 1 } ?? (tail == end ? 0 : end)
+            try? r.seek(toOffset: end - 1)
+            if let last = try? r.read(upToCount: 1), last.first != 0x0A {
+                var keep: UInt64 = 0, pos = end
+                while pos > 0 {
+                    let n = min(pos, 1 << 20)
+                    try? r.seek(toOffset: pos - n)
+                    guard let bytes = try? r.read(upToCount: Int(n)), !bytes.isEmpty else { break }
+                    if let i = bytes.lastIndex(of: 0x0A) { keep = pos - n + UInt64(i - bytes.startIndex) + 1; break }
+                    pos -= n
+                }
                 try? h.truncate(atOffset: keep)
                 _ = try? h.seekToEnd()
             }
@@ -200,7 +206,9 @@ public final class TranscriptWriter {
     }
 
     private func write(_ line: JSONValue) {
-        guard open(), let handle else { return }
+        // The file cannot be opened yet (no space, no folder): keep the line for the next write,
+        // so no message goes missing and every later line's parent is in the file.
+        guard open(), let handle else { waiting.append(line); return }
         let lines = waiting + [line]
         let offset = (try? handle.offset()) ?? 0
         do {

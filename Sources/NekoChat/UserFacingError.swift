@@ -1,6 +1,7 @@
 import Foundation
 import NekoJSON
 import NekoModel
+import NekoRouting
 import NekoTemplate
 import NekoTokenizer
 
@@ -20,6 +21,8 @@ extension ModelError: UserFacingError {}
 extension TokenizerError: UserFacingError {}
 extension TemplateError: UserFacingError {}
 extension JSONSyntaxError: UserFacingError {}
+extension RoutingError: UserFacingError {}
+extension RoutingCodec.FormatError: UserFacingError {}
 
 /// An error of the chat core (commands, files, settings), with its message as shown.
 public struct ChatError: UserFacingError, Equatable {

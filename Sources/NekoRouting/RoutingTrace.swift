@@ -77,6 +77,10 @@ public struct RoutingTrace: Sendable, Equatable {
     private var names: [String] = []         // per sequence
     private var starts: [Int] = []           // per sequence: first token; non-decreasing
 
+    /// Most experts a trace may have, and most layer × expert × expert cells of its pair counts.
+    public static let maxExperts = 4096
+    public static let maxPairCells = 1 << 26
+
     /// An empty trace. `gatedLayers` lists the MoE layers whose records carry `sharedGate` (every
     /// MoE layer of NekoMind, none of a model without a shared expert); `hasRouterEntropy` says
     /// whether they carry `routerEntropy`.
@@ -86,8 +90,13 @@ public struct RoutingTrace: Sendable, Equatable {
         guard zip(moeLayers, moeLayers.dropFirst()).allSatisfy({ $0 < $1 }), moeLayers[0] >= 0 else {
             throw RoutingError.shape("MoE layers \(moeLayers) are not distinct and ascending")
         }
-        guard (1...Int(UInt16.max) + 1).contains(experts) else {
-            throw RoutingError.shape("\(experts) experts (1…65536 supported)")
+        // The analyses hold an experts × experts matrix per layer: bound them before allocating
+        // (a file or a server that claims 65,536 experts must not ask for 32 GB a layer).
+        guard (1...RoutingTrace.maxExperts).contains(experts) else {
+            throw RoutingError.shape("\(experts) experts (1…\(RoutingTrace.maxExperts) supported)")
+        }
+        guard moeLayers.count * experts * experts <= RoutingTrace.maxPairCells else {
+            throw RoutingError.shape("\(moeLayers.count) MoE layers × \(experts)² expert pairs is more than the \(RoutingTrace.maxPairCells) the analyses hold")
         }
         guard (1...experts).contains(topK) else {
             throw RoutingError.shape("top-k \(topK) is not within 1…\(experts) experts")

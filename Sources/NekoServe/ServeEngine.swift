@@ -106,11 +106,22 @@ public final class ServeEngine: @unchecked Sendable {
         return ServeJob(prompt: ids, sequence: sequence, routing: r.routing && !config.moeLayers.isEmpty, sink: sink)
     }
 
-    public func submit(_ job: ServeJob) {
+    /// Most requests that may wait for a slot; more are refused (503) rather than queued for ever.
+    public var maxWaiting: Int { max(16, 8 * parallel) }
+
+    public func submit(_ job: ServeJob) throws {
         condition.lock()
+        defer { condition.unlock() }
+        // Requests whose clients have gone need no slot: forget them before counting.
+        let gone = waiting.filter { $0.cancel.isCancelled }
+        waiting.removeAll { $0.cancel.isCancelled }
+        for j in gone { j.sink(.finished(.cancelled, promptTokens: j.prompt.count, completionTokens: 0)) }
+        guard waiting.count < maxWaiting else {
+            throw APIError(status: 503, message: "the server is busy: \(waiting.count) requests are waiting for \(parallel) slots; try again later",
+                           type: "server_error")
+        }
         waiting.append(job)
         condition.signal()
-        condition.unlock()
     }
 
     /// Requests waiting and running now (for /health).

@@ -89,7 +89,9 @@ public enum NekoServer {
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24).lowercased()
         let created = Int(Date().timeIntervalSince1970)
         let reply = Reply(id: id, created: created, model: engine.modelID, chat: chat, routing: r.routing)
-        engine.submit(job)
+        // However the handler ends (a client gone, a task cancelled), the job stops with it.
+        continuation.onTermination = { _ in job.cancel.cancel() }
+        try engine.submit(job)
         if !r.stream {
             // The client closing the connection cancels the request.
             let document = try await request.body.consumeWithInboundCloseHandler({ _ in

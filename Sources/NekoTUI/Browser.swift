@@ -64,7 +64,7 @@ extension ChatApp {
         case .enter:
             guard b.index < shown.count else { return }
             let path = shown[b.index].chat.path
-            if controller.isBusy { controller.stop(); _ = controller.finish(timeout: 5) }
+            stopReply()
             do {
                 let line = try controller.load(path)
                 pump()

@@ -52,8 +52,18 @@ public final class ChatApp {
     public func notice(_ text: String, error: Bool = false) { state.notice(text, error: error) }
 
     /// Applies what the chat core reported since the last call.
-    public func pump() {
-        for event in controller.poll() { state.apply(event) }
+    /// Applies what the backend reported; says whether anything came.
+    @discardableResult public func pump() -> Bool {
+        let events = controller.poll()
+        for event in events { state.apply(event) }
+        return !events.isEmpty
+    }
+
+    /// Stops a reply in progress and waits (briefly) for its end, which the screen then shows too.
+    func stopReply() {
+        guard controller.isBusy else { return }
+        controller.stop()
+        for event in controller.finish(timeout: 5) { state.apply(event) }
     }
 
     /// Waits for the backend (at most `timeout`), then applies what it reported.
@@ -75,7 +85,7 @@ public final class ChatApp {
         var dirty = true
         while !quit {
             if signals.raised { break }
-            pump()
+            if pump() { dirty = true }   // events since the last poll (their wake byte is spent)
             if dirty {
                 let (w, h) = driver.size
                 size = (w, h)

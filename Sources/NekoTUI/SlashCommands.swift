@@ -23,7 +23,7 @@ struct SlashCommand: Sendable {
             return nil
         },
         SlashCommand(name: "new", usage: "/new", help: "start a new chat (in a new file; system prompt and settings stay)") { app, _, _ in
-            if app.controller.isBusy { app.controller.stop(); _ = app.controller.finish(timeout: 5) }
+            app.stopReply()
             try app.controller.newChat()
             return "new chat"
         },
@@ -75,8 +75,8 @@ struct SlashCommand: Sendable {
             app.inspect()
             return nil
         },
-        SlashCommand(name: "routing", usage: "/routing [SCOPE|VIEW|layer N|colour on|off|export FILE]",
-                     help: "the panel: last|reply|session, heat|coactivation|flow|table, on|off; colours; export .csv/.json") { app, arg, _ in
+        SlashCommand(name: "routing", usage: "/routing [SCOPE|VIEW|layer N|colour on|off|export[!] FILE]",
+                     help: "the panel: last|reply|session, heat|coactivation|flow|table, on|off; colours; export .csv/.json") { app, arg, force in
             let parts = arg.split(separator: " ", maxSplits: 1).map(String.init)
             let word = parts.first ?? "", rest = parts.count > 1 ? parts[1] : ""
             if let scope = LiveRouting.Scope(rawValue: word) {
@@ -102,9 +102,9 @@ struct SlashCommand: Sendable {
                 guard rest == "on" || rest == "off" else { throw ChatError("/routing colour on|off") }
                 app.state.colourTokens = rest == "on"
                 return app.state.colourTokens ? "tokens coloured by their top-1 expert at L\(app.chosenLayer)" : "token colours off"
-            case "export":
+            case "export", "export!":   // export! (or /routing! export) overwrites, as /save! does
                 guard !rest.isEmpty else { throw ChatError("/routing export needs a file: FILE.csv (rows) or FILE.json (the analysis)") }
-                return try app.controller.exportRouting(to: rest)
+                return try app.controller.exportRouting(to: rest, overwrite: force || word == "export!")
             case "":
                 return "routing panel: \(app.state.panelView.rawValue), \(app.state.routingScope.rawValue), layer L\(app.chosenLayer); /help lists the keys"
             default:

@@ -31,6 +31,12 @@ final class LoopObject: TemplateObject, @unchecked Sendable {
     override var typeName: String { "LoopContext" }
     override func call(_ args: [Value], _ kwargs: [(String, Value)], _ interpreter: Interpreter) throws -> Value? {
         guard let recurse else { return nil }
+        // loop(…) recurses like a macro call does: the same depth limit keeps the stack.
+        interpreter.callDepth += 1
+        defer { interpreter.callDepth -= 1 }
+        guard interpreter.callDepth <= Interpreter.maxCallDepth else {
+            throw RenderError("maximum recursion depth exceeded")
+        }
         return .string(try recurse(args.first ?? .list([])))
     }
     override func attribute(_ name: String) -> Value? {

@@ -4,6 +4,13 @@ struct RegexParser {
     let p: [Unicode.Scalar]
     var i = 0
     var caseInsensitive = false
+    var depth = 0
+
+    /// Deepest group nesting, and most instructions a compiled pattern may have: a pattern is a
+    /// string in tokenizer.json, and `((((…` or `((a{1000}){1000}){1000}` must fail, not
+    /// overflow the stack or fill memory. Real pre-tokenizers nest 2–3 deep in a few hundred.
+    static let maxDepth = 100
+    static let maxProgram = 200_000
 
     init(_ p: [Unicode.Scalar]) { self.p = p }
 
@@ -14,7 +21,24 @@ struct RegexParser {
     mutating func parse() throws -> RegexNode {
         let node = try parseAlternation()
         guard i == p.count else { throw fail("unbalanced ')'") }
+        guard Self.programSize(node) <= Self.maxProgram else {
+            throw fail("the pattern expands to more than \(Self.maxProgram) instructions")
+        }
         return node
+    }
+
+    /// The instructions `emit` makes for `node`, saturating just above the limit.
+    static func programSize(_ node: RegexNode) -> Int {
+        let cap = maxProgram + 1
+        switch node {
+        case let .sequence(items): return min(cap, items.reduce(0) { min(cap, $0 + programSize($1)) })
+        case let .alternation(items): return min(cap, items.reduce(0) { min(cap, $0 + programSize($1) + 2) })
+        case let .repetition(body, lo, hi, _):
+            let b = programSize(body) + 4, copies = hi ?? (lo + 1)
+            return copies > 0 && b > cap / copies ? cap : min(cap, b * max(copies, 1))
+        case let .look(body, _): return min(cap, programSize(body) + 2)
+        default: return 1
+        }
     }
 
     mutating func parseAlternation() throws -> RegexNode {
@@ -55,9 +79,10 @@ struct RegexParser {
             if i < p.count, p[i] == "?" { greedy = false; i += 1 } else if i < p.count, p[i] == "+" {
                 throw fail("possessive quantifiers are not supported")
             }
-            if max == nil || (max ?? 0) > 1, Self.hasUnboundedRepetition(node) {
-                // (a+)+, (\w*\s*)*: exponential backtracking on a failing match (tokenizers'
-                // Oniguruma gives up on them after its retry limit). No real tokenizer uses them.
+            if max == nil || (max ?? 0) > 1, Self.hasVariableRepetition(node) {
+                // (a+)+, (\w*\s*)*, (a{0,1000}){0,1000}: exponential backtracking on a failing
+                // match (tokenizers' Oniguruma gives up on them after its retry limit). No real
+                // tokenizer uses them.
                 throw fail("a repetition of a repetition (like (a+)+) can take exponential time; nekochat refuses such patterns")
             }
             node = .repetition(node, min: min, max: max, greedy: greedy)
@@ -65,11 +90,11 @@ struct RegexParser {
         return node
     }
 
-    /// Whether `node` contains an unbounded repetition (outside lookarounds).
-    static func hasUnboundedRepetition(_ node: RegexNode) -> Bool {
+    /// Whether `node` contains a repetition of a varying count above one (outside lookarounds).
+    static func hasVariableRepetition(_ node: RegexNode) -> Bool {
         switch node {
-        case let .repetition(inner, _, max, _): return max == nil || hasUnboundedRepetition(inner)
-        case let .sequence(items), let .alternation(items): return items.contains(where: hasUnboundedRepetition)
+        case let .repetition(inner, lo, hi, _): return hi == nil || (hi! > 1 && hi! != lo) || hasVariableRepetition(inner)
+        case let .sequence(items), let .alternation(items): return items.contains(where: hasVariableRepetition)
         default: return false
         }
     }
@@ -158,6 +183,9 @@ struct RegexParser {
     }
 
     mutating func group() throws -> RegexNode {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw fail("groups nest deeper than \(Self.maxDepth)") }
         let saved = caseInsensitive
         let node = try parseAlternation()
         caseInsensitive = saved

@@ -75,6 +75,21 @@ import Testing
         #expect(loaded.messages.map(\.content) == c.conversation.messages.map(\.content) && loaded.path == c.conversation.path)
     }
 
+    /// /save! onto the chat's own log would rename a copy over the file the log writes to, and
+    /// everything after it would go to a deleted file: refused, and the log goes on.
+    @Test func savingOverItsOwnLogIsRefused() throws {
+        let backend = ScriptedBackend(replies: ["a", "b"], contextSize: 4096)
+        let store = TranscriptStore(directory: ChatFixture.temp())
+        let c = ChatController(backend: backend, transcript: TranscriptWriter(store: store, header: TranscriptHeader(backend.info)))
+        try c.send("x")
+        _ = c.finish()
+        let own = try #require(c.transcript?.path)
+        #expect(throws: ChatError.self) { try c.save(to: own, overwrite: true) }
+        try c.send("y")
+        _ = c.finish()
+        #expect(try Transcript.load(path: own).conversation.path.map(\.content) == ["x", "a", "y", "b"])
+    }
+
     @Test func aFixedSeedGivesEachReplyItsOwnRecordedSeed() throws {
         let (c, backend) = controller(["a", "b"])
         try c.set("seed", "10")

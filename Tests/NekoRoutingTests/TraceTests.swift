@@ -43,9 +43,13 @@ import Testing
         #expect(t.count == 1)
     }
 
-    @Test func rejectsImpossibleShapes() {
+    @Test func rejectsImpossibleShapes() throws {
         #expect(throws: RoutingError.self) { try RoutingTrace(moeLayers: [], experts: 4, topK: 1) }
         #expect(throws: RoutingError.self) { try RoutingTrace(moeLayers: [3, 2], experts: 4, topK: 1) }
+        // Sizes that would make the pair matrices tens of GB are refused before any allocation.
+        #expect(throws: RoutingError.self) { try RoutingTrace(moeLayers: [0], experts: 65536, topK: 1) }
+        #expect(throws: RoutingError.self) { try RoutingTrace(moeLayers: Array(0..<8), experts: 4096, topK: 1) }
+        #expect(try RoutingTrace(moeLayers: Array(0..<58), experts: 256, topK: 8).experts == 256)
         #expect(throws: RoutingError.self) { try RoutingTrace(moeLayers: [2], experts: 4, topK: 5) }
         #expect(throws: RoutingError.self) { try RoutingTrace(moeLayers: [2], experts: 0, topK: 0) }
         #expect(throws: RoutingError.self) { try RoutingTrace(moeLayers: [2], experts: 4, topK: 1, gatedLayers: [1]) }

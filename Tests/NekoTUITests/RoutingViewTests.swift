@@ -121,5 +121,13 @@ import Testing
         h.press(.enter)
         let json = try JSONValue.parse(try String(contentsOfFile: dir + "/r.json", encoding: .utf8))
         #expect(json["experts"]?.int == 32 && json["layers"]?.array?.count == 16)
+        // An existing file is kept unless the command says export!.
+        h.type("/routing export \(dir)/r.csv")
+        h.press(.enter)
+        let kept = try String(contentsOfFile: dir + "/r.csv", encoding: .utf8)
+        #expect(h.lastNotice.contains("exists") && kept == csv)
+        h.type("/routing export! \(dir)/r.csv")
+        h.press(.enter)
+        #expect(h.lastNotice.contains("wrote"))
     }
 }

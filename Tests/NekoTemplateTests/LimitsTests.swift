@@ -22,6 +22,9 @@ import Testing
         fails(String(repeating: "{% if 1 %}", count: 5_000) + "x" + String(repeating: "{% endif %}", count: 5_000), saying: "nests deeper")
         fails("{{ " + String(repeating: "not ", count: 5_000) + "1 }}", saying: "nests deeper")
         fails("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", saying: "recursion")
+        // A recursive loop that calls loop() on itself for ever (it overflowed the stack).
+        fails("{% for x in [1] recursive %}{{ loop([1]) }}{% endfor %}", saying: "recursion")
+        #expect(try render("{% for x in [[1, [[2, []]]]] recursive %}{{ x[0] }}{{ loop(x[1]) }}{% endfor %}") == "12")
         #expect(try render("{{ " + String(repeating: "(", count: 100) + "1" + String(repeating: ")", count: 100) + " }}") == "1")
     }
 

@@ -59,7 +59,7 @@ func split(_ pattern: String, _ text: String) throws -> [String] {
 
     /// Patterns that backtrack exponentially are refused when the tokenizer loads (they hung
     /// `tokenize` for minutes); bounded inner repetitions stay allowed.
-    @Test(arguments: ["(a+)+$", "(a*)*b", "(\\w+\\s*)*x", "(?:a{1,}){2,}", "((ab)+c)*"])
+    @Test(arguments: ["(a+)+$", "(a*)*b", "(\\w+\\s*)*x", "(?:a{1,}){2,}", "((ab)+c)*", "(?:a{0,1000}){0,1000}", "(?:(?:a{1,2}){3}){2,}"])
     func nestedUnboundedRepetitionsAreRefused(pattern: String) {
         #expect(throws: RegexError.self) { try ScalarRegex(pattern) }
     }
@@ -67,5 +67,20 @@ func split(_ pattern: String, _ text: String) throws -> [String] {
     @Test func boundedInnerRepetitionsAreFine() throws {
         #expect(try split("(?:ab?){2,}", "abaab") == ["abaab"])
         #expect(try split("\\p{N}{1,3}", "12345") == ["123", "45"])
+    }
+
+    /// A pattern is a string in tokenizer.json: deep nesting and huge expansions fail with an
+    /// error naming the limit (they overflowed the stack or filled memory).
+    @Test func nestingAndSizeAreBounded() throws {
+        #expect(try split("(?:(?:a{3}){2})+", "aaaaaab") == ["aaaaaa"])
+        for (pattern, words) in [(String(repeating: "(", count: 100_000) + "a" + String(repeating: ")", count: 100_000), "nest deeper"),
+                                 ("(?:(?:a{1000}){1000}){1000}", "instructions")] {
+            do {
+                _ = try ScalarRegex(pattern)
+                Issue.record("accepted")
+            } catch let e as RegexError {
+                #expect("\(e)".contains(words), "\(e)")
+            }
+        }
     }
 }
