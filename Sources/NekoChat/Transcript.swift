@@ -186,16 +186,20 @@ public final class TranscriptWriter {
         if end > 0, let r = FileHandle(forReadingAtPath: target) {
             try? r.seek(toOffset: end - 1)
             if let last = try? r.read(upToCount: 1), last.first != 0x0A {
-                var keep: UInt64 = 0, pos = end
+                // nil: a read failed, so nothing is cut (a log is never shortened on a guess).
+                var keep: UInt64? = nil, pos = end
                 while pos > 0 {
                     let n = min(pos, 1 << 20)
-                    try? r.seek(toOffset: pos - n)
-                    guard let bytes = try? r.read(upToCount: Int(n)), !bytes.isEmpty else { break }
+                    guard (try? r.seek(toOffset: pos - n)) != nil, let bytes = try? r.read(upToCount: Int(n)),
+                          bytes.count == Int(n) else { break }
                     if let i = bytes.lastIndex(of: 0x0A) { keep = pos - n + UInt64(i - bytes.startIndex) + 1; break }
                     pos -= n
+                    if pos == 0 { keep = 0 }   // one cut line and nothing before it
                 }
-                try? h.truncate(atOffset: keep)
-                _ = try? h.seekToEnd()
+                if let keep {
+                    try? h.truncate(atOffset: keep)
+                    _ = try? h.seekToEnd()
+                }
             }
             try? r.close()
         }
