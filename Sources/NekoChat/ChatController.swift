@@ -244,21 +244,27 @@ public final class ChatController {
     public func save(to path: String, overwrite: Bool = false) throws -> String {
         // Mid-reply the copy would end on a message that is not written yet.
         try requireIdle()
-        let file = resolvePath(path)
-        // Renaming a copy over the chat's own log would cut the log's writer off from the file.
-        if let own = transcript?.path,
-           (own as NSString).resolvingSymlinksInPath == (file as NSString).resolvingSymlinksInPath {
-            throw ChatError("this chat already saves itself to \(file) as it goes")
-        }
+        let file = try writableTarget(path)
         var header = transcript?.header ?? TranscriptHeader(backend.info)
         header.time = TranscriptFormat.now()
         try Transcript.writeAtomically(Transcript.log(conversation, header: header), to: file, overwrite: overwrite)
         return "saved \(conversation.messages.filter { !$0.isPending }.count) messages to \(file)"
     }
 
+    /// `path` as the user typed it, resolved, unless it is the chat's own log: a file renamed
+    /// over the log (by /save!, /export!, /routing export!) would cut the log's writer off from it.
+    private func writableTarget(_ path: String) throws -> String {
+        let file = resolvePath(path)
+        if let own = transcript?.path,
+           (own as NSString).resolvingSymlinksInPath == (file as NSString).resolvingSymlinksInPath {
+            throw ChatError("\(file) is this chat's own log (it saves itself there as it goes); choose another file")
+        }
+        return file
+    }
+
     /// Writes the current path as Markdown to `path`.
     public func export(to path: String, overwrite: Bool = false) throws -> String {
-        let file = resolvePath(path)
+        let file = try writableTarget(path)
         try Transcript.writeAtomically(Self.markdown(conversation), to: file, overwrite: overwrite)
         return "exported \(conversation.path.count) messages to \(file)"
     }
@@ -266,7 +272,7 @@ public final class ChatController {
     /// The chat's routing (every reply's tokens) as CSV rows (`.csv`) or ROUTING.md's analysis
     /// (`.json`), like `nekochat routing --transcript`.
     public func exportRouting(to path: String, overwrite: Bool = false) throws -> String {
-        let file = resolvePath(path)
+        let file = try writableTarget(path)
         guard let trace = try RoutingTrace.of(conversation.routingSequences, experts: max(1, backend.info.experts)) else {
             throw ChatError("there is no routing in this chat yet")
         }

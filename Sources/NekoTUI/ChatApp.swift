@@ -51,8 +51,7 @@ public final class ChatApp {
     /// A notice of the screen's own (not part of the conversation).
     public func notice(_ text: String, error: Bool = false) { state.notice(text, error: error) }
 
-    /// Applies what the chat core reported since the last call.
-    /// Applies what the backend reported; says whether anything came.
+    /// Applies what the chat core reported since the last call; says whether anything came.
     @discardableResult public func pump() -> Bool {
         let events = controller.poll()
         for event in events { state.apply(event) }

@@ -85,9 +85,30 @@ import Testing
         _ = c.finish()
         let own = try #require(c.transcript?.path)
         #expect(throws: ChatError.self) { try c.save(to: own, overwrite: true) }
+        #expect(throws: ChatError.self) { try c.export(to: own, overwrite: true) }
         try c.send("y")
         _ = c.finish()
         #expect(try Transcript.load(path: own).conversation.path.map(\.content) == ["x", "a", "y", "b"])
+    }
+
+    /// The log's folder cannot be made (a file stands in its way): the messages wait, and land
+    /// in order, every parent before its reply, once it can (they were dropped, and the log then
+    /// named parents it did not hold and would not load).
+    @Test func aLogThatCannotBeOpenedCatchesUp() throws {
+        let root = ChatFixture.temp()
+        let blocker = root + "/chats"
+        #expect(FileManager.default.createFile(atPath: blocker, contents: Data("not a folder".utf8)))
+        let backend = ScriptedBackend(replies: ["first", "second"], contextSize: 4096)
+        let c = ChatController(backend: backend, transcript: TranscriptWriter(store: TranscriptStore(directory: blocker + "/inner"),
+                                                                              header: TranscriptHeader(backend.info)))
+        try c.send("one")
+        let errors = c.finish().compactMap { if case let .error(e) = $0 { e } else { nil } }
+        #expect(errors.contains { $0.contains("cannot save the chat") } && errors.allSatisfy { !$0.contains("Error Domain") }, "\(errors)")
+        try FileManager.default.removeItem(atPath: blocker)
+        try c.send("two")
+        _ = c.finish()
+        let log = try Transcript.load(path: try #require(c.transcript?.path)).conversation
+        #expect(log.path.map(\.content) == ["one", "first", "two", "second"])
     }
 
     @Test func aFixedSeedGivesEachReplyItsOwnRecordedSeed() throws {
