@@ -190,11 +190,13 @@ enum CLI {
         let file = dir + "/model.safetensors"
         var data = try Data(contentsOf: URL(fileURLWithPath: file))
         let header = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        // 0xFFFF is a BF16 NaN: poison the second half of the weights.
-        let start = 8 + header + (data.count - 8 - header) / 2
-        data.replaceSubrange(start..<data.count, with: Data(repeating: 0xFF, count: data.count - start))
+        // One NaN (BF16 0x7FC0) in a matrix that q8 and q4 pack: only a kernel that keeps it
+        // (a NaN block scale) lets it reach the logits; quantised to a code it became 0.
+        let json = try #require(try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + header))) as? [String: Any])
+        let tensor = try #require(json["model.layers.0.mlp.down_proj.weight"] as? [String: Any])
+        let offset = 8 + header + (try #require((tensor["data_offsets"] as? [Int])?.first)) + 2 * 100
+        data.replaceSubrange(offset..<(offset + 2), with: [0xC0, 0x7F])
         try data.write(to: URL(fileURLWithPath: file))
-        // The same in 8 and 4 bits (quantisation turned NaN into 0 there and the garbage went on).
         for weights in ["bf16", "q8", "q4"] {
             let r = try CLI.run(["generate", "--model", dir, "--weights", weights, "--prompt-ids", "1,2,3", "--max-tokens", "4", "--json"],
                                 environment: ["XDG_CACHE_HOME": dir + "/cache"])

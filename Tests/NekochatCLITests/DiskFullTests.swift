@@ -97,24 +97,6 @@ final class SmallDisk {
         #expect(log.path.map(\.content) == ["one", "first", two, "second", "three", "third"])
     }
 
-    /// The disk is full before the log's file can even be made: the messages wait, and land in
-    /// order (every parent before its reply) once there is room.
-    @Test(.enabled(if: SmallDisk.available)) func aLogThatCannotBeCreatedCatchesUpToo() throws {
-        let disk = SmallDisk(megabytes: 1)
-        let store = TranscriptStore(directory: disk.path + "/chats")
-        let filler = disk.fill()
-        let backend = ScriptedBackend(replies: ["first", "second"], contextSize: 100_000)
-        let c = ChatController(backend: backend, transcript: TranscriptWriter(store: store, header: TranscriptHeader(backend.info)))
-        try c.send("one")
-        let errors = c.finish().compactMap { if case let .error(e) = $0 { e } else { nil } }
-        #expect(!errors.isEmpty && errors.allSatisfy { !$0.contains("Error Domain") }, "\(errors)")
-        try FileManager.default.removeItem(atPath: filler)
-        try c.send("two")
-        _ = c.finish()
-        let log = try Transcript.load(path: try #require(c.transcript?.path)).conversation
-        #expect(log.path.map(\.content) == ["one", "first", "two", "second"])
-    }
-
     /// The quantised-weights cache cannot be written: a notice, and the model runs from memory.
     @Test(.enabled(if: SmallDisk.available)) func aFullDiskDoesNotStopQuantisedWeights() throws {
         let disk = SmallDisk(megabytes: 2)
