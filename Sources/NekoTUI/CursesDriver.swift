@@ -227,20 +227,26 @@ public struct TerminalError: UserFacingError {
 /// back before the process dies of the same signal, with async-signal-safe calls only: the modes
 /// saved before ncurses changed them (tcsetattr) and escape sequences (write) that undo its setup.
 enum CrashRestore {
-    nonisolated(unsafe) static var saved = termios()
+    /// On the heap, not a Swift global: ASan sizes an imported C struct global without its tail
+    /// padding (57 of termios' 60 bytes) and reports tcgetattr's write as an overflow.
+    nonisolated(unsafe) static let saved: UnsafeMutablePointer<termios> = {
+        let p = UnsafeMutablePointer<termios>.allocate(capacity: 1)
+        p.initialize(to: termios())
+        return p
+    }()
     nonisolated(unsafe) static var haveSaved = false
     /// Allocated here, not in the handler (malloc is not async-signal-safe).
     nonisolated(unsafe) static let reset = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 32)
     nonisolated(unsafe) static var resetCount = 0
 
     static func install() {
-        haveSaved = tcgetattr(0, &saved) == 0
+        haveSaved = tcgetattr(0, saved) == 0
         let bytes = Array("\u{1B}[?2004l\u{1B}[0m\u{1B}[?25h\u{1B}[?1049l\r\n".utf8)
         resetCount = bytes.count
         _ = reset.initialize(from: bytes)
         for sig in [SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT] {
             signal(sig) { sig in
-                if CrashRestore.haveSaved { tcsetattr(0, TCSANOW, &CrashRestore.saved) }
+                if CrashRestore.haveSaved { tcsetattr(0, TCSANOW, CrashRestore.saved) }
                 _ = write(1, CrashRestore.reset.baseAddress, CrashRestore.resetCount)
                 signal(sig, SIG_DFL)
                 raise(sig)
