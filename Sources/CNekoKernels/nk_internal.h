@@ -22,6 +22,7 @@
 #define NK_LEVEL_PORTABLE 0
 #define NK_LEVEL_AVX2 1
 #define NK_LEVEL_AVX512 2
+#define NK_LEVEL_AMX 3
 
 /// The level every dispatcher reads (relaxed atomics: tests may force it from another thread).
 static inline int nk_level_now(void) { return nk_simd_level(); }
@@ -104,6 +105,19 @@ void nk_rows_q8_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t r1
 void nk_rows_q8_avx512(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
 void nk_rows_q4_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
 void nk_rows_q4_avx512(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+void nk_rows_float_amx(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
+/// AMX-BF16 tiles present and granted by the kernel (asks once per process).
+int nk_amx_available(void);
+/// Fewest tokens for which packing the input for AMX pays.
+#ifndef NK_AMX_MIN_TOKENS
+#define NK_AMX_MIN_TOKENS 16
+#endif
+/// A BF16 job with a prepared input, ≥ NK_AMX_MIN_TOKENS tokens, ≥ 16 rows, cols % 32 == 0.
+int nk_amx_eligible(const nk_matvec *job);
+/// Bytes nk_amx_pack writes for the job's input.
+size_t nk_amx_pack_bytes(const nk_matvec *job);
+/// The job's input in AMX tiles (hi and lo BF16 parts), into `out` (64-byte aligned).
+void nk_amx_pack(const nk_matvec *job, uint16_t *out);
 #endif
 
 /// Index of the input row that token t reads.

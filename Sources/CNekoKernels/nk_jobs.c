@@ -9,6 +9,7 @@
 static nk_rows_fn pick_kernel(int format, int level) {
     int packed = format == NK_FMT_Q8 || format == NK_FMT_Q4;
 #if NK_X86
+    if (level >= NK_LEVEL_AMX && format == NK_FMT_BF16) return nk_rows_float_amx;
     if (level >= NK_LEVEL_AVX512) {
         if (!packed) return nk_rows_float_avx512;
         return format == NK_FMT_Q8 ? nk_rows_q8_avx512 : nk_rows_q4_avx512;
@@ -62,10 +63,67 @@ static size_t scratch_floats(const nk_matvec *job, int64_t r0, int64_t r1) {
     return job->w_up ? (size_t)(2 * (r1 - r0) * job->ntok) : 0;
 }
 
-void nk_run_matvecs_serial(const nk_matvec *jobs, int64_t njobs) {
+static int same_input(const nk_matvec *a, const nk_matvec *b) {
+    return a->xp == b->xp && a->xrows == b->xrows && a->ntok == b->ntok && a->cols == b->cols;
+}
+
+// AMX (level 3): the input of every eligible BF16 job packed into tiles once — jobs that read
+// the same rows of the same input share one — into *pack; returns a copy of the jobs with `xb`
+// set (in *copy), or `jobs` itself when there is nothing to pack or no memory for it.
+static const nk_matvec *amx_prepare(const nk_matvec *jobs, int64_t njobs, int level,
+                                    nk_matvec **copy, int64_t *copy_capacity,
+                                    void **pack, size_t *pack_size) {
+#if NK_X86
+    if (level < NK_LEVEL_AMX) return jobs;
+    size_t total = 0;
+    for (int64_t j = 0; j < njobs; j++) {
+        if (!nk_amx_eligible(&jobs[j])) continue;
+        int64_t i = 0;
+        while (i < j && !(nk_amx_eligible(&jobs[i]) && same_input(&jobs[i], &jobs[j]))) i++;
+        if (i == j) total += nk_amx_pack_bytes(&jobs[j]);
+    }
+    if (total == 0) return jobs;
+    if (njobs > *copy_capacity) {
+        free(*copy);
+        *copy = malloc((size_t)njobs * sizeof(nk_matvec));
+        *copy_capacity = *copy ? njobs : 0;
+    }
+    if (total > *pack_size) {
+        free(*pack);
+        *pack = aligned_alloc(64, (total + 63) & ~(size_t)63);
+        *pack_size = *pack ? total : 0;
+    }
+    if (!*copy || !*pack) return jobs;
+    nk_matvec *out = *copy;
+    size_t offset = 0;
+    for (int64_t j = 0; j < njobs; j++) {
+        out[j] = jobs[j];
+        out[j].xb = NULL;
+        if (!nk_amx_eligible(&jobs[j])) continue;
+        for (int64_t i = 0; i < j && !out[j].xb; i++)
+            if (out[i].xb && same_input(&out[i], &jobs[j])) out[j].xb = out[i].xb;
+        if (out[j].xb) continue;
+        uint16_t *b = (uint16_t *)((char *)*pack + offset);
+        nk_amx_pack(&jobs[j], b);
+        out[j].xb = b;
+        offset += nk_amx_pack_bytes(&jobs[j]);
+    }
+    return out;
+#else
+    (void)njobs; (void)level; (void)copy; (void)copy_capacity; (void)pack; (void)pack_size;
+    return jobs;
+#endif
+}
+
+void nk_run_matvecs_serial(const nk_matvec *given, int64_t njobs) {
     int level = nk_level_now();
     float *scratch = NULL;
     size_t have = 0;
+    nk_matvec *copy = NULL;
+    int64_t copy_capacity = 0;
+    void *pack = NULL;
+    size_t pack_size = 0;
+    const nk_matvec *jobs = amx_prepare(given, njobs, level, &copy, &copy_capacity, &pack, &pack_size);
     for (int64_t j = 0; j < njobs; j++) {
         if (jobs[j].rows <= 0 || jobs[j].ntok <= 0) continue;
         size_t need = scratch_floats(&jobs[j], 0, jobs[j].rows);
@@ -73,6 +131,8 @@ void nk_run_matvecs_serial(const nk_matvec *jobs, int64_t njobs) {
         run_chunk(&jobs[j], 0, jobs[j].rows, pick_kernel(jobs[j].format, level), scratch);
     }
     free(scratch);
+    free(copy);
+    free(pack);
 }
 
 typedef struct {
@@ -98,8 +158,11 @@ static void run_task(void *context, int thread, int threads) {
     }
 }
 
-void nk_run_matvecs(nk_pool *pool, const nk_matvec *jobs, int64_t njobs) {
-    if (!pool || pool->threads == 1) { nk_run_matvecs_serial(jobs, njobs); return; }
+void nk_run_matvecs(nk_pool *pool, const nk_matvec *given, int64_t njobs) {
+    if (!pool || pool->threads == 1) { nk_run_matvecs_serial(given, njobs); return; }
+    int level = nk_level_now();
+    const nk_matvec *jobs = amx_prepare(given, njobs, level, &pool->amx_jobs, &pool->amx_jobs_capacity,
+                                        &pool->amx_pack, &pool->amx_pack_size);
     double total = 0;
     for (int64_t j = 0; j < njobs; j++)
         if (jobs[j].rows > 0 && jobs[j].ntok > 0) total += row_cost(&jobs[j]) * (double)jobs[j].rows;
@@ -144,7 +207,7 @@ void nk_run_matvecs(nk_pool *pool, const nk_matvec *jobs, int64_t njobs) {
         }
     }
     run_state s = {.pool = pool, .jobs = jobs, .chunks = pool->chunks, .nchunks = count,
-                   .level = nk_level_now()};
+                   .level = level};
     atomic_store(&s.next, 0);
     nk_pool_run_shared(pool, run_task, &s);
 }

@@ -116,6 +116,8 @@ void nk_pool_destroy(nk_pool *pool) {
     free(pool->scratch_size);
     free(pool->tids);
     free(pool->chunks);
+    free(pool->amx_jobs);
+    free(pool->amx_pack);
     pthread_mutex_destroy(&pool->mutex);
     pthread_cond_destroy(&pool->wake);
     free(pool);

@@ -23,13 +23,13 @@ typedef enum { NK_F32 = 0, NK_BF16 = 1, NK_F16 = 2 } nk_dtype;
 typedef enum { NK_FMT_F32 = 0, NK_FMT_BF16 = 1, NK_FMT_F16 = 2, NK_FMT_Q8 = 3, NK_FMT_Q4 = 4 } nk_format;
 
 /// Which implementation the dispatcher picked: 0 portable, 1 AVX2+FMA+F16C,
-/// 2 AVX-512 F/BW/VL/DQ with VNNI.
+/// 2 AVX-512 F/BW/VL/DQ with VNNI, 3 that and AMX-BF16 tiles (BF16 prefill).
 int nk_simd_level(void);
 /// The best level this CPU supports.
 int nk_simd_detect(void);
 /// Uses `level` from now on, capped at what the CPU supports (tests of every path).
 void nk_force_simd_level(int level);
-/// "portable", "avx2", "avx512-vnni".
+/// "portable", "avx2", "avx512-vnni", "avx512-amx".
 const char *nk_simd_name(int level);
 
 /// dst[i] = float(src[i]) for i < n; src holds elements of `dtype`.
@@ -116,6 +116,7 @@ typedef struct nk_matvec {
     const int32_t *xrows;   // NULL: token t reads input row t; else input row xrows[t]
     float *y;               // output (ntok, ldy): y[t * ldy + r]
     int64_t ldy;
+    const uint16_t *xb;     // the runner's own (AMX-packed input); callers leave it NULL
 } nk_matvec;
 
 typedef struct nk_pool nk_pool;
