@@ -147,13 +147,18 @@ struct Bench: ParsableCommand {
             try Output.json(.object(fields))
             return
         }
+        // On AMX a BF16 prefill runs on tiles, not on the FMA units the peak is measured on.
+        let onTiles = simd.hasSuffix("amx") && modelOptions.weights == .bf16 && model.dtype == .bf16
+        let peakNote = onTiles
+            ? "AVX-512 vectors, all threads; this prefill ran on AMX tiles, whose peak is higher"
+            : "\(simd.hasSuffix("amx") ? "AVX-512" : simd) vectors, all threads"
         var text = """
             cpu: \(cpu), kernels \(simd), \(threads) threads
             read bandwidth (\(threads) threads): the weights' own memory \(format(bandwidth / 1e9)) GB/s (median of \(weightPasses.count) passes after decode); fresh 256 MiB \(format(freshBandwidth / 1e9)) GB/s (median of \(passes.count) passes before and after, \(format(passes.first! / 1e9))–\(format(passes.last! / 1e9)))
             weights \(modelOptions.weights.rawValue) (stored \(model.dtype.rawValue)): \(format(Double(activeBytes) / 1e6)) MB read per token → limit \(format(limit)) tok/s (fresh-memory limit \(format(freshLimit)))
             load: \(String(format: "%.2f", loadSeconds)) s\(cacheNote(model))
             prefill: \(promptTokens) tokens, \(format(prefillRate)) tok/s, \(format(gflops)) GFLOP/s = \(percent(gflops * 1e9 / peak)) of the FMA peak \(format(peak / 1e9)) GFLOP/s
-                     (peak measured: 12 independent FMA chains per thread, \(simd) vectors, all threads)
+                     (peak measured: 12 independent FMA chains per thread, \(peakNote))
             decode:  \(genTokens) tokens, \(format(decodeRate)) tok/s = \(percent(decodeRate / limit)) of the bandwidth limit (\(percent(decodeRate / freshLimit)) of the fresh-memory one)
             peak RSS: \(format(Double(rss) / 1_048_576)) MiB
 
