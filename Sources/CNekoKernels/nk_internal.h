@@ -116,7 +116,7 @@ int nk_amx_available(void);
 int nk_amx_eligible(const nk_matvec *job);
 /// Bytes nk_amx_pack writes for the job's input.
 size_t nk_amx_pack_bytes(const nk_matvec *job);
-/// The job's input in AMX tiles (hi and lo BF16 parts), into `out` (64-byte aligned).
+/// The job's input in AMX tiles (three BF16 parts of each value), into `out` (64-byte aligned).
 void nk_amx_pack(const nk_matvec *job, uint16_t *out);
 #endif
 

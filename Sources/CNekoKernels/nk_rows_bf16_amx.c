@@ -3,12 +3,11 @@
 // The weights are tile A as they lie (row-major BF16, one 64-byte row of a tile per weight row,
 // stride cols·2): nothing is repacked. The tokens are tile B, packed once per input by
 // nk_amx_pack in the layout the instruction reads (pairs of columns, tokens across), and split
-// x = hi + lo with hi = bf16(x), lo = bf16(x − hi): two products per weight keep 16 bits of
-// each activation (x is kept to 2^-18 of itself), so a sum is within 2^-18 · Σ|w·x| of the
-// exact one plus float32 rounding — the order of float32 accumulation's own error, where bf16(x)
-// alone would be 2^-9 · Σ|w·x| off (measured on 768×1024×256, max abs error: 9.2e-6 split,
-// 4.4e-6 float32 serial sums, 6.5e-3 bf16(x) alone). Products are exact in float32 and summed
-// there (denormals flushed).
+// x = hi + mid + lo, each BF16 (hi = bf16(x), mid = bf16(x − hi), lo = bf16(x − hi − mid)):
+// three products per weight keep 24 bits of each activation (x to 2^-27 of itself), as much as
+// float32 holds, so a sum is exact to float32 rounding like the FMA kernels' — two parts would
+// leave 2^-18 · Σ|w·x|, which moved routing statistics by 2e-6 where the tests allow 1e-6, and
+// one part 2^-9. Products are exact in float32 and summed there (denormals flushed).
 #include "nk_internal.h"
 
 #if NK_X86
@@ -16,6 +15,9 @@
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+// BF16 parts each activation is split into (see above).
+#define NK_AMX_PARTS 3
 
 #define NK_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
@@ -37,10 +39,10 @@ int nk_amx_eligible(const nk_matvec *job) {
 
 size_t nk_amx_pack_bytes(const nk_matvec *job) {
     int64_t blocks = (job->ntok + 15) / 16, kb = job->cols / 32;
-    return (size_t)(blocks * kb) * 2 * 1024;
+    return (size_t)(blocks * kb) * NK_AMX_PARTS * 1024;
 }
 
-// hi and lo of 16 floats as BF16 in the high halves of 32-bit lanes (round to nearest even).
+// 16 floats rounded to BF16 (nearest even), in the high halves of their 32-bit lanes.
 NK_AMX static inline __m512i bf16_high(__m512 v) {
     __m512i u = _mm512_castps_si512(v);
     __m512i bias = _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
@@ -48,12 +50,12 @@ NK_AMX static inline __m512i bf16_high(__m512 v) {
     return _mm512_and_si512(_mm512_add_epi32(u, bias), _mm512_set1_epi32((int)0xffff0000u));
 }
 
-// Layout: [token block of 16][column block of 32][hi, lo][16 column pairs][16 tokens][2].
+// Layout: [token block of 16][column block of 32][hi, mid, lo][16 column pairs][16 tokens][2].
 // The prepared input keeps each block of 32 as 16 even then 16 odd columns (nk_prep_bf16):
 // lane i of the two halves is exactly pair i. Tokens past ntok are zero.
 NK_AMX void nk_amx_pack(const nk_matvec *job, uint16_t *out) {
     const int64_t cols = job->cols, nkb = cols / 32, blocks = (job->ntok + 15) / 16;
-    uint32_t m[2][16][16] __attribute__((aligned(64)));
+    uint32_t m[NK_AMX_PARTS][16][16] __attribute__((aligned(64)));
     const __m512i across = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                               _mm512_set1_epi32(16));
     for (int64_t tb = 0; tb < blocks; tb++) {
@@ -65,19 +67,21 @@ NK_AMX void nk_amx_pack(const nk_matvec *job, uint16_t *out) {
         for (int64_t kb = 0; kb < nkb; kb++) {
             for (int n = 0; n < 16; n++) {
                 if (!rows[n]) {
-                    _mm512_store_si512(m[0][n], _mm512_setzero_si512());
-                    _mm512_store_si512(m[1][n], _mm512_setzero_si512());
+                    for (int p = 0; p < NK_AMX_PARTS; p++) _mm512_store_si512(m[p][n], _mm512_setzero_si512());
                     continue;
                 }
                 __m512 even = _mm512_loadu_ps(rows[n] + kb * 32), odd = _mm512_loadu_ps(rows[n] + kb * 32 + 16);
-                __m512i he = bf16_high(even), ho = bf16_high(odd);
-                __m512i le = bf16_high(_mm512_sub_ps(even, _mm512_castsi512_ps(he)));
-                __m512i lo = bf16_high(_mm512_sub_ps(odd, _mm512_castsi512_ps(ho)));
-                _mm512_store_si512(m[0][n], _mm512_or_si512(_mm512_srli_epi32(he, 16), ho));
-                _mm512_store_si512(m[1][n], _mm512_or_si512(_mm512_srli_epi32(le, 16), lo));
+                // Each part is what the parts before it left, rounded to BF16; the differences
+                // are exact in float32.
+                for (int p = 0; p < NK_AMX_PARTS; p++) {
+                    __m512i he = bf16_high(even), ho = bf16_high(odd);
+                    _mm512_store_si512(m[p][n], _mm512_or_si512(_mm512_srli_epi32(he, 16), ho));
+                    even = _mm512_sub_ps(even, _mm512_castsi512_ps(he));
+                    odd = _mm512_sub_ps(odd, _mm512_castsi512_ps(ho));
+                }
             }
-            uint16_t *dst = out + ((tb * nkb + kb) * 2) * 512;
-            for (int p = 0; p < 2; p++)
+            uint16_t *dst = out + ((tb * nkb + kb) * NK_AMX_PARTS) * 512;
+            for (int p = 0; p < NK_AMX_PARTS; p++)
                 for (int i = 0; i < 16; i++)
                     _mm512_storeu_si512(dst + p * 512 + i * 32,
                                         _mm512_i32gather_epi32(_mm512_add_epi32(across, _mm512_set1_epi32(i)),
@@ -128,9 +132,9 @@ NK_AMX static void amx_pair(const uint16_t *w, int64_t cols, const uint16_t *b0,
             for (int64_t kb = kc; kb < ke; kb++) {
                 _tile_loadd(4, wr + kb * 32, ld);
                 if (two) _tile_loadd(5, wr + 16 * cols + kb * 32, ld);
-                for (int p = 0; p < 2; p++) {
-                    _tile_loadd(6, b0 + (kb * 2 + p) * 512, 64);
-                    if (b1) _tile_loadd(7, b1 + (kb * 2 + p) * 512, 64);
+                for (int p = 0; p < NK_AMX_PARTS; p++) {
+                    _tile_loadd(6, b0 + (kb * NK_AMX_PARTS + p) * 512, 64);
+                    if (b1) _tile_loadd(7, b1 + (kb * NK_AMX_PARTS + p) * 512, 64);
                     _tile_dpbf16ps(0, 4, 6);
                     if (b1) _tile_dpbf16ps(1, 4, 7);
                     if (two) {
@@ -157,8 +161,8 @@ NK_AMX static void rows_bf16_amx(const nk_matvec *job, const uint16_t *w, int64_
     for (int i = 0; i < 8; i++) { cfg.rows[i] = 16; cfg.colsb[i] = 64; }
     _tile_loadconfig(&cfg);
     for (int64_t tb = 0; tb < blocks; tb += 2) {
-        const uint16_t *b0 = job->xb + tb * nkb * 1024;
-        const uint16_t *b1 = tb + 1 < blocks ? b0 + nkb * 1024 : NULL;
+        const uint16_t *b0 = job->xb + tb * nkb * NK_AMX_PARTS * 512;
+        const uint16_t *b1 = tb + 1 < blocks ? b0 + nkb * NK_AMX_PARTS * 512 : NULL;
         amx_pair(w + r0 * cols, cols, b0, b1, nrb, acc);
         for (int64_t rb = 0; rb < nrb; rb++)
             for (int q = 0; q < (b1 ? 2 : 1); q++) {
