@@ -119,13 +119,20 @@ enum Markdown {
         let c = Array(text)
         var i = 0, plain = ""
         func flush() { if !plain.isEmpty { spans.append(Span(plain, base)); plain = "" } }
+        // The last answer per closer: a search from a later start up to that answer (or past a
+        // failed one) has the same answer, so a line of unmatched openers is scanned once per
+        // closer rather than once per opener.
+        var last: [[Character]: (from: Int, at: Int?)] = [:]
         func find(_ close: [Character], from start: Int) -> Int? {
-            var j = start
-            while j + close.count <= c.count {
-                if Array(c[j..<j + close.count]) == close { return j }
-                j += 1
+            if let known = last[close], start >= known.from, start <= (known.at ?? Int.max) { return known.at }
+            var j = start, found: Int?
+            scan: while j + close.count <= c.count {
+                for k in 0..<close.count where c[j + k] != close[k] { j += 1; continue scan }
+                found = j
+                break
             }
-            return nil
+            last[close] = (start, found)
+            return found
         }
         while i < c.count {
             let ch = c[i]

@@ -42,6 +42,15 @@ import Testing
         #expect(t.allSatisfy { displayWidth($0) <= 30 })
     }
 
+    /// A long line of openers without closers stays literal, and a pair after them still
+    /// renders; each closer is searched for once per line, not once per opener (this line took
+    /// minutes when every `[` scanned to the end).
+    @Test func unmatchedOpenersStayLiteralOnALongLine() {
+        let junk = String(repeating: "[a *b _c ", count: 20_000)
+        let spans = Markdown.inline(junk + "**bold** `x`", base: .text)
+        #expect(spans == [Span(junk, .text), Span("bold", .bold), Span(" ", .text), Span("x", .code)])
+    }
+
     @Test func codeFencesNeverBreakWhileStreaming() {
         let open = render("Here:\n```swift\nlet x = \"s\" // note\nfor i in 0..<3 {", width: 40)
         let t = text(open)
