@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Testing
 
 /// A `nekochat serve` process on a free loopback port, stopped at the end.
@@ -142,5 +145,49 @@ enum TestPython {
         defer { server.stop() }
         let busy = try CLI.run(["serve", "--port", String(server.port)])
         #expect(busy.status == 1 && busy.stderr.hasPrefix("error: cannot serve on 127.0.0.1:\(server.port)"), "\(busy.stderr)")
+    }
+
+    /// A burst of 40 requests at a server with one slot: the queue holds at most
+    /// max(16, 8 × 1) = 16 of them, the rest get 503 with a message that says why, and the
+    /// accepted ones still finish.
+    @Test func aBurstPastTheQueueGets503() throws {
+        let server = try ServerProcess(["--parallel", "1"])
+        defer { server.stop() }
+        let config = URLSessionConfiguration.ephemeral
+        config.httpMaximumConnectionsPerHost = 64
+        config.timeoutIntervalForRequest = 120
+        let session = URLSession(configuration: config)
+        let body = try JSONSerialization.data(withJSONObject: ["prompt": "Once upon a time", "max_tokens": 64, "temperature": 0])
+        final class Replies: @unchecked Sendable {
+            let lock = NSLock()
+            var statuses: [Int] = [], refusals: [String] = []
+        }
+        let replies = Replies()
+        let done = DispatchGroup()
+        let tasks = (0..<40).map { _ -> URLSessionDataTask in
+            var request = URLRequest(url: URL(string: server.url + "/v1/completions")!)
+            request.httpMethod = "POST"
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = body
+            done.enter()
+            return session.dataTask(with: request) { data, response, _ in
+                replies.lock.lock()
+                let status = (response as? HTTPURLResponse)?.statusCode ?? -1
+                replies.statuses.append(status)
+                if status == 503, let data { replies.refusals.append(String(decoding: data, as: UTF8.self)) }
+                replies.lock.unlock()
+                done.leave()
+            }
+        }
+        tasks.forEach { $0.resume() }
+        #expect(done.wait(timeout: .now() + 180) == .success, "not every request was answered")
+        replies.lock.lock()
+        defer { replies.lock.unlock() }
+        let statuses = replies.statuses, refusals = replies.refusals
+        let refused = statuses.filter { $0 == 503 }.count, ok = statuses.filter { $0 == 200 }.count
+        #expect(refused + ok == 40, "statuses: \(statuses.sorted())")
+        // One running and 16 waiting are always taken; replies that end during the burst free more.
+        #expect(refused >= 1 && ok >= 17, "\(refused) refused, \(ok) served")
+        #expect(refusals.allSatisfy { $0.contains("the server is busy") && $0.contains("waiting for 1 slots") }, "\(refusals.first ?? "")")
     }
 }
