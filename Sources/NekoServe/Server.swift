@@ -67,6 +67,18 @@ public enum NekoServer {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: v.serialized)))
     }
 
+    /// Where a request's CPU work runs: parsing a body of up to --max-body bytes, rendering the
+    /// template, tokenising the prompt (seconds for a few MB). Swift's task pool has one thread
+    /// per core here, so two such requests run inline used to stall every other handler —
+    /// /health answered after 12-15 s. A serial queue of its own has a thread outside that pool.
+    static let preparing = DispatchQueue(label: "nekochat-serve-prepare")
+
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            preparing.async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
     static func complete(_ request: Request, chat: Bool, engine: ServeEngine, options: ServeOptions) async throws -> Response {
         var request = request
         let body: ByteBuffer
@@ -75,15 +87,19 @@ public enum NekoServer {
         } catch {
             throw APIError(status: 413, message: "the request body is larger than \(options.maxBodyBytes) bytes", type: "invalid_request_error")
         }
-        let r = try CompletionRequest.parse(Array(buffer: body), chat: chat, defaults: options.defaults,
-                                            maxTokens: min(options.maxTokens, engine.contextSize))
+        let r = try await offPool {
+            try CompletionRequest.parse(Array(buffer: body), chat: chat, defaults: options.defaults,
+                                        maxTokens: min(options.maxTokens, engine.contextSize))
+        }
         if let model = r.model, !model.isEmpty, model != engine.modelID { throw unknownModel(model, engine) }
         let (events, continuation) = AsyncStream<ServeEvent>.makeStream()
-        let job = try engine.prepare(r) { event in
-            continuation.yield(event)
-            switch event {
-            case .finished, .failed: continuation.finish()
-            default: break
+        let job = try await offPool {
+            try engine.prepare(r) { event in
+                continuation.yield(event)
+                switch event {
+                case .finished, .failed: continuation.finish()
+                default: break
+                }
             }
         }
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24).lowercased()

@@ -190,4 +190,45 @@ enum TestPython {
         #expect(refused >= 1 && ok >= 17, "\(refused) refused, \(ok) served")
         #expect(refusals.allSatisfy { $0.contains("the server is busy") && $0.contains("waiting for 1 slots") }, "\(refusals.first ?? "")")
     }
+
+    /// Two requests with a few MB of prompt to tokenise do not hold up the rest: /health, asked
+    /// after them, answers before either of them (it waited for one to finish when their work
+    /// ran on Swift's task pool, one thread per core).
+    @Test func largePromptsDoNotStallOtherRequests() throws {
+        let server = try ServerProcess(["--ctx-size", "4096"])
+        defer { server.stop() }
+        let session = URLSession(configuration: .default)
+        let big = try JSONSerialization.data(withJSONObject: [
+            "messages": [["role": "user", "content": String(repeating: "word ", count: 800_000)]], "max_tokens": 1,
+        ])
+        final class Order: @unchecked Sendable {
+            let lock = NSLock()
+            var names: [String] = []
+            func add(_ name: String) { lock.lock(); names.append(name); lock.unlock() }
+        }
+        let order = Order()
+        let done = DispatchGroup()
+        func send(_ request: URLRequest, as name: String) {
+            done.enter()
+            session.dataTask(with: request) { _, response, _ in
+                order.add("\(name) \((response as? HTTPURLResponse)?.statusCode ?? -1)")
+                done.leave()
+            }.resume()
+        }
+        for i in 0..<2 {
+            var request = URLRequest(url: URL(string: server.url + "/v1/chat/completions")!)
+            request.httpMethod = "POST"
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = big
+            request.timeoutInterval = 300
+            send(request, as: "big\(i)")
+        }
+        Thread.sleep(forTimeInterval: 0.5)   // both bodies (4 MB each) are in and being tokenised
+        send(URLRequest(url: URL(string: server.url + "/health")!), as: "health")
+        #expect(done.wait(timeout: .now() + 300) == .success)
+        order.lock.lock()
+        defer { order.lock.unlock() }
+        // The prompts are longer than the context: each big one ends in a 400 naming that.
+        #expect(order.names.first == "health 200" && order.names.filter { $0.hasSuffix(" 400") }.count == 2, "\(order.names)")
+    }
 }
