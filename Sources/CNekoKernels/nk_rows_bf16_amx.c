@@ -96,8 +96,8 @@ typedef struct {
     uint8_t rows[16];
 } nk_tile_config;
 
-// Column blocks of 32 per pass over a token pair's tiles: the pair's 64 KB of packed input stays
-// in L1/L2 while the rows go by (measured: 16 beats 4, 8 and the whole row).
+// Column blocks of 32 per pass over a token pair's tiles: the pair's 96 KB of packed input stays
+// in L2 while the rows go by (measured with two parts, 64 KB: 16 beat 4, 8 and the whole row).
 #define NK_AMX_KC 16
 
 // One thread's accumulators for a chunk: [16-row block][2 token blocks][16 rows][16 tokens].
