@@ -142,7 +142,7 @@ def nekochat_once(a, weights: str, unset_openblas: bool) -> dict:
 
 def llama_bench_once(a, gguf: Path) -> dict:
     """pp P + tg G from an empty context, and tg G at depth P (one rep each; llama-bench warms up first)."""
-    base = [a.llama_bench, "-m", str(gguf), "-t", str(a.threads), "-r", "1", "-o", "json"]
+    base = [a.llama_bench, "-m", str(gguf), "-t", str(a.threads), "-r", "1", "-o", "json"] + shlex.split(a.llama_extra)
     res = {"ok": False, "cmds": []}
     for extra in (["-p", str(a.prompt), "-n", str(a.gen)], ["-p", "0", "-n", str(a.gen), "-d", str(a.prompt)]):
         cmd = base + extra
@@ -211,6 +211,9 @@ def main():
     ap.add_argument("--model", required=True, help="NekoMind checkpoint directory (HF layout)")
     ap.add_argument("--gguf-dir", required=True, type=Path, help="folder with *bf16*.gguf, *q8_0*.gguf, *q4_0*.gguf")
     ap.add_argument("--llama-bench", required=True, help="path to llama-bench")
+    ap.add_argument("--llama-extra", default="",
+                    help="more llama-bench arguments, e.g. '--repack 0' (its AMX repack of Q8_0/Q4_0 "
+                         "crashed llama-bench 0c1e57098 on a Xeon with AMX)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompt", type=int, default=256)
     ap.add_argument("--gen", type=int, default=64)
