@@ -186,8 +186,9 @@ enum TestPython {
         let statuses = replies.statuses, refusals = replies.refusals
         let refused = statuses.filter { $0 == 503 }.count, ok = statuses.filter { $0 == 200 }.count
         #expect(refused + ok == 40, "statuses: \(statuses.sorted())")
-        // One running and 16 waiting are always taken; replies that end during the burst free more.
-        #expect(refused >= 1 && ok >= 17, "\(refused) refused, \(ok) served")
+        // One running and 16 waiting are taken (17 served, 23 refused in every run here); a
+        // reply takes ~0.1 s, so at most a couple end during the burst and free a place.
+        #expect((17...19).contains(ok), "\(refused) refused, \(ok) served")
         #expect(refusals.allSatisfy { $0.contains("the server is busy") && $0.contains("waiting for 1 slots") }, "\(refusals.first ?? "")")
     }
 
