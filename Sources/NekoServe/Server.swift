@@ -70,13 +70,39 @@ public enum NekoServer {
     /// Where a request's CPU work runs: parsing a body of up to --max-body bytes, rendering the
     /// template, tokenising the prompt (seconds for a few MB). Swift's task pool has one thread
     /// per core here, so two such requests run inline used to stall every other handler —
-    /// /health answered after 12-15 s. A serial queue of its own has a thread outside that pool.
-    static let preparing = DispatchQueue(label: "nekochat-serve-prepare")
+    /// /health answered after 12-15 s. Serial queues of their own have threads outside that
+    /// pool; one per core, and each request goes to the least busy, so a small request does not
+    /// wait behind a long prompt.
+    final class Preparers: @unchecked Sendable {
+        private let queues: [DispatchQueue]
+        private var busy: [Int]
+        private let lock = NSLock()
+
+        init(count: Int) {
+            queues = (0..<count).map { DispatchQueue(label: "nekochat-serve-prepare-\($0)") }
+            busy = Array(repeating: 0, count: count)
+        }
+
+        func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+            let i = lock.withLock {
+                let i = busy.indices.min { busy[$0] < busy[$1] }!
+                busy[i] += 1
+                return i
+            }
+            return try await withCheckedThrowingContinuation { continuation in
+                queues[i].async {
+                    let result = Result { try work() }
+                    self.lock.withLock { self.busy[i] -= 1 }
+                    continuation.resume(with: result)
+                }
+            }
+        }
+    }
+
+    static let preparers = Preparers(count: max(2, ProcessInfo.processInfo.activeProcessorCount))
 
     static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            preparing.async { continuation.resume(with: Result { try work() }) }
-        }
+        try await preparers.run(work)
     }
 
     static func complete(_ request: Request, chat: Bool, engine: ServeEngine, options: ServeOptions) async throws -> Response {

@@ -48,6 +48,13 @@ final class ServerProcess {
     deinit { stop() }
 }
 
+/// The order in which replies came back, each as "NAME STATUS".
+final class ReplyOrder: @unchecked Sendable {
+    let lock = NSLock()
+    var names: [String] = []
+    func add(_ name: String) { lock.lock(); names.append(name); lock.unlock() }
+}
+
 /// A Python with the `openai` package: $NEKOCHAT_TEST_PYTHON, the venv `.ci/run` makes, or
 /// the developer's.
 enum TestPython {
@@ -202,12 +209,7 @@ enum TestPython {
         let big = try JSONSerialization.data(withJSONObject: [
             "messages": [["role": "user", "content": String(repeating: "word ", count: 800_000)]], "max_tokens": 1,
         ])
-        final class Order: @unchecked Sendable {
-            let lock = NSLock()
-            var names: [String] = []
-            func add(_ name: String) { lock.lock(); names.append(name); lock.unlock() }
-        }
-        let order = Order()
+        let order = ReplyOrder()
         let done = DispatchGroup()
         func send(_ request: URLRequest, as name: String) {
             done.enter()
@@ -231,5 +233,36 @@ enum TestPython {
         defer { order.lock.unlock() }
         // The prompts are longer than the context: each big one ends in a 400 naming that.
         #expect(order.names.first == "health 200" && order.names.filter { $0.hasSuffix(" 400") }.count == 2, "\(order.names)")
+    }
+
+    /// A short chat request sent while one long prompt is being tokenised is answered first:
+    /// it does not queue behind it.
+    @Test func aShortRequestDoesNotWaitBehindALongPrompt() throws {
+        let server = try ServerProcess(["--ctx-size", "4096"])
+        defer { server.stop() }
+        let session = URLSession(configuration: .default)
+        let order = ReplyOrder()
+        let done = DispatchGroup()
+        func send(_ content: String, as name: String) throws {
+            var request = URLRequest(url: URL(string: server.url + "/v1/chat/completions")!)
+            request.httpMethod = "POST"
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = try JSONSerialization.data(withJSONObject: [
+                "messages": [["role": "user", "content": content]], "max_tokens": 1,
+            ])
+            request.timeoutInterval = 300
+            done.enter()
+            session.dataTask(with: request) { _, response, _ in
+                order.add("\(name) \((response as? HTTPURLResponse)?.statusCode ?? -1)")
+                done.leave()
+            }.resume()
+        }
+        try send(String(repeating: "word ", count: 800_000), as: "long")
+        Thread.sleep(forTimeInterval: 0.5)   // its 4 MB are in and being tokenised
+        try send("Hello", as: "short")
+        #expect(done.wait(timeout: .now() + 300) == .success)
+        order.lock.lock()
+        defer { order.lock.unlock() }
+        #expect(order.names == ["short 200", "long 400"], "\(order.names)")
     }
 }
