@@ -55,6 +55,8 @@ public final class ServeEngine: @unchecked Sendable {
     private let condition = NSCondition()
     private var waiting: [ServeJob] = []
     private var running: [ServeJob] = []
+    /// Requests admitted and not yet submitted: their bodies are being read and prepared.
+    private var preparing = 0
     /// Prompt tokens per prefill step (between decode steps of the other requests).
     let prefillChunk = 128
 
@@ -106,29 +108,54 @@ public final class ServeEngine: @unchecked Sendable {
         return ServeJob(prompt: ids, sequence: sequence, routing: r.routing && !config.moeLayers.isEmpty, sink: sink)
     }
 
-    /// Most requests that may wait for a slot; more are refused (503) rather than queued for ever.
+    /// Most requests that may wait for a slot, counting those still being received and prepared;
+    /// more are refused (503) rather than queued for ever.
     public var maxWaiting: Int { max(16, 8 * parallel) }
 
-    public func submit(_ job: ServeJob) throws {
+    /// Takes a place for a request that has just arrived, before its body is read: a flood of
+    /// large bodies is refused at once instead of each holding its body until its prompt is
+    /// tokenised. Every `admit` is followed by one `submit` or one `withdraw`.
+    public func admit() throws {
         condition.lock()
         defer { condition.unlock() }
-        // Requests whose clients have gone need no slot: forget them before counting.
-        let gone = waiting.filter { $0.cancel.isCancelled }
-        waiting.removeAll { $0.cancel.isCancelled }
-        for j in gone { j.sink(.finished(.cancelled, promptTokens: j.prompt.count, completionTokens: 0)) }
-        guard waiting.count < maxWaiting else {
-            throw APIError(status: 503, message: "the server is busy: \(waiting.count) requests are waiting for \(parallel) slots; try again later",
+        dropCancelled()
+        let queued = waiting.count + preparing
+        guard queued < maxWaiting else {
+            throw APIError(status: 503, message: "the server is busy: \(queued) requests are waiting for \(parallel) slots; try again later",
                            type: "server_error")
         }
+        preparing += 1
+    }
+
+    /// Gives back the place of an admitted request that will not be submitted (a bad request).
+    public func withdraw() {
+        condition.lock()
+        preparing -= 1
+        condition.unlock()
+    }
+
+    /// Queues an admitted request for a slot.
+    public func submit(_ job: ServeJob) {
+        condition.lock()
+        defer { condition.unlock() }
+        preparing -= 1
         waiting.append(job)
         condition.signal()
     }
 
-    /// Requests waiting and running now (for /health).
-    public var load: (waiting: Int, running: Int) {
+    /// Requests whose clients have gone need no place: forget them before counting.
+    private func dropCancelled() {
+        let gone = waiting.filter { $0.cancel.isCancelled }
+        guard !gone.isEmpty else { return }
+        waiting.removeAll { $0.cancel.isCancelled }
+        for j in gone { j.sink(.finished(.cancelled, promptTokens: j.prompt.count, completionTokens: 0)) }
+    }
+
+    /// Requests being prepared, waiting and running now (for /health).
+    public var load: (preparing: Int, waiting: Int, running: Int) {
         condition.lock()
         defer { condition.unlock() }
-        return (waiting.count, running.count)
+        return (preparing, waiting.count, running.count)
     }
 
     private func loop() {

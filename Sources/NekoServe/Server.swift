@@ -29,7 +29,7 @@ public enum NekoServer {
         router.get("/health") { _, _ -> Response in
             let load = engine.load
             return json(.object([("status", .string("ok")), ("model", .string(engine.modelID)),
-                                 ("waiting", .int(load.waiting)), ("running", .int(load.running)), ("parallel", .int(engine.parallel))]))
+                                 ("preparing", .int(load.preparing)), ("waiting", .int(load.waiting)), ("running", .int(load.running)), ("parallel", .int(engine.parallel))]))
         }
         router.get("/v1/models") { _, _ -> Response in
             json(.object([("object", .string("list")), ("data", .array([modelObject(engine)]))]))
@@ -106,6 +106,9 @@ public enum NekoServer {
     }
 
     static func complete(_ request: Request, chat: Bool, engine: ServeEngine, options: ServeOptions) async throws -> Response {
+        try engine.admit()
+        var submitted = false
+        defer { if !submitted { engine.withdraw() } }
         var request = request
         let body: ByteBuffer
         do {
@@ -133,7 +136,8 @@ public enum NekoServer {
         let reply = Reply(id: id, created: created, model: engine.modelID, chat: chat, routing: r.routing)
         // However the handler ends (a client gone, a task cancelled), the job stops with it.
         continuation.onTermination = { _ in job.cancel.cancel() }
-        try engine.submit(job)
+        engine.submit(job)
+        submitted = true
         if !r.stream {
             // The client closing the connection cancels the request.
             let document = try await request.body.consumeWithInboundCloseHandler({ _ in

@@ -199,6 +199,40 @@ enum TestPython {
         #expect(refusals.allSatisfy { $0.contains("the server is busy") && $0.contains("waiting for 1 slots") }, "\(refusals.first ?? "")")
     }
 
+    /// Requests still being received and tokenised count against the queue: of 24 sent at once
+    /// with 400 KB prompts, 8 are refused on arrival, before any prompt is prepared (each of the
+    /// others ends in a 400: the prompt is longer than the context). With the bound counting
+    /// only prepared requests, all 24 bodies were taken in and held, and none refused.
+    @Test func requestsBeingPreparedCountAgainstTheQueue() throws {
+        let server = try ServerProcess(["--parallel", "1"])
+        defer { server.stop() }
+        let config = URLSessionConfiguration.ephemeral
+        config.httpMaximumConnectionsPerHost = 64
+        config.timeoutIntervalForRequest = 300
+        let session = URLSession(configuration: config)
+        let body = try JSONSerialization.data(withJSONObject: ["prompt": String(repeating: "word ", count: 80_000), "max_tokens": 1])
+        let order = ReplyOrder()
+        let done = DispatchGroup()
+        for _ in 0..<24 {
+            var request = URLRequest(url: URL(string: server.url + "/v1/completions")!)
+            request.httpMethod = "POST"
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = body
+            done.enter()
+            session.dataTask(with: request) { data, response, _ in
+                let status = (response as? HTTPURLResponse)?.statusCode ?? -1
+                let text = data.map { String(decoding: $0, as: UTF8.self) } ?? ""
+                order.add(status == 503 && !text.contains("the server is busy") ? "503 without the reason: \(text)" : "\(status)")
+                done.leave()
+            }.resume()
+        }
+        #expect(done.wait(timeout: .now() + 300) == .success, "not every request was answered")
+        order.lock.lock()
+        defer { order.lock.unlock() }
+        #expect(order.names.filter { $0 == "503" }.count == 8 && order.names.filter { $0 == "400" }.count == 16, "\(order.names)")
+        #expect(order.names.prefix(8).allSatisfy { $0 == "503" }, "a refusal came after a prepared request: \(order.names)")
+    }
+
     /// Two requests with a few MB of prompt to tokenise do not hold up the rest: /health, asked
     /// after them, answers before either of them (it waited for one to finish when their work
     /// ran on Swift's task pool, one thread per core).
