@@ -15,6 +15,13 @@ public struct ChatSettings: Sendable, Equatable {
     /// Replies end where one of these strings would begin (the string is not kept).
     public var stop: [String] = []
 
+    /// The most stop strings, and the longest in bytes: every token is checked against each of
+    /// them (for the server, on the thread every request shares).
+    public static let maxStopStrings = 16
+    public static let maxStopBytes = 1024
+    /// The context windows (in tokens) that the chat, `generate` and the server accept.
+    public static let contextSizes = 16...(1 << 22)
+
     public init(sampling: SamplingParameters = SamplingParameters(), maxTokens: Int = 512,
                 mode: ChatMode = .chat, stop: [String] = []) {
         self.sampling = sampling
@@ -136,12 +143,20 @@ public struct SettingSpec: Sendable {
                         return true
                     },
                     read: { .string($0.mode.rawValue) }),
-        SettingSpec(name: "stop", flag: "--stop", accepts: "a string (repeat /set stop to add more; /set stop none clears)",
+        SettingSpec(name: "stop", flag: "--stop",
+                    accepts: "a string of at most \(ChatSettings.maxStopBytes) bytes, at most \(ChatSettings.maxStopStrings) of them "
+                        + "(repeat /set stop to add more; /set stop none clears)",
                     help: "end replies before this text",
                     parse: { s, text in
                         if text == "none" || text.isEmpty { s.stop = []; return true }
                         // Replay from JSON joins several strings with U+001F.
-                        for part in text.split(separator: "\u{1F}").map(String.init) where !s.stop.contains(part) { s.stop.append(part) }
+                        var stop = s.stop
+                        for part in text.split(separator: "\u{1F}").map(String.init) where !stop.contains(part) {
+                            guard part.utf8.count <= ChatSettings.maxStopBytes else { return false }
+                            stop.append(part)
+                        }
+                        guard stop.count <= ChatSettings.maxStopStrings else { return false }
+                        s.stop = stop
                         return true
                     },
                     read: { .array($0.stop.map { .string($0) }) }),

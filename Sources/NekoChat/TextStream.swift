@@ -5,30 +5,58 @@ import NekoTokenizer
 /// begin. Text that might be the start of a stop string is held back until it is not.
 public struct TextStream {
     private var detokenizer: StreamingDetokenizer
+    private var scanner: StopScanner
+
+    public init(tokenizer: Tokenizer, stopStrings: [String] = []) {
+        detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+        scanner = StopScanner(stopStrings: stopStrings)
+    }
+
+    /// The text so far (up to a stop string, which is not included).
+    public var text: [Unicode.Scalar] { scanner.text }
+    public var string: String { scanner.string }
+    public var stopped: Bool { scanner.stopped }
+
+    /// Adds a generated id; returns the text that can be shown now.
+    public mutating func add(_ id: Int) -> String {
+        guard !stopped else { return "" }
+        return scanner.add(detokenizer.add(id))
+    }
+
+    /// Releases what was held back (call when generation ends for another reason).
+    public mutating func finish() -> String {
+        guard !stopped else { return "" }
+        return scanner.finish(detokenizer.finish())
+    }
+}
+
+/// Streamed text → the text that can be shown: it ends where the first stop string begins, and
+/// an end that might be the start of one is held back until it is not. The decode loop and the
+/// remote client (for the stop strings a server is not sent) share it.
+public struct StopScanner: Sendable {
     private let stops: [[Unicode.Scalar]]
     /// The text so far (up to a stop string, which is not included).
     public private(set) var text: [Unicode.Scalar] = []
     private var emitted = 0
     public private(set) var stopped = false
 
-    public init(tokenizer: Tokenizer, stopStrings: [String] = []) {
-        detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+    public init(stopStrings: [String]) {
         stops = stopStrings.map { Array($0.unicodeScalars) }.filter { !$0.isEmpty }
     }
 
     public var string: String { String(String.UnicodeScalarView(text)) }
 
-    /// Adds a generated id; returns the text that can be shown now.
-    public mutating func add(_ id: Int) -> String {
+    /// Adds a piece of text; returns what can be shown now.
+    public mutating func add(_ piece: String) -> String {
         guard !stopped else { return "" }
-        text += detokenizer.add(id).unicodeScalars
+        text += piece.unicodeScalars
         return release(final: false)
     }
 
-    /// Releases what was held back (call when generation ends for another reason).
-    public mutating func finish() -> String {
+    /// Adds the last piece and releases what was held back.
+    public mutating func finish(_ piece: String = "") -> String {
         guard !stopped else { return "" }
-        text += detokenizer.finish().unicodeScalars
+        text += piece.unicodeScalars
         return release(final: true)
     }
 

@@ -41,9 +41,6 @@ public struct CompletionRequest: Sendable {
     public var includeUsage = false
     public var routing = false
 
-    /// The longest stop string a request may give.
-    public static let maxStopBytes = 1024
-
     /// Parses an OpenAI request body (`/v1/chat/completions` when `chat`, else
     /// `/v1/completions`), with llama-server's `top_k`, `min_p` and `repeat_penalty`.
     public static func parse(_ body: [UInt8], chat: Bool, defaults: ChatSettings, maxTokens: Int) throws -> CompletionRequest {
@@ -114,13 +111,13 @@ public struct CompletionRequest: Sendable {
         switch json["stop"] {
         case nil, .null?: break
         case let .string(s)?: r.settings.stop = s.isEmpty ? [] : [s]
-        case let .array(items)? where items.count <= 16 && items.allSatisfy({ $0.string != nil }):
+        case let .array(items)? where items.count <= ChatSettings.maxStopStrings && items.allSatisfy({ $0.string != nil }):
             r.settings.stop = items.compactMap(\.string).filter { !$0.isEmpty }
-        default: throw APIError.invalid("stop must be a string or a list of at most 16 strings", param: "stop")
+        default: throw APIError.invalid("stop must be a string or a list of at most \(ChatSettings.maxStopStrings) strings", param: "stop")
         }
         // Every token is checked against every stop string on the thread all requests share.
-        if let long = r.settings.stop.first(where: { $0.utf8.count > Self.maxStopBytes }) {
-            throw APIError.invalid("a stop string is \(long.utf8.count) bytes; at most \(Self.maxStopBytes)", param: "stop")
+        if let long = r.settings.stop.first(where: { $0.utf8.count > ChatSettings.maxStopBytes }) {
+            throw APIError.invalid("a stop string is \(long.utf8.count) bytes; at most \(ChatSettings.maxStopBytes)", param: "stop")
         }
         if let s = json["stream"], !s.isNull {
             guard let b = s.bool else { throw APIError.invalid("stream must be true or false", param: "stream") }

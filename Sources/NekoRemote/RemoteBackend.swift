@@ -18,6 +18,9 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
     let apiKey: String?
     /// The server is nekochat's: it takes the routing extension and llama-server's sampling fields.
     public let isNekochat: Bool
+    /// The settings nekochat's server gives requests by default (its model's generation config):
+    /// the chat starts from these, so that a field it always sends does not override them.
+    public let serverDefaults: ChatSettings?
     let client: HTTPClient
 
     /// Asks the server for its models and picks `model` (or the only/first one).
@@ -60,6 +63,7 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
         self.apiKey = apiKey
         self.client = client
         isNekochat = ext != nil
+        serverDefaults = ext?["defaults"].flatMap { try? ChatSettings(json: $0) }
         let layers = ext?["moe_layers"]?.array?.compactMap(\.int) ?? []
         info = BackendInfo(kind: "remote", modelName: model, location: base, fingerprint: "remote:\(base)/\(model)",
                            contextSize: ext?["context"]?.int ?? 0, experts: ext?["experts"]?.int ?? 0,
@@ -71,6 +75,10 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
     public func check(_ messages: [ChatMessage], settings: ChatSettings) throws {}
 
     public func describePrompt(_ messages: [ChatMessage], settings: ChatSettings) throws -> String? { nil }
+
+    /// How many stop strings the server is sent: OpenAI takes at most 4, nekochat's server 16.
+    /// The rest are applied here (`StopScanner`), and the request is cancelled when one matches.
+    var stopsSent: Int { isNekochat ? ChatSettings.maxStopStrings : 4 }
 
     /// The request body for a reply.
     func body(_ request: ReplyRequest) -> JSONValue {
@@ -84,7 +92,7 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
         }
         fields += [("max_tokens", .int(s.maxTokens)), ("temperature", .float(s.sampling.temperature)), ("top_p", .float(s.sampling.topP))]
         if let seed = s.sampling.seed { fields.append(("seed", .int(Int(truncatingIfNeeded: seed)))) }
-        if !s.stop.isEmpty { fields.append(("stop", .array(s.stop.prefix(4).map { .string($0) }))) }
+        if !s.stop.isEmpty { fields.append(("stop", .array(s.stop.prefix(stopsSent).map { .string($0) }))) }
         // llama-server's (and vLLM's) extra sampling fields; OpenAI itself refuses unknown fields.
         if !base.contains("api.openai.com") {
             fields += [("top_k", .int(s.sampling.topK)), ("min_p", .float(s.sampling.minP)), ("repeat_penalty", .float(s.sampling.repeatPenalty))]
@@ -97,6 +105,7 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
         let url = base + (request.settings.mode == .chat ? "/chat/completions" : "/completions")
         let events = EventChannel<BackendEvent>(capacity: 1024)
         let payload = body(request).serialized
+        let localStops = Array(request.settings.stop.dropFirst(stopsSent))
         let task = Task { [client, apiKey] in
             var summary = ReplySummary(reason: .error)
             summary.seed = request.settings.sampling.seed
@@ -104,6 +113,8 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
             let start = Date()
             var firstToken: Date?
             var deltas = 0
+            var stops = StopScanner(stopStrings: localStops)
+            var timings: JSONValue?
             do {
                 var http = HTTPClientRequest(url: url)
                 http.method = .POST
@@ -131,7 +142,11 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
                         if !text.isEmpty {
                             if firstToken == nil { firstToken = Date() }
                             deltas += 1
-                            events.send(.textDelta(text))
+                            let shown = localStops.isEmpty ? text : stops.add(text)
+                            if !shown.isEmpty { events.send(.textDelta(shown)) }
+                            // A stop string the server was not sent: the reply ends here, and
+                            // leaving the stream cancels the request.
+                            if stops.stopped { summary.reason = .stop; ended = true; break }
                             let elapsed = Date().timeIntervalSince(firstToken!)
                             if deltas > 1, elapsed > 0 {
                                 summary.decodeTokensPerSecond = Double(deltas - 1) / elapsed
@@ -141,8 +156,11 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
                         }
                         for step in Self.routing(chunk["nekochat"]) { events.send(.routing(step)) }
                         if let reason = choice?["finish_reason"]?.string {
-                            summary.reason = reason == "length" ? .length : .stop
+                            // nekochat's server says which of its reasons OpenAI's stands for.
+                            summary.reason = chunk["nekochat"]?["finish_reason"]?.string.flatMap(FinishReason.init(rawValue:))
+                                ?? (reason == "length" ? .length : .stop)
                         }
+                        if let t = chunk["timings"], t.members != nil { timings = t }
                         if let usage = chunk["usage"], usage.members != nil {
                             summary.promptTokens = usage["prompt_tokens"]?.int ?? summary.promptTokens
                             summary.completionTokens = usage["completion_tokens"]?.int ?? summary.completionTokens
@@ -153,11 +171,21 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
                 if !ended && summary.reason == .error {
                     throw ChatError("the server closed the connection mid-reply")
                 }
+                if !localStops.isEmpty, !stops.stopped {
+                    let rest = stops.finish()
+                    if !rest.isEmpty { events.send(.textDelta(rest)) }
+                }
                 if summary.completionTokens == 0 { summary.completionTokens = deltas }
                 if let first = firstToken, summary.completionTokens > 1 {
                     summary.decodeTokensPerSecond = Double(summary.completionTokens - 1) / max(1e-6, Date().timeIntervalSince(first))
                     summary.prefillTokensPerSecond = summary.promptTokens > 0
                         ? Double(summary.promptTokens) / max(1e-6, first.timeIntervalSince(start)) : 0
+                }
+                // The server's own clock (llama-server's and nekochat's `timings`) leaves out the
+                // network and the time the request waited for a slot.
+                if let p = timings?["prompt_per_second"]?.double, p > 0 { summary.prefillTokensPerSecond = p }
+                if let d = timings?["predicted_per_second"]?.double, d > 0, (timings?["predicted_n"]?.int ?? 0) > 1 {
+                    summary.decodeTokensPerSecond = d
                 }
             } catch is CancellationError {
                 summary.reason = .cancelled

@@ -1,5 +1,6 @@
 import Foundation
 import NekoChat
+import NekoJSON
 import NekoModel
 import NekoOpenAI
 import NekoTemplate
@@ -11,8 +12,26 @@ public enum ServeEvent: Sendable {
     case started(promptTokens: Int, routing: [RoutingStep])
     /// A piece of text (possibly empty) and the routing of the token fed back before it.
     case token(text: String, routing: [RoutingStep])
-    case finished(FinishReason, promptTokens: Int, completionTokens: Int)
+    case finished(FinishReason, promptTokens: Int, completionTokens: Int, timings: ServeTimings)
     case failed(APIError)
+}
+
+/// How long a request's prefill and decode took, from its first prefill chunk (time spent waiting
+/// for a slot is not in it).
+public struct ServeTimings: Sendable {
+    public var promptTokens = 0
+    public var promptSeconds = 0.0
+    public var predictedTokens = 0
+    public var predictedSeconds = 0.0
+
+    /// llama-server's `timings` object, which clients of either server read.
+    public var json: JSONValue {
+        func rate(_ n: Int, _ s: Double) -> JSONValue { .double(s > 0 ? Double(n) / s : 0) }
+        return .object([("prompt_n", .int(promptTokens)), ("prompt_ms", .double(promptSeconds * 1000)),
+                        ("prompt_per_second", rate(promptTokens, promptSeconds)),
+                        ("predicted_n", .int(predictedTokens)), ("predicted_ms", .double(predictedSeconds * 1000)),
+                        ("predicted_per_second", rate(predictedTokens, predictedSeconds))])
+    }
 }
 
 /// One request being served: its prompt, its own KV cache, its decode sequence and stop rules.
@@ -28,6 +47,9 @@ public final class ServeJob: @unchecked Sendable {
     /// Ids put through the model so far (prompt, then fed-back tokens), and routing entries sent.
     var fed: [Int] = []
     var routed = 0
+    /// When its prefill began and ended (monotonic seconds).
+    var prefillStart: Double?
+    var prefillEnd: Double?
     let sink: @Sendable (ServeEvent) -> Void
 
     init(prompt: [Int], sequence: DecodeSequence, routing: Bool, sink: @escaping @Sendable (ServeEvent) -> Void) {
@@ -148,7 +170,7 @@ public final class ServeEngine: @unchecked Sendable {
         let gone = waiting.filter { $0.cancel.isCancelled }
         guard !gone.isEmpty else { return }
         waiting.removeAll { $0.cancel.isCancelled }
-        for j in gone { j.sink(.finished(.cancelled, promptTokens: j.prompt.count, completionTokens: 0)) }
+        for j in gone { j.sink(.finished(.cancelled, promptTokens: j.prompt.count, completionTokens: 0, timings: ServeTimings())) }
     }
 
     /// Requests being prepared, waiting and running now (for /health).
@@ -182,7 +204,17 @@ public final class ServeEngine: @unchecked Sendable {
             j.sequence.finish(reason)
             let rest = j.sequence.flush()
             if !rest.isEmpty { j.sink(.token(text: rest, routing: [])) }
-            j.sink(.finished(reason, promptTokens: j.prompt.count, completionTokens: j.sequence.generated.count))
+            let now = Self.now()
+            var t = ServeTimings()
+            if let start = j.prefillStart {
+                t.promptTokens = j.prefilled
+                t.promptSeconds = (j.prefillEnd ?? now) - start
+            }
+            if let decodeStart = j.prefillEnd {
+                t.predictedTokens = j.sequence.generated.count
+                t.predictedSeconds = now - decodeStart
+            }
+            j.sink(.finished(reason, promptTokens: j.prompt.count, completionTokens: j.sequence.generated.count, timings: t))
             ended.append(j)
         }
         for j in jobs where j.cancel.isCancelled { end(j, .cancelled) }
@@ -190,6 +222,7 @@ public final class ServeEngine: @unchecked Sendable {
         if let j = live.first(where: { $0.logits == nil }) {
             do {
                 if j.cache == nil {
+                    j.prefillStart = Self.now()
                     j.cache = try bundle.model.makeCache(capacity: contextSize)
                     j.record = j.wantsRouting ? bundle.model.makeRoutingRecord() : nil
                 }
@@ -202,6 +235,7 @@ public final class ServeEngine: @unchecked Sendable {
                 if end == j.prompt.count {
                     try Generator.checkFinite(logits)
                     j.logits = logits
+                    j.prefillEnd = Self.now()
                     j.sink(.started(promptTokens: j.prompt.count, routing: newRouting(j)))
                 }
             } catch {
@@ -237,6 +271,8 @@ public final class ServeEngine: @unchecked Sendable {
         }
         return ended
     }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// The routing entries recorded since the last event.
     func newRouting(_ j: ServeJob) -> [RoutingStep] {

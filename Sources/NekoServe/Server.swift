@@ -32,12 +32,12 @@ public enum NekoServer {
                                  ("preparing", .int(load.preparing)), ("waiting", .int(load.waiting)), ("running", .int(load.running)), ("parallel", .int(engine.parallel))]))
         }
         router.get("/v1/models") { _, _ -> Response in
-            json(.object([("object", .string("list")), ("data", .array([modelObject(engine)]))]))
+            json(.object([("object", .string("list")), ("data", .array([modelObject(engine, options)]))]))
         }
         router.get("/v1/models/{id}") { _, context -> Response in
             let id = context.parameters.get("id") ?? ""
             guard id == engine.modelID else { throw unknownModel(id, engine) }
-            return json(modelObject(engine))
+            return json(modelObject(engine, options))
         }
         router.post("/v1/chat/completions") { request, context -> Response in
             try await complete(request, chat: true, engine: engine, options: options)
@@ -50,12 +50,15 @@ public enum NekoServer {
         try await app.runService()
     }
 
-    static func modelObject(_ engine: ServeEngine) -> JSONValue {
+    /// The model, with nekochat's description of it; `defaults` are the settings a request gets
+    /// for the fields it leaves out (the model's generation_config.json and serve's flags), so
+    /// that nekochat's client starts from them rather than from its own.
+    static func modelObject(_ engine: ServeEngine, _ options: ServeOptions) -> JSONValue {
         let c = engine.config
         return .object([("id", .string(engine.modelID)), ("object", .string("model")), ("created", .int(0)), ("owned_by", .string("nekochat")),
                         ("nekochat", .object([("context", .int(engine.contextSize)), ("experts", .int(c.numExperts)),
                                               ("top_k", .int(c.numExpertsPerTok)), ("moe_layers", .array(c.moeLayers.map { .int($0) })),
-                                              ("routing", .bool(!c.moeLayers.isEmpty))]))])
+                                              ("routing", .bool(!c.moeLayers.isEmpty)), ("defaults", options.defaults.json)]))])
     }
 
     static func unknownModel(_ id: String, _ engine: ServeEngine) -> APIError {
@@ -200,12 +203,24 @@ struct Reply: Sendable {
         return .object(fields)
     }
 
-    func chunk(_ choice: JSONValue?, routing steps: [RoutingStep] = [], usage: JSONValue? = nil) -> JSONValue {
+    func chunk(_ choice: JSONValue?, routing steps: [RoutingStep] = [], usage: JSONValue? = nil,
+               finish: FinishReason? = nil, timings: ServeTimings? = nil) -> JSONValue {
         var fields = base(chat ? "chat.completion.chunk" : "text_completion")
         fields.append(("choices", .array(choice.map { [$0] } ?? [])))
         if let usage { fields.append(("usage", usage)) }
-        if routing, !steps.isEmpty { fields.append(("nekochat", routingExtension(steps))) }
+        if let timings { fields.append(("timings", timings.json)) }
+        if let ext = nekochatExtension(steps, finish: finish) { fields.append(("nekochat", ext)) }
         return .object(fields)
+    }
+
+    /// nekochat's own fields: the routing asked for, and the exact finish reason (OpenAI's
+    /// `finish_reason` has only stop and length: eos, a stop string, a full context and a
+    /// cancelled request are told apart here).
+    func nekochatExtension(_ steps: [RoutingStep], finish: FinishReason?) -> JSONValue? {
+        var fields: [(key: String, value: JSONValue)] = []
+        if routing, !steps.isEmpty, case let .object(r) = routingExtension(steps) { fields += r }
+        if let finish { fields.append(("finish_reason", .string(finish.rawValue))) }
+        return fields.isEmpty ? nil : .object(fields)
     }
 
     /// The stream chunks for one event.
@@ -215,9 +230,10 @@ struct Reply: Sendable {
             return chat || !steps.isEmpty ? [chunk(choice(text: chat ? "" : "", role: chat, finish: nil, delta: true), routing: steps)] : []
         case let .token(text, steps):
             return [chunk(choice(text: text, finish: nil, delta: true), routing: steps)]
-        case let .finished(reason, prompt, completion):
-            var out = [chunk(choice(text: chat ? nil : "", finish: reason, delta: true))]
-            if includeUsage { out.append(chunk(nil, usage: Self.usage(prompt, completion))) }
+        case let .finished(reason, prompt, completion, timings):
+            // llama-server's timings ride on the last chunk.
+            var out = [chunk(choice(text: chat ? nil : "", finish: reason, delta: true), finish: reason, timings: includeUsage ? nil : timings)]
+            if includeUsage { out.append(chunk(nil, usage: Self.usage(prompt, completion), timings: timings)) }
             return out
         case let .failed(error):
             return [error.json]
@@ -231,11 +247,12 @@ struct Reply: Sendable {
             switch event {
             case let .started(_, s): steps += s
             case let .token(t, s): text += t; steps += s
-            case let .finished(reason, prompt, completion):
+            case let .finished(reason, prompt, completion, timings):
                 var fields = base(chat ? "chat.completion" : "text_completion")
                 fields.append(("choices", .array([choice(text: text, role: chat, finish: reason, delta: false)])))
                 fields.append(("usage", Self.usage(prompt, completion)))
-                if routing, !steps.isEmpty { fields.append(("nekochat", routingExtension(steps))) }
+                fields.append(("timings", timings.json))
+                if let ext = nekochatExtension(steps, finish: reason) { fields.append(("nekochat", ext)) }
                 return .object(fields)
             case let .failed(error): throw error
             }

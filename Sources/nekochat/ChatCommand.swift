@@ -22,7 +22,7 @@ struct Chat: ParsableCommand {
     @Option(name: .customLong("scripted-replies"), help: .hidden) var scriptedReplies: String?
 
     func validate() throws {
-        if let ctxSize, ctxSize < 16 || ctxSize > 1 << 22 { throw ValidationError("--ctx-size must be from 16 to \(1 << 22)") }
+        try validateContext(ctxSize, stop: stop)
         var s = ChatSettings()
         if let maxTokens { try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true) }
         if transcript != nil && continueLatest { throw ValidationError("give at most one of --transcript and --continue") }
@@ -55,7 +55,7 @@ struct Chat: ParsableCommand {
             Output.err("connecting to \(server) …\n")
             let r = try RemoteBackend.connect(url: server, model: remote.remoteModel, apiKey: try remote.apiKey())
             backend = r
-            settings = try sampling.settings(GenerationConfig(), maxTokens: maxTokens)
+            settings = try sampling.settings(r, maxTokens: maxTokens)
             name = r.model
         } else {
             let location = try ModelLocation.resolve(modelOptions.model)
@@ -67,7 +67,7 @@ struct Chat: ParsableCommand {
             backend = try LocalBackend(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
                                        modelName: name, isBuiltInDemo: location.isBuiltInDemo)
         }
-        settings.stop = stop
+        for s in stop { try SettingSpec.apply("stop", s, to: &settings, asFlag: true) }
         let store = TranscriptStore.standard()
         let header = TranscriptHeader(backend.info)
 

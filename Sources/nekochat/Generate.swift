@@ -23,8 +23,12 @@ struct Generate: ParsableCommand {
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt and --prompt-ids") }
         if chat && prompt == nil { throw ValidationError("--chat needs --prompt") }
-        if maxTokens < 0 || maxTokens > 1_000_000 { throw ValidationError("--max-tokens must be from 0 to 1000000") }
-        if let ctxSize, ctxSize < 1 || ctxSize > 1 << 22 { throw ValidationError("--ctx-size must be from 1 to \(1 << 22)") }
+        // 0 is allowed here: the prompt's logits and routing only.
+        if maxTokens != 0 {
+            var s = ChatSettings()
+            try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true)
+        }
+        try validateContext(ctxSize, stop: stop)
         if let promptIds { _ = try parseIds(promptIds, flag: "--prompt-ids") }
     }
 
@@ -32,6 +36,7 @@ struct Generate: ParsableCommand {
         if let server = remote.server { return try runRemote(server) }
         let bundle = try modelOptions.loadBundle()
         let tokenizer = bundle.tokenizer
+        let stop = try stopStrings(self.stop)
         if prompt != nil || !stop.isEmpty { _ = try bundle.requireTokenizer() }
         let text = try prompt.map { $0 == "-" ? try readStandardInput() : $0 }
         var rules = StopRules(eos: bundle.eosTokenIds, stopStrings: stop, maxTokens: maxTokens)
@@ -90,8 +95,8 @@ extension Generate {
             throw ValidationError("--server needs --prompt (servers take text)")
         }
         let backend = try RemoteBackend.connect(url: server, model: remote.remoteModel, apiKey: try remote.apiKey())
-        var settings = try sampling.settings(GenerationConfig(), maxTokens: maxTokens)
-        settings.stop = stop
+        var settings = try sampling.settings(backend, maxTokens: maxTokens)
+        settings.stop = try stopStrings(stop)
         settings.mode = chat ? .chat : .complete
         var out = "", steps: [RoutingStep] = [], summary = ReplySummary(reason: .error)
         backend.reply(ReplyRequest(messages: [ChatMessage(id: 1, role: .user, content: text)], settings: settings), cancel: CancellationFlag()) { e in

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NekoChat
 import NekoModel
+import NekoRemote
 
 extension WeightFormat: ExpressibleByArgument {}
 
@@ -74,6 +75,16 @@ struct SamplingOptions: ParsableArguments {
         return s
     }
 
+    /// The settings these flags make over a server's defaults (nekochat's server says them), or
+    /// over llama.cpp's.
+    func settings(_ remote: RemoteBackend, maxTokens: Int? = nil) throws -> ChatSettings {
+        var s = remote.serverDefaults ?? ChatSettings(sampling: GenerationConfig().apply(to: SamplingParameters()))
+        s.stop = []
+        for (name, value) in given { try SettingSpec.apply(name, value, to: &s, asFlag: true) }
+        if let maxTokens { try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true) }
+        return s
+    }
+
     func parameters(_ generation: GenerationConfig) -> SamplingParameters {
         (try? settings(generation).sampling) ?? generation.apply(to: SamplingParameters())
     }
@@ -87,6 +98,23 @@ extension SettingSpec {
             throw ValidationError("\(spec.flag) must be \(spec.accepts); got \(value)")
         }
     }
+}
+
+/// `--ctx-size` and `--stop`, checked as every command checks them (`ChatSettings`' limits, the
+/// `stop` setting of `/set`).
+func validateContext(_ ctxSize: Int?, stop: [String]) throws {
+    let sizes = ChatSettings.contextSizes
+    if let ctxSize, !sizes.contains(ctxSize) {
+        throw ValidationError("--ctx-size must be from \(sizes.lowerBound) to \(sizes.upperBound)")
+    }
+    _ = try stopStrings(stop)
+}
+
+/// The stop strings that `--stop` flags give, read as `/set stop` reads them ("none" clears).
+func stopStrings(_ flags: [String]) throws -> [String] {
+    var s = ChatSettings()
+    for text in flags { try SettingSpec.apply("stop", text, to: &s, asFlag: true) }
+    return s.stop
 }
 
 /// Parses "1,2,3" (spaces allowed) into token ids.

@@ -21,8 +21,9 @@ struct Serve: ParsableCommand {
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be from 0 to 65535") }
         if !(1...64).contains(parallel) { throw ValidationError("--parallel must be from 1 to 64") }
-        if let ctxSize, ctxSize < 16 || ctxSize > 1 << 22 { throw ValidationError("--ctx-size must be from 16 to \(1 << 22)") }
-        if !(1...1_000_000).contains(maxTokens) { throw ValidationError("--max-tokens must be from 1 to 1000000") }
+        try validateContext(ctxSize, stop: [])
+        var s = ChatSettings()
+        try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true)
         if !(1024...(1 << 30)).contains(maxBody) { throw ValidationError("--max-body must be from 1024 to \(1 << 30)") }
     }
 

@@ -105,11 +105,60 @@ enum TestPython {
         #expect(remote.status == 0, "\(remote.stderr)")
         let json = try #require(remote.json)
         #expect(json["text"] as? String == local["text"] as? String && !(local["text"] as? String ?? "").isEmpty)
-        #expect(json["finish_reason"] as? String == "stop" || json["finish_reason"] as? String == "length")
+        #expect(json["finish_reason"] as? String == local["finish_reason"] as? String, "\(json) vs \(local)")
         let routing = try #require(json["routing"] as? [[[String: Any]]])
         #expect(routing.count == (json["prompt_tokens"] as? Int ?? 0) + (json["completion_tokens"] as? Int ?? 0) - 1)
         #expect(routing.first?.map { $0["layer"] as? Int } == [2, 3, 4, 5])
         #expect(json["ids"] == nil)   // a server gives text, not our ids
+    }
+
+    /// Through the server, a reply ends for the same reason as here — a full context is not
+    /// OpenAI's "length" — and stops at every stop string (16), not only OpenAI's first four.
+    @Test func theServerSaysWhyAReplyEndedAndHonoursEveryStopString() throws {
+        let server = try ServerProcess(["--ctx-size", "24"])
+        defer { server.stop() }
+        let common = ["generate", "--temperature", "0", "--json", "--threads", "1"]
+        let base = common + ["--prompt", "Once upon a time"]
+        let long = try #require(try CLI.run(base + ["--max-tokens", "24", "--ctx-size", "24"]).json)
+        #expect(long["finish_reason"] as? String == "context", "\(long)")
+        let text = try #require(long["text"] as? String)
+        // A stop string from the middle of that reply, after 15 that never match.
+        let words = text.split(whereSeparator: \.isWhitespace)
+        let stop = String(try #require(words.count > 3 ? words[words.count / 2] : nil))
+        let stops = (0..<15).flatMap { ["--stop", "never-seen-\($0)"] } + ["--stop", stop]
+        let cases: [(args: [String], reason: String)] = [
+            (base + ["--max-tokens", "24"], "context"), (base + ["--max-tokens", "3"], "length"), (base + ["--max-tokens", "24"] + stops, "stop"),
+            (common + ["--chat", "--prompt", "Speak, friend.", "--max-tokens", "20"], "eos"),
+        ]
+        // The same text as here: the client starts from the server's sampling defaults (the
+        // demo's repetition penalty of 1.1), not from llama.cpp's.
+        for (args, reason) in cases {
+            let local = try #require(try CLI.run(args + ["--ctx-size", "24"]).json)
+            let remote = try CLI.run(args + ["--server", server.url])
+            #expect(remote.status == 0, "\(remote.stderr)")
+            let json = try #require(remote.json)
+            #expect(local["finish_reason"] as? String == reason, "\(local)")
+            #expect(json["finish_reason"] as? String == reason && json["text"] as? String == local["text"] as? String,
+                    "\(reason): \(json) vs \(local)")
+        }
+        // A plain OpenAI request sees llama-server's timings, which agree with its usage.
+        var request = URLRequest(url: URL(string: server.url + "/v1/completions")!)
+        request.httpMethod = "POST"
+        request.httpBody = try JSONSerialization.data(withJSONObject: ["prompt": "Once upon a time", "max_tokens": 5, "temperature": 0])
+        let reply = try #require(try JSONSerialization.jsonObject(with: Self.send(request)) as? [String: Any])
+        let usage = try #require(reply["usage"] as? [String: Any]), timings = try #require(reply["timings"] as? [String: Any])
+        #expect(timings["prompt_n"] as? Int == usage["prompt_tokens"] as? Int && timings["predicted_n"] as? Int == usage["completion_tokens"] as? Int)
+        #expect((timings["prompt_per_second"] as? Double ?? 0) > 0 && (timings["predicted_per_second"] as? Double ?? 0) > 0, "\(timings)")
+        #expect((reply["nekochat"] as? [String: Any])?["finish_reason"] as? String == "length", "\(reply)")
+    }
+
+    /// One request's body, waited for.
+    static func send(_ request: URLRequest) throws -> Data {
+        final class Box: @unchecked Sendable { var data: Data? }
+        let box = Box(), done = DispatchSemaphore(value: 0)
+        URLSession.shared.dataTask(with: request) { data, _, _ in box.data = data; done.signal() }.resume()
+        _ = done.wait(timeout: .now() + 120)
+        return try #require(box.data)
     }
 
     /// Each way a server can fail is one clear `error:` line (and the text so far is kept).
@@ -119,21 +168,9 @@ enum TestPython {
             ("malformed", "malformed stream"), ("die", "closed the connection mid-reply"),
         ]
         for (mode, says) in cases {
-            let fake = Process()
-            fake.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            fake.arguments = ["python3", Self.reference.appendingPathComponent("fake_server.py").path, mode]
-            let out = Pipe()
-            fake.standardOutput = out
-            try fake.run()
+            let (fake, port) = try Self.fakeServer(mode)
             // SIGKILL: a test runner may have blocked SIGTERM for its children.
             defer { kill(fake.processIdentifier, SIGKILL); fake.waitUntilExit() }
-            var line = ""
-            while !line.contains("\n") {
-                let d = out.fileHandleForReading.availableData
-                if d.isEmpty { break }
-                line += String(decoding: d, as: UTF8.self)
-            }
-            let port = try #require(Int(line.trimmingCharacters(in: .whitespacesAndNewlines)))
             let r = try CLI.run(["generate", "--server", "http://127.0.0.1:\(port)", "--prompt", "hi", "--chat"])
             #expect(r.status == 1 && r.stderr.hasPrefix("error: ") && r.stderr.contains(says), "\(mode): \(r.stderr)")
             #expect(!r.stderr.contains("NIO") && !r.stderr.contains("Error Domain"), "\(mode): \(r.stderr)")
@@ -143,6 +180,43 @@ enum TestPython {
         #expect(refused.status == 1 && refused.stderr.contains("connection refused"))
         let bad = try CLI.run(["generate", "--server", "ftp://x", "--prompt", "hi"])
         #expect(bad.status == 1 && bad.stderr.contains("not an http:// or https:// URL"))
+    }
+
+    /// `Tests/Reference/serve/fake_server.py` in MODE, and the port it listens on.
+    static func fakeServer(_ mode: String) throws -> (Process, Int) {
+        let fake = Process()
+        fake.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        fake.arguments = ["python3", reference.appendingPathComponent("fake_server.py").path, mode]
+        let out = Pipe()
+        fake.standardOutput = out
+        try fake.run()
+        var line = ""
+        while !line.contains("\n") {
+            let d = out.fileHandleForReading.availableData
+            if d.isEmpty { break }
+            line += String(decoding: d, as: UTF8.self)
+        }
+        guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            kill(fake.processIdentifier, SIGKILL)
+            fake.waitUntilExit()
+            struct DidNotStart: Error { let mode: String, output: String }
+            throw DidNotStart(mode: mode, output: line)
+        }
+        return (fake, port)
+    }
+
+    /// Another server is sent OpenAI's four stop strings; the client applies the rest itself,
+    /// cuts the text there and ends the reply (the fake server ignores every stop string).
+    @Test func stopStringsPastOpenAIsFourAreAppliedByTheClient() throws {
+        let (fake, port) = try Self.fakeServer("ok")
+        defer { kill(fake.processIdentifier, SIGKILL); fake.waitUntilExit() }
+        let stops = ["a1", "a2", "a3", "a4", "was"].flatMap { ["--stop", $0] }
+        let r = try CLI.run(["generate", "--server", "http://127.0.0.1:\(port)", "--prompt", "hi", "--chat", "--json"] + stops)
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        #expect(json["text"] as? String == "Once upon a time there " && json["finish_reason"] as? String == "stop", "\(json)")
+        let plain = try #require(try CLI.run(["generate", "--server", "http://127.0.0.1:\(port)", "--prompt", "hi", "--chat", "--json"]).json)
+        #expect(plain["text"] as? String == "Once upon a time there was a server.", "\(plain)")
     }
 
     @Test func theServerRefusesToStartWithoutItsKeyAndOnABusyPort() throws {
