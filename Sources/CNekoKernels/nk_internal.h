@@ -118,7 +118,20 @@ int nk_amx_eligible(const nk_matvec *job);
 size_t nk_amx_pack_bytes(const nk_matvec *job);
 /// The job's input in AMX tiles (three BF16 parts of each value), into `out` (64-byte aligned).
 void nk_amx_pack(const nk_matvec *job, uint16_t *out);
+void nk_rows_bf16_outer_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
 #endif
+/// Outer-product BF16 prefill (nk_rows_bf16_outer.c): tokens per transposed input tile, and the
+/// fewest tokens for which transposing the input pays.
+#define NK_OUTER_TOKENS 16
+#ifndef NK_OUTER_MIN_TOKENS
+#define NK_OUTER_MIN_TOKENS 8
+#endif
+/// A BF16 job with a prepared input and ≥ NK_OUTER_MIN_TOKENS tokens.
+int nk_outer_eligible(const nk_matvec *job);
+/// Bytes nk_outer_pack writes for the job's input.
+size_t nk_outer_pack_bytes(const nk_matvec *job);
+/// The job's input transposed into tiles of NK_OUTER_TOKENS tokens, into `out` (64-byte aligned).
+void nk_outer_pack(const nk_matvec *job, float *out);
 
 /// Index of the input row that token t reads.
 static inline int64_t nk_xrow(const nk_matvec *job, int64_t t) {

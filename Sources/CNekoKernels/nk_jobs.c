@@ -67,20 +67,44 @@ static int same_input(const nk_matvec *a, const nk_matvec *b) {
     return a->xp == b->xp && a->xrows == b->xrows && a->ntok == b->ntok && a->cols == b->cols;
 }
 
-// AMX (level 3): the input of every eligible BF16 job packed into tiles once — jobs that read
-// the same rows of the same input share one — into *pack; returns a copy of the jobs with `xb`
-// set (in *copy), or `jobs` itself when there is nothing to pack or no memory for it.
-static const nk_matvec *amx_prepare(const nk_matvec *jobs, int64_t njobs, int level,
-                                    nk_matvec **copy, int64_t *copy_capacity,
-                                    void **pack, size_t *pack_size) {
+// How a job's input is packed for its kernel: AMX tiles (level 3), the AVX2 path's transposed
+// tiles (level 1), or not at all.
+enum { PACK_NONE, PACK_AMX, PACK_OUTER };
+
+static int pack_kind(const nk_matvec *job, int level) {
 #if NK_X86
-    if (level < NK_LEVEL_AMX) return jobs;
+    if (level >= NK_LEVEL_AMX && nk_amx_eligible(job)) return PACK_AMX;
+    if (level == NK_LEVEL_AVX2 && nk_outer_eligible(job)) return PACK_OUTER;
+#else
+    (void)job; (void)level;
+#endif
+    return PACK_NONE;
+}
+
+static size_t pack_bytes(const nk_matvec *job, int kind) {
+#if NK_X86
+    if (kind == PACK_AMX) return (nk_amx_pack_bytes(job) + 63) & ~(size_t)63;
+#endif
+    if (kind == PACK_OUTER) return (nk_outer_pack_bytes(job) + 63) & ~(size_t)63;
+    return 0;
+}
+
+static const void *packed_input(const nk_matvec *job) { return job->xb ? (const void *)job->xb : (const void *)job->xt; }
+
+// The input of every job that packs it (pack_kind), packed once — jobs that read the same rows
+// of the same input share one — into *pack; returns a copy of the jobs with `xb` or `xt` set (in
+// *copy), or `jobs` itself when there is nothing to pack or no memory for it.
+static const nk_matvec *prepare_inputs(const nk_matvec *jobs, int64_t njobs, int level,
+                                       nk_matvec **copy, int64_t *copy_capacity,
+                                       void **pack, size_t *pack_size) {
+    if (level < NK_LEVEL_AVX2) return jobs;
     size_t total = 0;
     for (int64_t j = 0; j < njobs; j++) {
-        if (!nk_amx_eligible(&jobs[j])) continue;
+        int kind = pack_kind(&jobs[j], level);
+        if (kind == PACK_NONE) continue;
         int64_t i = 0;
-        while (i < j && !(nk_amx_eligible(&jobs[i]) && same_input(&jobs[i], &jobs[j]))) i++;
-        if (i == j) total += nk_amx_pack_bytes(&jobs[j]);
+        while (i < j && !(pack_kind(&jobs[i], level) == kind && same_input(&jobs[i], &jobs[j]))) i++;
+        if (i == j) total += pack_bytes(&jobs[j], kind);
     }
     if (total == 0) return jobs;
     if (njobs > *copy_capacity) {
@@ -90,7 +114,7 @@ static const nk_matvec *amx_prepare(const nk_matvec *jobs, int64_t njobs, int le
     }
     if (total > *pack_size) {
         free(*pack);
-        *pack = aligned_alloc(64, (total + 63) & ~(size_t)63);
+        *pack = aligned_alloc(64, total);
         *pack_size = *pack ? total : 0;
     }
     if (!*copy || !*pack) return jobs;
@@ -99,20 +123,24 @@ static const nk_matvec *amx_prepare(const nk_matvec *jobs, int64_t njobs, int le
     for (int64_t j = 0; j < njobs; j++) {
         out[j] = jobs[j];
         out[j].xb = NULL;
-        if (!nk_amx_eligible(&jobs[j])) continue;
-        for (int64_t i = 0; i < j && !out[j].xb; i++)
-            if (out[i].xb && same_input(&out[i], &jobs[j])) out[j].xb = out[i].xb;
-        if (out[j].xb) continue;
-        uint16_t *b = (uint16_t *)((char *)*pack + offset);
-        nk_amx_pack(&jobs[j], b);
-        out[j].xb = b;
-        offset += nk_amx_pack_bytes(&jobs[j]);
+        out[j].xt = NULL;
+        int kind = pack_kind(&jobs[j], level);
+        if (kind == PACK_NONE) continue;
+        for (int64_t i = 0; i < j; i++)
+            if (packed_input(&out[i]) && pack_kind(&jobs[i], level) == kind && same_input(&out[i], &jobs[j])) {
+                out[j].xb = out[i].xb;
+                out[j].xt = out[i].xt;
+                break;
+            }
+        if (packed_input(&out[j])) continue;
+        void *at = (char *)*pack + offset;
+#if NK_X86
+        if (kind == PACK_AMX) { nk_amx_pack(&jobs[j], at); out[j].xb = at; }
+#endif
+        if (kind == PACK_OUTER) { nk_outer_pack(&jobs[j], at); out[j].xt = at; }
+        offset += pack_bytes(&jobs[j], kind);
     }
     return out;
-#else
-    (void)njobs; (void)level; (void)copy; (void)copy_capacity; (void)pack; (void)pack_size;
-    return jobs;
-#endif
 }
 
 void nk_run_matvecs_serial(const nk_matvec *given, int64_t njobs) {
@@ -123,7 +151,7 @@ void nk_run_matvecs_serial(const nk_matvec *given, int64_t njobs) {
     int64_t copy_capacity = 0;
     void *pack = NULL;
     size_t pack_size = 0;
-    const nk_matvec *jobs = amx_prepare(given, njobs, level, &copy, &copy_capacity, &pack, &pack_size);
+    const nk_matvec *jobs = prepare_inputs(given, njobs, level, &copy, &copy_capacity, &pack, &pack_size);
     for (int64_t j = 0; j < njobs; j++) {
         if (jobs[j].rows <= 0 || jobs[j].ntok <= 0) continue;
         size_t need = scratch_floats(&jobs[j], 0, jobs[j].rows);
@@ -161,8 +189,8 @@ static void run_task(void *context, int thread, int threads) {
 void nk_run_matvecs(nk_pool *pool, const nk_matvec *given, int64_t njobs) {
     if (!pool || pool->threads == 1) { nk_run_matvecs_serial(given, njobs); return; }
     int level = nk_level_now();
-    const nk_matvec *jobs = amx_prepare(given, njobs, level, &pool->amx_jobs, &pool->amx_jobs_capacity,
-                                        &pool->amx_pack, &pool->amx_pack_size);
+    const nk_matvec *jobs = prepare_inputs(given, njobs, level, &pool->prep_jobs, &pool->prep_jobs_capacity,
+                                        &pool->prep_pack, &pool->prep_pack_size);
     double total = 0;
     for (int64_t j = 0; j < njobs; j++)
         if (jobs[j].rows > 0 && jobs[j].ntok > 0) total += row_cost(&jobs[j]) * (double)jobs[j].rows;

@@ -116,8 +116,8 @@ void nk_pool_destroy(nk_pool *pool) {
     free(pool->scratch_size);
     free(pool->tids);
     free(pool->chunks);
-    free(pool->amx_jobs);
-    free(pool->amx_pack);
+    free(pool->prep_jobs);
+    free(pool->prep_pack);
     pthread_mutex_destroy(&pool->mutex);
     pthread_cond_destroy(&pool->wake);
     free(pool);

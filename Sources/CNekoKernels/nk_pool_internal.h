@@ -31,10 +31,10 @@ struct nk_pool {
     size_t *scratch_size;
     nk_chunk *chunks;              // the job runner's chunk list (caller thread only)
     int64_t chunk_capacity;
-    nk_matvec *amx_jobs;           // the runner's copy of the jobs with their AMX inputs (caller only)
-    int64_t amx_jobs_capacity;
-    void *amx_pack;                // those inputs
-    size_t amx_pack_size;
+    nk_matvec *prep_jobs;          // the runner's copy of the jobs with their packed inputs (caller only)
+    int64_t prep_jobs_capacity;
+    void *prep_pack;               // those inputs (AMX tiles, transposed tiles)
+    size_t prep_pack_size;
 };
 
 #define NK_JOIN_CLOSED 0x80000000u

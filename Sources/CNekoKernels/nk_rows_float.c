@@ -199,7 +199,8 @@ NK_AVX2 static void rows_bf16_tiles_avx2(const nk_matvec *job, const void *w, in
 void nk_rows_float_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t r1,
                         float *y, int64_t ldy) {
     if (job->format == NK_FMT_BF16 && job->xp) {
-        if (job->ntok > 4) rows_bf16_tiles_avx2(job, w, r0, r1, y, ldy);
+        if (job->xt) nk_rows_bf16_outer_avx2(job, w, r0, r1, y, ldy);
+        else if (job->ntok > 4) rows_bf16_tiles_avx2(job, w, r0, r1, y, ldy);
         else rows_bf16_avx2(job, w, r0, r1, y, ldy);
     } else {
         rows_natural_avx2(job, w, r0, r1, y, ldy);

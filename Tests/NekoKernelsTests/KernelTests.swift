@@ -81,7 +81,7 @@ func maxDiff(_ a: [Float], _ b: [Float]) -> Float {
         for (rows, cols) in [(37, 61), (64, 48), (5, 300), (130, 17), (21, 688), (9, 1024)] {
             let w = StoredMatrix(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows * cols))
             defer { w.free() }
-            for tokens in [1, 2, 3, 4, 5, 9, 20] {
+            for tokens in [1, 2, 3, 4, 5, 9, 20, 33] {
                 var noise = Noise(state: UInt64(tokens))
                 let x = noise.floats(tokens * cols)
                 let expected = naiveLinear(x, tokens: tokens, w)

@@ -117,6 +117,7 @@ typedef struct nk_matvec {
     float *y;               // output (ntok, ldy): y[t * ldy + r]
     int64_t ldy;
     const uint16_t *xb;     // the runner's own (AMX-packed input); callers leave it NULL
+    const float *xt;        // the runner's own (input transposed for the FMA prefill); callers leave it NULL
 } nk_matvec;
 
 typedef struct nk_pool nk_pool;
