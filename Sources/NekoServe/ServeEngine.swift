@@ -17,7 +17,8 @@ public enum ServeEvent: Sendable {
 }
 
 /// How long a request's prefill and decode took, from its first prefill chunk (time spent waiting
-/// for a slot is not in it).
+/// for a slot is not in it; with other requests running, their decode steps between this one's
+/// prefill chunks are).
 public struct ServeTimings: Sendable {
     public var promptTokens = 0
     public var promptSeconds = 0.0

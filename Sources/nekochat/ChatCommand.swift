@@ -22,9 +22,7 @@ struct Chat: ParsableCommand {
     @Option(name: .customLong("scripted-replies"), help: .hidden) var scriptedReplies: String?
 
     func validate() throws {
-        try validateContext(ctxSize, stop: stop)
-        var s = ChatSettings()
-        if let maxTokens { try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true) }
+        try checkLimits(ctxSize: ctxSize, maxTokens: maxTokens, stop: stop)
         if transcript != nil && continueLatest { throw ValidationError("give at most one of --transcript and --continue") }
     }
 
@@ -67,7 +65,7 @@ struct Chat: ParsableCommand {
             backend = try LocalBackend(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
                                        modelName: name, isBuiltInDemo: location.isBuiltInDemo)
         }
-        for s in stop { try SettingSpec.apply("stop", s, to: &settings, asFlag: true) }
+        settings.stop = try stopStrings(stop)
         let store = TranscriptStore.standard()
         let header = TranscriptHeader(backend.info)
 

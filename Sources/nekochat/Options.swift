@@ -69,17 +69,19 @@ struct SamplingOptions: ParsableArguments {
 
     /// The settings these flags make over `generation_config.json`'s defaults.
     func settings(_ generation: GenerationConfig, maxTokens: Int? = nil) throws -> ChatSettings {
-        var s = ChatSettings(sampling: generation.apply(to: SamplingParameters()))
-        for (name, value) in given { try SettingSpec.apply(name, value, to: &s, asFlag: true) }
-        if let maxTokens { try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true) }
-        return s
+        try settings(over: ChatSettings(sampling: generation.apply(to: SamplingParameters())), maxTokens: maxTokens)
     }
 
     /// The settings these flags make over a server's defaults (nekochat's server says them), or
     /// over llama.cpp's.
     func settings(_ remote: RemoteBackend, maxTokens: Int? = nil) throws -> ChatSettings {
-        var s = remote.serverDefaults ?? ChatSettings(sampling: GenerationConfig().apply(to: SamplingParameters()))
-        s.stop = []
+        var base = remote.serverDefaults ?? ChatSettings(sampling: GenerationConfig().apply(to: SamplingParameters()))
+        base.stop = []
+        return try settings(over: base, maxTokens: maxTokens)
+    }
+
+    private func settings(over base: ChatSettings, maxTokens: Int?) throws -> ChatSettings {
+        var s = base
         for (name, value) in given { try SettingSpec.apply(name, value, to: &s, asFlag: true) }
         if let maxTokens { try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true) }
         return s
@@ -100,13 +102,15 @@ extension SettingSpec {
     }
 }
 
-/// `--ctx-size` and `--stop`, checked as every command checks them (`ChatSettings`' limits, the
-/// `stop` setting of `/set`).
-func validateContext(_ ctxSize: Int?, stop: [String]) throws {
+/// `--ctx-size`, `--max-tokens` and `--stop`, checked as every command checks them
+/// (`ChatSettings`' limits, the `max_tokens` and `stop` settings of `/set`).
+func checkLimits(ctxSize: Int?, maxTokens: Int?, stop: [String]) throws {
     let sizes = ChatSettings.contextSizes
     if let ctxSize, !sizes.contains(ctxSize) {
         throw ValidationError("--ctx-size must be from \(sizes.lowerBound) to \(sizes.upperBound)")
     }
+    var s = ChatSettings()
+    if let maxTokens { try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true) }
     _ = try stopStrings(stop)
 }
 

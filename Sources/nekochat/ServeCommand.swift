@@ -21,9 +21,7 @@ struct Serve: ParsableCommand {
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be from 0 to 65535") }
         if !(1...64).contains(parallel) { throw ValidationError("--parallel must be from 1 to 64") }
-        try validateContext(ctxSize, stop: [])
-        var s = ChatSettings()
-        try SettingSpec.apply("max_tokens", String(maxTokens), to: &s, asFlag: true)
+        try checkLimits(ctxSize: ctxSize, maxTokens: maxTokens, stop: [])
         if !(1024...(1 << 30)).contains(maxBody) { throw ValidationError("--max-body must be from 1024 to \(1 << 30)") }
     }
 
