@@ -40,6 +40,9 @@ public struct CompletionRequest: Sendable {
     public var stream = false
     public var includeUsage = false
     public var routing = false
+    /// The request has a `"nekochat"` object: only then does the reply carry nekochat's own
+    /// fields (OpenAI's clients are not sent what they did not ask for).
+    public var extended = false
 
     /// Parses an OpenAI request body (`/v1/chat/completions` when `chat`, else
     /// `/v1/completions`), with llama-server's `top_k`, `min_p` and `repeat_penalty`.
@@ -124,6 +127,7 @@ public struct CompletionRequest: Sendable {
             r.stream = b
         }
         r.includeUsage = json["stream_options"]?["include_usage"]?.bool ?? false
+        r.extended = json["nekochat"]?.members != nil
         r.routing = json["nekochat"]?["routing"]?.bool ?? false
         return r
     }

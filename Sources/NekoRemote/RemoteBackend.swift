@@ -97,7 +97,8 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
         if !base.contains("api.openai.com") {
             fields += [("top_k", .int(s.sampling.topK)), ("min_p", .float(s.sampling.minP)), ("repeat_penalty", .float(s.sampling.repeatPenalty))]
         }
-        if isNekochat, info.reportsRouting { fields.append(("nekochat", .object([("routing", .bool(true))]))) }
+        // Asking for the extension at all brings the exact finish reason; routing only when shown.
+        if isNekochat { fields.append(("nekochat", .object([("routing", .bool(info.reportsRouting))]))) }
         return .object(fields)
     }
 

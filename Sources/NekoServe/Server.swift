@@ -136,7 +136,7 @@ public enum NekoServer {
         }
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24).lowercased()
         let created = Int(Date().timeIntervalSince1970)
-        let reply = Reply(id: id, created: created, model: engine.modelID, chat: chat, routing: r.routing)
+        let reply = Reply(id: id, created: created, model: engine.modelID, chat: chat, routing: r.routing, extended: r.extended)
         // However the handler ends (a client gone, a task cancelled), the job stops with it.
         continuation.onTermination = { _ in job.cancel.cancel() }
         engine.submit(job)
@@ -180,6 +180,7 @@ struct Reply: Sendable {
     let model: String
     let chat: Bool
     let routing: Bool
+    let extended: Bool
 
     func base(_ object: String) -> [(key: String, value: JSONValue)] {
         [("id", .string(id)), ("object", .string(object)), ("created", .int(created)), ("model", .string(model))]
@@ -213,10 +214,11 @@ struct Reply: Sendable {
         return .object(fields)
     }
 
-    /// nekochat's own fields: the routing asked for, and the exact finish reason (OpenAI's
-    /// `finish_reason` has only stop and length: eos, a stop string, a full context and a
-    /// cancelled request are told apart here).
+    /// nekochat's own fields, for a request that has a `"nekochat"` object: the routing asked
+    /// for, and the exact finish reason (OpenAI's `finish_reason` has only stop and length: eos,
+    /// a stop string, a full context and a cancelled request are told apart here).
     func nekochatExtension(_ steps: [RoutingStep], finish: FinishReason?) -> JSONValue? {
+        guard extended else { return nil }
         var fields: [(key: String, value: JSONValue)] = []
         if routing, !steps.isEmpty, case let .object(r) = routingExtension(steps) { fields += r }
         if let finish { fields.append(("finish_reason", .string(finish.rawValue))) }

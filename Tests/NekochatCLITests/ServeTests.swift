@@ -149,7 +149,12 @@ enum TestPython {
         let usage = try #require(reply["usage"] as? [String: Any]), timings = try #require(reply["timings"] as? [String: Any])
         #expect(timings["prompt_n"] as? Int == usage["prompt_tokens"] as? Int && timings["predicted_n"] as? Int == usage["completion_tokens"] as? Int)
         #expect((timings["prompt_per_second"] as? Double ?? 0) > 0 && (timings["predicted_per_second"] as? Double ?? 0) > 0, "\(timings)")
-        #expect((reply["nekochat"] as? [String: Any])?["finish_reason"] as? String == "length", "\(reply)")
+        #expect(reply["nekochat"] == nil, "nekochat's extension sent unasked: \(reply)")
+        // Asking for the extension brings the exact finish reason.
+        request.httpBody = try JSONSerialization.data(withJSONObject: ["prompt": "Once upon a time", "max_tokens": 5, "temperature": 0,
+                                                                       "nekochat": [String: Any]()])
+        let asked = try #require(try JSONSerialization.jsonObject(with: Self.send(request)) as? [String: Any])
+        #expect((asked["nekochat"] as? [String: Any])?["finish_reason"] as? String == "length", "\(asked)")
     }
 
     /// One request's body, waited for.
