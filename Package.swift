@@ -69,6 +69,6 @@ let package = Package(
         .testTarget(name: "NekoRoutingTests", dependencies: ["NekoRouting", "NekoJSON"]),
         .testTarget(name: "NekoChatTests", dependencies: ["NekoChat", "NekoModel", "NekoTokenizer"]),
         // Runs the built `nekochat` binary as a user would (exit codes, stderr, JSON on stdout).
-        .testTarget(name: "NekochatCLITests", dependencies: ["nekochat", "NekoChat", "NekoJSON", "NekoRouting"]),
+        .testTarget(name: "NekochatCLITests", dependencies: ["nekochat", "NekoChat", "NekoJSON", "NekoRouting", "NekoRemote"]),
     ]
 )

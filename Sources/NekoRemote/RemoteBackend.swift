@@ -22,6 +22,10 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
     /// the chat starts from these, so that a field it always sends does not override them.
     public let serverDefaults: ChatSettings?
     let client: HTTPClient
+    /// The context the last reply filled (its usage: prompt + completion tokens), the start of
+    /// the stats bar's count while the next reply streams; exact again when its usage arrives.
+    private var contextUsed = 0
+    private let lock = NSLock()
 
     /// Asks the server for its models and picks `model` (or the only/first one).
     public static func connect(url: String, model: String? = nil, apiKey: String? = nil, timeout: Double = 10) throws -> RemoteBackend {
@@ -107,6 +111,9 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
         let events = EventChannel<BackendEvent>(capacity: 1024)
         let payload = body(request).serialized
         let localStops = Array(request.settings.stop.dropFirst(stopsSent))
+        // A first message (a new chat) starts from an empty context.
+        let first = request.messages.filter { $0.role != .system }.count <= 1
+        let before = first ? 0 : lock.withLock { contextUsed }, contextSize = info.contextSize
         let task = Task { [client, apiKey] in
             var summary = ReplySummary(reason: .error)
             summary.seed = request.settings.sampling.seed
@@ -152,7 +159,7 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
                             if deltas > 1, elapsed > 0 {
                                 summary.decodeTokensPerSecond = Double(deltas - 1) / elapsed
                                 events.send(.stats(GenerationStats(decodeTokensPerSecond: summary.decodeTokensPerSecond,
-                                                                   contextUsed: 0, contextSize: 0)))
+                                                                   contextUsed: before + deltas, contextSize: contextSize)))
                             }
                         }
                         for step in Self.routing(chunk["nekochat"]) { events.send(.routing(step)) }
@@ -187,6 +194,13 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
                 if let p = timings?["prompt_per_second"]?.double, p > 0 { summary.prefillTokensPerSecond = p }
                 if let d = timings?["predicted_per_second"]?.double, d > 0, (timings?["predicted_n"]?.int ?? 0) > 1 {
                     summary.decodeTokensPerSecond = d
+                }
+                if summary.promptTokens > 0 {
+                    let used = summary.promptTokens + summary.completionTokens
+                    self.lock.withLock { self.contextUsed = used }
+                    events.send(.stats(GenerationStats(prefillTokensPerSecond: summary.prefillTokensPerSecond,
+                                                       decodeTokensPerSecond: summary.decodeTokensPerSecond,
+                                                       contextUsed: used, contextSize: contextSize)))
                 }
             } catch is CancellationError {
                 summary.reason = .cancelled

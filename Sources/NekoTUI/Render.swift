@@ -98,7 +98,8 @@ public enum ChatView {
         } else {
             parts.append("ready")
         }
-        parts.append(st.contextSize > 0 ? "ctx \(st.contextUsed)/\(st.contextSize)" : "ctx –")
+        // A server that does not say its context size: what is used, as far as known.
+        parts.append(st.contextSize > 0 ? "ctx \(st.contextUsed)/\(st.contextSize)" : st.contextUsed > 0 ? "ctx \(st.contextUsed)" : "ctx –")
         g.put(" " + parts.joined(separator: " │ "), x: 0, y: 0, style: .status)
     }
 

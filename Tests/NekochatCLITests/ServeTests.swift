@@ -2,6 +2,8 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import NekoChat
+import NekoRemote
 import Testing
 
 /// A `nekochat serve` process on a free loopback port, stopped at the end.
@@ -155,6 +157,42 @@ enum TestPython {
                                                                        "nekochat": [String: Any]()])
         let asked = try #require(try JSONSerialization.jsonObject(with: Self.send(request)) as? [String: Any])
         #expect((asked["nekochat"] as? [String: Any])?["finish_reason"] as? String == "length", "\(asked)")
+    }
+
+    /// The chat's stats bar against a server: the context count grows while a reply streams and
+    /// ends at the server's usage (prompt + reply tokens) out of the server's context size.
+    @Test func aRemoteChatCountsItsContext() throws {
+        let server = try ServerProcess(["--ctx-size", "1024"])
+        defer { server.stop() }
+        let backend = try RemoteBackend.connect(url: server.url)
+        #expect(backend.info.contextSize == 1024)
+        var settings = backend.serverDefaults ?? ChatSettings()
+        settings.maxTokens = 6
+        settings.sampling.temperature = 0
+        var messages = [ChatMessage(id: 0, role: .user, content: "Tell me a story.")]
+        var used: [Int] = []
+        for turn in 0..<2 {
+            var stats: [GenerationStats] = [], summary: ReplySummary?, text = ""
+            backend.reply(ReplyRequest(messages: messages, settings: settings), cancel: CancellationFlag()) { event in
+                switch event {
+                case let .stats(s): stats.append(s)
+                case let .finished(s): summary = s
+                case let .textDelta(t): text += t
+                default: break
+                }
+            }
+            let s = try #require(summary)
+            #expect([.length, .eos, .stop].contains(s.reason) && s.promptTokens > 0, "\(s)")
+            let last = try #require(stats.last)
+            #expect(last.contextUsed == s.promptTokens + s.completionTokens && last.contextSize == 1024, "\(stats)")
+            // While it streams: the last reply's context, plus this one's tokens so far.
+            let start = turn == 0 ? 0 : used[0]
+            #expect(stats.dropLast().allSatisfy { $0.contextUsed > start && $0.contextUsed <= start + s.completionTokens }, "\(stats)")
+            used.append(last.contextUsed)
+            messages += [ChatMessage(id: messages.count, parent: messages.count - 1, role: .assistant, content: text),
+                         ChatMessage(id: messages.count + 1, parent: messages.count, role: .user, content: "And then?")]
+        }
+        #expect(used[1] > used[0], "\(used)")
     }
 
     /// One request's body, waited for.
