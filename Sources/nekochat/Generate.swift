@@ -24,6 +24,7 @@ struct Generate: ParsableCommand {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt and --prompt-ids") }
         if chat && prompt == nil { throw ValidationError("--chat needs --prompt") }
         // 0 is allowed here: the prompt's logits and routing only.
+        if maxTokens < 0 { throw ValidationError("--max-tokens must be from 0 (the prompt only) to 1000000; got \(maxTokens)") }
         try checkLimits(ctxSize: ctxSize, maxTokens: maxTokens == 0 ? nil : maxTokens, stop: stop)
         if let promptIds { _ = try parseIds(promptIds, flag: "--prompt-ids") }
     }

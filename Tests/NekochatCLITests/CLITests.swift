@@ -124,6 +124,9 @@ enum CLI {
             #expect(isOneErrorLine(r), "\(args): \(r.stderr)")
             #expect(r.stdout.isEmpty)
         }
+        // generate takes 0 (the prompt only), and says so.
+        let r = try CLI.run(["generate", "--prompt-ids", "1", "--max-tokens=-1"])
+        #expect(r.status == 2 && isOneErrorLine(r) && r.stderr.contains("from 0"), "\(r.stderr)")
     }
 
     @Test func badModelsAndIdsAreOneLineAndExitOne() throws {
