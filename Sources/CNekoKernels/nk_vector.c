@@ -123,6 +123,10 @@ float nk_dot(const float *a, const float *b, size_t n) {
     return acc;
 }
 
+void nk_scale(float *x, float alpha, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] *= alpha;
+}
+
 void nk_axpy(float *y, float alpha, const float *x, size_t n) {
 #if NK_X86
     if (nk_level_now() >= NK_LEVEL_AVX2) { axpy_avx2(y, alpha, x, n); return; }

@@ -117,12 +117,12 @@ public struct DecodeOutcome: Sendable {
 
 /// Runs a model: chunked prefill and the one decode loop, with the KV cache.
 public final class Generator: @unchecked Sendable {
-    public let model: NekoMindModel
+    public let model: LanguageModel
     public let context: ForwardContext
     /// Prompt tokens per forward pass; stop is checked between chunks.
     public var prefillChunk = 512
 
-    public init(model: NekoMindModel, threads: Int) {
+    public init(model: LanguageModel, threads: Int) {
         self.model = model
         context = ForwardContext(threads: threads)
     }

@@ -63,7 +63,7 @@ public struct GenerationConfig: Decodable, Sendable, Equatable {
 /// has a tokenizer.json), its generation config and the token ids that end generation.
 public final class ModelBundle: @unchecked Sendable {
     public let directory: String
-    public let model: NekoMindModel
+    public let model: LanguageModel
     public let tokenizer: Tokenizer?
     public let generationConfig: GenerationConfig
     /// EOS ids: config.json's, generation_config.json's and the tokenizer's `eos_token`, united.
@@ -74,7 +74,7 @@ public final class ModelBundle: @unchecked Sendable {
     public init(directory: String, weights: WeightFormat = .bf16,
                 progress: ((QuantizationProgress) -> Void)? = nil) throws {
         self.directory = directory
-        model = try NekoMindModel.load(directory: directory, weights: weights, progress: progress)
+        model = try LanguageModel.load(directory: directory, weights: weights, progress: progress)
         let generationPath = directory + "/generation_config.json"
         generationConfig = try GenerationConfig.load(path: generationPath)
         for id in generationConfig.eosTokenIds where id < 0 || id >= model.config.vocabSize {

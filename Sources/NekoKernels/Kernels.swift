@@ -88,6 +88,11 @@ public enum Kernels {
         nk_axpy(y, alpha, x, n)
     }
 
+    /// `x *= alpha`.
+    public static func scale(_ x: UnsafeMutablePointer<Float>, _ alpha: Float, _ n: Int) {
+        nk_scale(x, alpha, n)
+    }
+
     public static func rmsnorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, count: Int,
                                eps: Float, out: UnsafeMutablePointer<Float>) {
         nk_rmsnorm(x, weight, count, eps, out)

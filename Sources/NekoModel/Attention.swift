@@ -1,6 +1,6 @@
 import NekoKernels
 
-extension NekoMindModel {
+extension LanguageModel {
     /// x += o_proj(softmax(q·kᵀ/√d + causal mask)·v), with q, k, v from rmsnorm(x), QK-norm and
     /// RoPE on q and k; each segment's new keys and values are appended to its cache.
     /// Writes ctx.h (the normed input), ctx.q/k/v, ctx.attn and ctx.proj.
@@ -31,7 +31,7 @@ extension NekoMindModel {
         addBias(w.qBias, q, qDim)
         addBias(w.kBias, k, kvDim)
         addBias(w.vBias, v, kvDim)
-        ctx.timed("qk_norm_rope") { normAndRotate(q: q, k: k, count: n, w: w, rope: rope, ctx: ctx) }
+        ctx.timed("qk_norm_rope") { normAndRotate(q: q, k: k, v: v, count: n, w: w, rope: rope, ctx: ctx) }
         ctx.dump("q", l, q, n * qDim)
         ctx.dump("k", l, k, n * kvDim)
         ctx.dump("v", l, v, n * kvDim)
@@ -52,32 +52,65 @@ extension NekoMindModel {
         let projected = ctx.proj.reserve(n * hidden)      // (n, hidden)
         ctx.jobs.add(w.o, input: ctx.attnInput, out: projected, ldy: hidden)
         ctx.runPhase("o_proj")
-        Kernels.axpy(x, 1, projected, n * hidden)
+        addBias(w.oBias, projected, hidden)
+        Kernels.axpy(x, Float(config.residualMultiplier), projected, n * hidden)
     }
 
-    /// Per head: rmsnorm over headDim (when the checkpoint has q_norm/k_norm), then RoPE.
-    func normAndRotate(q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, count n: Int,
-                       w: AttentionWeights, rope: (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>),
+    /// The scale of the attention logits: 1/√head_dim unless the family sets its own.
+    var attentionScale: Float { config.attentionScale.map { Float($0) } ?? 1 / Float(config.headDim).squareRoot() }
+
+    /// The first cached position that a query at `position` of layer `l` sees: 0, or the start of
+    /// the sliding window on the layers that have one (a token sees itself and window − 1 before it).
+    func firstVisible(position: Int, layer l: Int) -> Int {
+        let window = layerWindows[l]
+        return window > 0 ? max(0, position - window + 1) : 0
+    }
+
+    /// Per row: QK-norm as the family says (per head, or over the whole projection), then with
+    /// `clip_qkv` q, k and v clamped, then RoPE on every head of q and k.
+    func normAndRotate(q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+                       count n: Int, w: AttentionWeights, rope: (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>),
                        ctx: ForwardContext) {
         let hd = config.headDim, half = hd / 2, eps = Float(config.rmsNormEps)
         let heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
+        let wholeProjection = config.qkNorm == .wholeProjection
+        let clip = config.clipQKV.map { Float($0) }
         let qNorm = w.qNorm, kNorm = w.kNorm
-        func normRotate(_ normWeights: [Float]?, _ out: UnsafeMutablePointer<Float>, _ count: Int, _ rows: Range<Int>) {
-            for t in rows {
-                for head in 0..<count {
-                    let vec = out + t * count * hd + head * hd
-                    if let normWeights {
-                        normWeights.withUnsafeBufferPointer { nw in
-                            Kernels.rmsnorm(vec, weight: nw.baseAddress!, count: hd, eps: eps, out: vec)
-                        }
+        /// Normalises row `t` of `out` ((heads · headDim) wide): as one vector, or head by head.
+        func norm(_ weights: [Float]?, _ out: UnsafeMutablePointer<Float>, _ count: Int, _ t: Int) {
+            guard let weights else { return }
+            let row = out + t * count * hd
+            weights.withUnsafeBufferPointer { nw in
+                if wholeProjection {
+                    Kernels.rmsnorm(row, weight: nw.baseAddress!, count: count * hd, eps: eps, out: row)
+                } else {
+                    for head in 0..<count {
+                        Kernels.rmsnorm(row + head * hd, weight: nw.baseAddress!, count: hd, eps: eps, out: row + head * hd)
                     }
-                    Kernels.rope(vec, cos: rope.cos + t * half, sin: rope.sin + t * half, headDim: hd)
                 }
             }
         }
+        func clamp(_ out: UnsafeMutablePointer<Float>, _ width: Int, _ t: Int, _ limit: Float) {
+            let row = out + t * width
+            for i in 0..<width { row[i] = min(max(row[i], -limit), limit) }
+        }
+        func rotate(_ out: UnsafeMutablePointer<Float>, _ count: Int, _ t: Int) {
+            for head in 0..<count {
+                Kernels.rope(out + t * count * hd + head * hd, cos: rope.cos + t * half, sin: rope.sin + t * half, headDim: hd)
+            }
+        }
         ctx.pool.parallelRanges(n, minChunk: 16) { begin, end in
-            normRotate(qNorm, q, heads, begin..<end)
-            normRotate(kNorm, k, kvHeads, begin..<end)
+            for t in begin..<end {
+                norm(qNorm, q, heads, t)
+                norm(kNorm, k, kvHeads, t)
+                if let clip {
+                    clamp(q, heads * hd, t, clip)
+                    clamp(k, kvHeads * hd, t, clip)
+                    clamp(v, kvHeads * hd, t, clip)
+                }
+                rotate(q, heads, t)
+                rotate(k, kvHeads, t)
+            }
         }
     }
 
@@ -87,7 +120,7 @@ extension NekoMindModel {
                       out: UnsafeMutablePointer<Float>, ctx: ForwardContext) {
         let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
         let qDim = heads * hd, group = heads / kvHeads
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = attentionScale
         let longest = segments.map { $0.start + 1 }.max() ?? 1
         let tasks = segments.count * kvHeads
         let scores = ctx.scores.reserve(tasks * group * longest)  // (tasks, group, longest)
@@ -99,13 +132,16 @@ extension NekoMindModel {
                 let values = s.cache.rows(layer: l, head: kvHead, values: true)
                 let qh = q + row * qDim + kvHead * group * hd, oh = out + row * qDim + kvHead * group * hd
                 let sc = scores + task * group * longest
+                let first = firstVisible(position: s.start, layer: l), count = s.start + 1 - first
                 if s.cache.precision == .float32 {
-                    Kernels.attendDecode(q: qh, group: group, headDim: hd, keys: keys.assumingMemoryBound(to: Float.self),
-                                         values: values.assumingMemoryBound(to: Float.self), count: s.start + 1,
+                    Kernels.attendDecode(q: qh, group: group, headDim: hd,
+                                         keys: keys.assumingMemoryBound(to: Float.self) + first * hd,
+                                         values: values.assumingMemoryBound(to: Float.self) + first * hd, count: count,
                                          scale: scale, scores: sc, out: oh)
                 } else {
-                    Kernels.attendDecodeHalf(q: qh, group: group, headDim: hd, keys: keys.assumingMemoryBound(to: UInt16.self),
-                                             values: values.assumingMemoryBound(to: UInt16.self), count: s.start + 1,
+                    Kernels.attendDecodeHalf(q: qh, group: group, headDim: hd,
+                                             keys: keys.assumingMemoryBound(to: UInt16.self) + first * hd,
+                                             values: values.assumingMemoryBound(to: UInt16.self) + first * hd, count: count,
                                              scale: scale, scores: sc, out: oh)
                 }
             }
@@ -118,7 +154,7 @@ extension NekoMindModel {
                     ctx: ForwardContext) {
         let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
         let qDim = heads * hd, group = heads / kvHeads
-        let n = s.rows.count, total = s.start + n, scale = 1 / Float(hd).squareRoot()
+        let n = s.rows.count, total = s.start + n, scale = attentionScale
         let qRows = q + s.rows.lowerBound * qDim, outRows = out + s.rows.lowerBound * qDim
         let half = s.cache.precision == .float16
         // Per thread: scores (n, total), then for a half-precision cache K and V of one head as
@@ -135,8 +171,11 @@ extension NekoMindModel {
                 Kernels.gemm(m: n, n: total, k: hd, alpha: scale, a: qRows + head * hd, lda: qDim,
                              b: keys, ldb: hd, transposeB: true, c: sc, ldc: total)
                 for t in 0..<n {
-                    let visible = s.start + t + 1, row = sc + t * total
-                    Kernels.softmax(row, visible)
+                    // Keys first ..< visible: causal, and inside the sliding window where there is one.
+                    let visible = s.start + t + 1, first = firstVisible(position: s.start + t, layer: l)
+                    let row = sc + t * total
+                    Kernels.softmax(row + first, visible - first)
+                    row.initialize(repeating: 0, count: first)
                     (row + visible).initialize(repeating: 0, count: total - visible)
                 }
                 Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values, ldb: hd,

@@ -17,7 +17,7 @@ final class IndexScratch<Element>: @unchecked Sendable {
     }
 }
 
-extension NekoMindModel {
+extension LanguageModel {
     /// `out = down(silu(gate(h)) · up(h))` for the `n` rows of ctx.hInput: a gate/up phase, then
     /// a down phase. Writes ctx.act.
     func denseMLP(_ w: MLPWeights, count n: Int, out y: UnsafeMutablePointer<Float>, ctx: ForwardContext) {
@@ -30,144 +30,205 @@ extension NekoMindModel {
         ctx.runPhase("mlp_down")
     }
 
-    /// Sparse MoE over the `n` rows of ctx.hInput (= ctx.h): router softmax → top-k (ties: lower
-    /// index) → optional renormalisation → Σ weight · expert(h) + σ(h·g) · shared(h).
-    /// Phases: the router (on the calling thread when small), the gate/up of every chosen expert
-    /// and of the shared expert together, then all the down projections together.
-    func moe(_ w: MoEWeights, layer l: Int, slot: Int, count n: Int, segments: [Segment],
-             out y: UnsafeMutablePointer<Float>, ctx: ForwardContext) {
+    /// Sparse MoE over the `n` rows of `h` (prepared as ctx.hInput): route → dispatch → experts →
+    /// combine, then the shared expert (gated or not) is added. Writes `y` (n, hidden).
+    func moe(_ w: MoEWeights, input h: UnsafePointer<Float>, layer l: Int, slot: Int, count n: Int,
+             segments: [Segment], out y: UnsafeMutablePointer<Float>, ctx: ForwardContext) {
+        let routes = route(w, input: h, layer: l, count: n, ctx: ctx)
+        ctx.timed("record_routing") { record(slot: slot, routes, count: n, segments: segments) }
+        let dispatch = Dispatch(routes, count: n, experts: w.experts.count, ctx: ctx)
+        let (expertOut, sharedOut) = runExperts(w, dispatch, count: n, ctx: ctx)
+        combine(dispatch, expertOut: expertOut, count: n, out: y)
+        ctx.dump("expert_out", l, y, n * config.hiddenSize)
+        guard let sharedOut else { return }
+        let hidden = config.hiddenSize
+        if let gates = routes.sharedGates {
+            for t in 0..<n { Kernels.scale(sharedOut + t * hidden, gates[t], hidden) }
+            ctx.dump("shared_gate", l, gates, n)
+        }
+        ctx.dump("shared_out", l, sharedOut, n * hidden)
+        Kernels.axpy(y, 1, sharedOut, n * hidden)
+    }
+
+    /// One MoE layer's routing of `n` rows: every expert's probability, the k chosen per row and
+    /// their weights, and the shared expert's gate.
+    struct Routes {
+        let k: Int
+        let experts: Int
+        /// (n, experts): softmax over all the router's logits (what the router entropy is over).
+        let probs: UnsafeMutablePointer<Float>
+        /// (n, k): the chosen experts, in descending weight order (ties: lower index first).
+        let chosen: UnsafeMutablePointer<Int32>
+        /// (n, k): the weights the experts' outputs are summed with.
+        let weights: UnsafeMutablePointer<Float>
+        /// (n): σ(h · shared_expert_gate); nil without a gated shared expert.
+        let sharedGates: UnsafeMutablePointer<Float>?
+    }
+
+    /// The router: logits h·Wᵣᵀ, their softmax, and the family's rule for the k chosen and
+    /// their weights (`RouterRule`).
+    func route(_ w: MoEWeights, input h: UnsafePointer<Float>, layer l: Int, count n: Int, ctx: ForwardContext) -> Routes {
         let hidden = config.hiddenSize, experts = w.experts.count, k = config.numExpertsPerTok
-        let h = UnsafePointer(ctx.h.pointer)              // (n, hidden): the normed input
-        let probs = ctx.probs.reserve(n * experts)        // (n, experts)
-        ctx.jobs.add(w.router, input: ctx.hInput, out: probs, ldy: experts)
+        let logits = ctx.routerLogits.reserve(n * experts)  // (n, experts)
+        ctx.jobs.add(w.router, input: ctx.hInput, out: logits, ldy: experts)
         if n * experts * hidden < (1 << 20) {
             ctx.timed("router") { ctx.jobs.runSerially() }
             ctx.jobs.removeAll()
         } else {
             ctx.runPhase("router")
         }
+        let probs = ctx.probs.reserve(n * experts)          // (n, experts)
+        probs.update(from: logits, count: n * experts)
         for t in 0..<n { Kernels.softmax(probs + t * experts, experts) }
         ctx.dump("router_probs", l, probs, n * experts)
 
-        let gates = ctx.gates.reserve(n)                  // (n): σ(h · shared_expert_gate)
-        if let g = w.sharedGate {
-            g.withUnsafeBufferPointer { gp in
-                for t in 0..<n { gates[t] = 1 / (1 + exp(-Kernels.dot(h + t * hidden, gp.baseAddress!, hidden))) }
-            }
-        }
-
-        // Top-k per row, then the (row, expert) assignments grouped by expert.
-        let chosen = ctx.chosen.reserve(n * k)            // (n, k): expert ids, descending weight
-        let chosenWeights = ctx.chosenWeights.reserve(n * k)  // (n, k)
-        let counts = ctx.counts.reserve(3 * experts + 1)  // (experts) counts, (experts + 1) offsets, (experts) taken
-        let offsets = counts + experts, taken = offsets + experts + 1
-        counts.initialize(repeating: 0, count: experts)
-        taken.initialize(repeating: 0, count: experts)
+        let chosen = ctx.chosen.reserve(n * k)              // (n, k)
+        let weights = ctx.chosenWeights.reserve(n * k)      // (n, k)
+        let taken = ctx.taken.reserve(experts)              // (experts): chosen already in this row
+        taken.initialize(repeating: false, count: experts)
+        let byLogits = config.router == .topKThenSoftmax
         for t in 0..<n {
-            let p = probs + t * experts
-            var sum: Float = 0
+            // Selection: the k best by probability (or by logit), the lower index winning ties.
+            let score = byLogits ? UnsafePointer(logits + t * experts) : UnsafePointer(probs + t * experts)
             for j in 0..<k {
                 var best = -1
-                for e in 0..<experts where taken[e] == 0 {
-                    if best < 0 || p[e] > p[best] { best = e }  // strict: the lower index wins ties
+                for e in 0..<experts where !taken[e] {
+                    if best < 0 || score[e] > score[best] { best = e }
                 }
-                taken[best] = 1
+                taken[best] = true
                 chosen[t * k + j] = Int32(best)
-                chosenWeights[t * k + j] = p[best]
-                sum += p[best]
-                counts[best] += 1
             }
-            for j in 0..<k { taken[Int(chosen[t * k + j])] = 0 }
-            if config.normTopkProb {
-                for j in 0..<k { chosenWeights[t * k + j] /= sum }
+            for j in 0..<k { taken[Int(chosen[t * k + j])] = false }
+            // Weights.
+            let row = weights + t * k
+            switch config.router {
+            case .softmaxThenTopK:
+                var sum: Float = 0
+                for j in 0..<k {
+                    row[j] = probs[t * experts + Int(chosen[t * k + j])]
+                    sum += row[j]
+                }
+                if config.normTopkProb { for j in 0..<k { row[j] /= sum } }
+            case .topKThenSoftmax:
+                for j in 0..<k { row[j] = logits[t * experts + Int(chosen[t * k + j])] }
+                Kernels.softmax(row, k)
             }
-        }
-        ctx.timed("record_routing") {
-            record(slot: slot, probs: probs, experts: experts, chosen: chosen, weights: chosenWeights,
-                   gates: w.sharedGate == nil ? nil : gates, segments: segments)
         }
 
-        let assignments = n * k
-        offsets[0] = 0
-        for e in 0..<experts { offsets[e + 1] = offsets[e] + counts[e] }
-        let rowOf = ctx.rowOf.reserve(assignments)        // (A): the row each assignment reads
-        let identity = ctx.identity.reserve(assignments)  // (A): 0, 1, 2, …
-        let weightOf = ctx.weightOf.reserve(assignments)  // (A)
-        let cursor = taken                                // reused: (experts) next slot per expert
-        for e in 0..<experts { cursor[e] = offsets[e] }
-        for t in 0..<n {
-            for j in 0..<k {
-                let e = Int(chosen[t * k + j]), a = cursor[e]
-                cursor[e] += 1
-                rowOf[a] = Int32(t)
-                weightOf[a] = chosenWeights[t * k + j]
+        var gates: UnsafeMutablePointer<Float>?
+        if let g = w.sharedGate {
+            let out = ctx.gates.reserve(n)                  // (n)
+            g.withUnsafeBufferPointer { gp in
+                for t in 0..<n { out[t] = 1 / (1 + exp(-Kernels.dot(h + t * hidden, gp.baseAddress!, hidden))) }
             }
+            gates = out
         }
-        for a in 0..<assignments { identity[a] = Int32(a) }
+        return Routes(k: k, experts: experts, probs: probs, chosen: chosen, weights: weights, sharedGates: gates)
+    }
 
-        // gate/up of every chosen expert and of the shared expert: one phase.
+    /// The (row, expert) assignments of one MoE layer grouped by expert, so that each expert's
+    /// matrices see all its rows at once (a counting sort of the routes).
+    struct Dispatch {
+        /// A = n · k assignments.
+        let assignments: Int
+        let experts: Int
+        /// (experts): rows routed to each expert.
+        let counts: UnsafeMutablePointer<Int>
+        /// (experts + 1): where each expert's assignments start.
+        let offsets: UnsafeMutablePointer<Int>
+        /// (A): the row each assignment reads, grouped by expert (rows ascending within an expert).
+        let rowOf: UnsafeMutablePointer<Int32>
+        /// (A): each assignment's weight.
+        let weightOf: UnsafeMutablePointer<Float>
+        /// (A): 0, 1, 2, … (the down projections read the activations in assignment order).
+        let identity: UnsafeMutablePointer<Int32>
+
+        init(_ routes: Routes, count n: Int, experts: Int, ctx: ForwardContext) {
+            let k = routes.k
+            assignments = n * k
+            self.experts = experts
+            counts = ctx.counts.reserve(experts)
+            offsets = ctx.offsets.reserve(experts + 1)
+            let cursor = ctx.cursor.reserve(experts)        // (experts): the next free slot of each expert
+            counts.initialize(repeating: 0, count: experts)
+            for a in 0..<n * k { counts[Int(routes.chosen[a])] += 1 }
+            offsets[0] = 0
+            for e in 0..<experts { offsets[e + 1] = offsets[e] + counts[e] }
+            cursor.update(from: offsets, count: experts)
+            rowOf = ctx.rowOf.reserve(assignments)
+            weightOf = ctx.weightOf.reserve(assignments)
+            identity = ctx.identity.reserve(assignments)
+            for t in 0..<n {
+                for j in 0..<k {
+                    let e = Int(routes.chosen[t * k + j]), a = cursor[e]
+                    cursor[e] += 1
+                    rowOf[a] = Int32(t)
+                    weightOf[a] = routes.weights[t * k + j]
+                }
+            }
+            for a in 0..<assignments { identity[a] = Int32(a) }
+        }
+    }
+
+    /// Every chosen expert on its rows, and the shared expert on all rows: one phase for all the
+    /// gate/up products, one for all the down products. Returns each assignment's output
+    /// (A, hidden) and the shared expert's (n, hidden), ungated.
+    func runExperts(_ w: MoEWeights, _ d: Dispatch, count n: Int,
+                    ctx: ForwardContext) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?) {
+        let hidden = config.hiddenSize
         let inter = w.experts.first?.gate.rows ?? 0
-        let act = ctx.act.reserve(assignments * inter)    // (A, moeIntermediate)
-        for e in 0..<experts where counts[e] > 0 {
+        let act = ctx.act.reserve(d.assignments * inter)      // (A, moeIntermediate)
+        for e in 0..<d.experts where d.counts[e] > 0 {
             ctx.jobs.add(w.experts[e].gate, up: w.experts[e].up, input: ctx.hInput,
-                         inputRows: rowOf + offsets[e], count: counts[e], out: act + offsets[e] * inter, ldy: inter)
+                         inputRows: d.rowOf + d.offsets[e], count: d.counts[e], out: act + d.offsets[e] * inter, ldy: inter)
         }
         var sharedAct: UnsafeMutablePointer<Float>?
         if let shared = w.shared {
-            let sInter = shared.gate.rows
-            let a = ctx.sharedAct.reserve(n * sInter)     // (n, sharedIntermediate)
-            ctx.jobs.add(shared.gate, up: shared.up, input: ctx.hInput, out: a, ldy: sInter)
+            let a = ctx.sharedAct.reserve(n * shared.gate.rows)  // (n, sharedIntermediate)
+            ctx.jobs.add(shared.gate, up: shared.up, input: ctx.hInput, out: a, ldy: shared.gate.rows)
             sharedAct = a
         }
         ctx.runPhase("moe_gate_up")
 
-        // Every down projection: one phase.
-        ctx.actInput.set(act, rows: assignments, ldx: inter, cols: inter)
-        let expertOut = ctx.expertOut.reserve(assignments * hidden)  // (A, hidden)
-        for e in 0..<experts where counts[e] > 0 {
-            ctx.jobs.add(w.experts[e].down, input: ctx.actInput, inputRows: identity + offsets[e],
-                         count: counts[e], out: expertOut + offsets[e] * hidden, ldy: hidden)
+        ctx.actInput.set(act, rows: d.assignments, ldx: inter, cols: inter)
+        let expertOut = ctx.expertOut.reserve(d.assignments * hidden)  // (A, hidden)
+        for e in 0..<d.experts where d.counts[e] > 0 {
+            ctx.jobs.add(w.experts[e].down, input: ctx.actInput, inputRows: d.identity + d.offsets[e],
+                         count: d.counts[e], out: expertOut + d.offsets[e] * hidden, ldy: hidden)
         }
-        let sharedOut = ctx.sharedOut.reserve(n * hidden)           // (n, hidden)
+        var sharedOut: UnsafeMutablePointer<Float>?
         if let shared = w.shared, let sharedAct {
+            let out = ctx.sharedOut.reserve(n * hidden)        // (n, hidden)
             ctx.sharedInput.set(sharedAct, rows: n, ldx: shared.gate.rows, cols: shared.gate.rows)
-            ctx.jobs.add(shared.down, input: ctx.sharedInput, out: sharedOut, ldy: hidden)
+            ctx.jobs.add(shared.down, input: ctx.sharedInput, out: out, ldy: hidden)
+            sharedOut = out
         }
         ctx.runPhase("moe_down")
+        return (expertOut, sharedOut)
+    }
 
-        // y = Σ weight · expert output (experts of a row in ascending index order), + gated shared.
+    /// y[t] = Σ weight · expert output over row t's assignments (in ascending expert order).
+    func combine(_ d: Dispatch, expertOut: UnsafePointer<Float>, count n: Int, out y: UnsafeMutablePointer<Float>) {
+        let hidden = config.hiddenSize
         y.initialize(repeating: 0, count: n * hidden)
-        for a in 0..<assignments {
-            Kernels.axpy(y + Int(rowOf[a]) * hidden, weightOf[a], expertOut + a * hidden, hidden)
-        }
-        ctx.dump("expert_out", l, y, n * hidden)
-        if w.shared != nil {
-            if w.sharedGate != nil {
-                for t in 0..<n {
-                    let row = sharedOut + t * hidden
-                    for i in 0..<hidden { row[i] *= gates[t] }
-                }
-                ctx.dump("shared_gate", l, gates, n)
-            }
-            ctx.dump("shared_out", l, sharedOut, n * hidden)
-            Kernels.axpy(y, 1, sharedOut, n * hidden)
+        for a in 0..<d.assignments {
+            Kernels.axpy(y + Int(d.rowOf[a]) * hidden, d.weightOf[a], expertOut + a * hidden, hidden)
         }
     }
 
     /// Writes each row's choice into its segment's routing record: experts and weights, the
     /// shared gate, and the router entropy −Σ p·log2 p (summed in double).
-    func record(slot: Int, probs: UnsafePointer<Float>, experts: Int, chosen: UnsafePointer<Int32>,
-                weights: UnsafePointer<Float>, gates: UnsafePointer<Float>?, segments: [Segment]) {
-        let k = config.numExpertsPerTok
+    func record(slot: Int, _ routes: Routes, count n: Int, segments: [Segment]) {
+        let k = routes.k, experts = routes.experts
         for s in segments {
             guard let routing = s.routing else { continue }
             for r in s.rows {
-                let p = probs + r * experts
+                let p = routes.probs + r * experts
                 var entropy = 0.0
                 for e in 0..<experts where p[e] > 0 { entropy -= Double(p[e]) * log2(Double(p[e])) }
                 routing.set(token: s.firstRouted + r - s.rows.lowerBound, slot: slot,
-                            experts: chosen + r * k, weights: weights + r * k,
-                            sharedGate: gates.map { $0[r] }, entropy: Float(entropy))
+                            experts: routes.chosen + r * k, weights: routes.weights + r * k,
+                            sharedGate: routes.sharedGates.map { $0[r] }, entropy: Float(entropy))
             }
         }
     }

@@ -26,7 +26,8 @@ public final class ForwardContext: @unchecked Sendable {
     let proj = ScratchBuffer()       // (n, hiddenSize): o_proj output, then the feed-forward output
     let scores = ScratchBuffer()     // decode: (n * heads, context); prefill: per pool thread (n, context) + f16 K, V as f32
     let rope = ScratchBuffer()       // (2, n, headDim / 2): cos rows, then sin rows
-    let probs = ScratchBuffer()      // (n, experts): router logits, then softmax probabilities
+    let routerLogits = ScratchBuffer() // (n, experts): the router's logits
+    let probs = ScratchBuffer()      // (n, experts): their softmax over all experts
     let act = ScratchBuffer()        // (A, moeIntermediate) or (n, intermediate): silu(gate)·up
     let sharedAct = ScratchBuffer()  // (n, sharedIntermediate)
     let expertOut = ScratchBuffer()  // (A, hiddenSize): each assignment's expert output
@@ -38,7 +39,10 @@ public final class ForwardContext: @unchecked Sendable {
     let chosen = IndexScratch<Int32>()   // (n, expertsPerToken): expert ids, descending weight
     let rowOf = IndexScratch<Int32>()    // (A): the batch row each assignment reads, grouped by expert
     let identity = IndexScratch<Int32>() // (A): 0, 1, 2, … (the down projections read act in order)
-    let counts = IndexScratch<Int>()     // (3 · experts + 1): per-expert counts, offsets, taken/cursor
+    let counts = IndexScratch<Int>()     // (experts): rows routed to each expert
+    let offsets = IndexScratch<Int>()    // (experts + 1): where each expert's assignments start
+    let cursor = IndexScratch<Int>()     // (experts): each expert's next free assignment slot
+    let taken = IndexScratch<Bool>()     // (experts): chosen already, while one row is routed
 
     /// Inputs prepared once per layer for every matrix that reads them.
     let hInput = PreparedInput()     // h, read by q/k/v, router, experts' and shared gate/up

@@ -1,63 +1,84 @@
 import Foundation
 import NekoJSON
 
-/// `config.json` of a NekoMind (or Qwen2-MoE / Qwen3-MoE) checkpoint, parsed once.
-/// Field defaults are SPEC.md's; alternative spellings found in real files are read too.
-/// Each field is named once, in `init(json:file:)`: the reader remembers what it resolved, in
+/// `config.json` of a checkpoint, parsed once by its family (`ModelFamily`, chosen by
+/// `model_type`) into what the forward pass needs. The fields hold the engine's vocabulary; each
+/// family file says which config.json names and defaults feed them, and which switches it sets.
+/// Each field is named once, in the family's reader: the reader remembers what it resolved, in
 /// order, and `fields` (what `nekochat info` prints) comes from that record.
 public struct ModelConfig: Sendable, Equatable {
-    public var hiddenSize: Int
-    public var numHiddenLayers: Int
-    public var numAttentionHeads: Int
-    public var numKeyValueHeads: Int
-    public var headDim: Int
+    /// `model_type` as written (nil when config.json has none: then NekoMind's rules apply).
+    public var modelType: String?
+    /// The family that read this config (`ModelFamily.name`: "NekoMind", "OLMoE", …).
+    public var family = "NekoMind"
+
+    public var hiddenSize = 0
+    public var numHiddenLayers = 0
+    public var numAttentionHeads = 0
+    public var numKeyValueHeads = 0
+    public var headDim = 0
+    /// The dense layers' MLP width (nil when the config has no dense layers and does not say).
     public var intermediateSize: Int?
+    /// One routed expert's MLP width.
     public var moeIntermediateSize: Int?
+    /// The shared expert's width (nil: as its tensors say, or no shared expert).
     public var sharedExpertIntermediateSize: Int?
-    public var numExperts: Int
-    public var numExpertsPerTok: Int
-    public var normTopkProb: Bool
-    public var mlpOnlyLayers: [Int]
-    public var firstKDenseReplace: Int
-    public var decoderSparseStep: Int
-    public var rmsNormEps: Double
-    public var ropeTheta: Double
-    public var maxPositionEmbeddings: Int
-    public var vocabSize: Int
+    public var numExperts = 0
+    public var numExpertsPerTok = 0
+    /// Renormalise the chosen experts' weights to sum to 1 (softmax-first routers).
+    public var normTopkProb = false
+    public var mlpOnlyLayers: [Int] = []
+    public var firstKDenseReplace = 0
+    public var decoderSparseStep = 1
+    public var rmsNormEps = 1e-6
+    public var ropeTheta = 1e6
+    public var maxPositionEmbeddings = 32768
+    public var vocabSize = 0
     /// nil when config.json does not say: then the head is tied iff there is no `lm_head.weight`.
     public var tieWordEmbeddings: Bool?
-    public var attentionBias: Bool
+    /// Biases on the q, k and v projections.
+    public var attentionBias = false
+    /// A bias on the output projection too (OLMoE's and Granite's `attention_bias`).
+    public var outputBias = false
     public var bosTokenId: Int?
-    public var eosTokenIds: [Int]
+    public var eosTokenIds: [Int] = []
 
-    /// Every field as resolved (defaults applied, alternative spellings under SPEC.md's name), in
-    /// the order read.
-    public private(set) var fields: [ConfigField] = []
+    // The family's switches (see ModelFamily): how routing, normalisation and scaling differ.
+    /// How the router picks experts and weighs them.
+    public var router = RouterRule.softmaxThenTopK
+    /// Where QK-norm applies, if anywhere.
+    public var qkNorm = QKNormRule.perHeadWhenPresent
+    /// Whether MoE layers have a shared expert, and whether a gate scales it.
+    public var sharedExpert = SharedExpertRule.gatedWhenPresent
+    /// q, k and v are clamped to ±clipQKV after the projections (and QK-norm) (OLMoE).
+    public var clipQKV: Double?
+    /// The attention logits' scale; nil: 1/√head_dim (Granite: `attention_multiplier`).
+    public var attentionScale: Double?
+    /// The embedding's output is multiplied by this (Granite).
+    public var embeddingMultiplier = 1.0
+    /// Each block's output is multiplied by this before it joins the residual stream (Granite).
+    public var residualMultiplier = 1.0
+    /// The logits are divided by this (Granite's `logits_scaling`).
+    public var logitsScaling = 1.0
+    /// Keys older than this many positions are not attended to, on the layers in `slidingLayers`.
+    public var slidingWindow: Int?
+    /// The layers that use `slidingWindow` (all of them unless the family says otherwise).
+    public var slidingLayers: [Int] = []
 
+    /// Every field as resolved (defaults applied, alternative spellings under the family's name),
+    /// in the order read.
+    public internal(set) var fields: [ConfigField] = []
+
+    /// An empty config, for family readers to fill.
+    init() {}
+
+    /// Reads config.json's fields with the rules of the family its `model_type` names.
     public init(json: JSONValue, file: String) throws {
         var r = ConfigReader(json: json, file: file)
-        hiddenSize = try r.int("hidden_size")
-        numHiddenLayers = try r.int("num_hidden_layers")
-        numAttentionHeads = try r.int("num_attention_heads")
-        numKeyValueHeads = try r.int("num_key_value_heads", default: numAttentionHeads)
-        headDim = try r.int("head_dim", default: numAttentionHeads > 0 ? hiddenSize / numAttentionHeads : 0)
-        intermediateSize = try r.optionalInt("intermediate_size")
-        moeIntermediateSize = try r.optionalInt("moe_intermediate_size")
-        sharedExpertIntermediateSize = try r.optionalInt("shared_expert_intermediate_size")
-        numExperts = try r.int("num_experts", or: ["num_local_experts", "n_routed_experts"], default: 0)
-        numExpertsPerTok = try r.int("num_experts_per_tok", default: 0)
-        normTopkProb = try r.bool("norm_topk_prob", default: false)
-        mlpOnlyLayers = try r.ints("mlp_only_layers")
-        firstKDenseReplace = try r.int("first_k_dense_replace", default: 0)
-        decoderSparseStep = try r.int("decoder_sparse_step", default: 1)
-        rmsNormEps = try r.double("rms_norm_eps", default: 1e-6)
-        ropeTheta = try r.double("rope_theta", or: ["rope_parameters.rope_theta"], default: 1e6)
-        maxPositionEmbeddings = try r.int("max_position_embeddings", default: 32768)
-        vocabSize = try r.int("vocab_size")
-        tieWordEmbeddings = try r.optionalBool("tie_word_embeddings")
-        attentionBias = try r.bool("attention_bias", or: ["qkv_bias"], default: false)
-        bosTokenId = try r.optionalInt("bos_token_id")
-        eosTokenIds = try r.ids("eos_token_id")
+        let family = try ModelFamily.forConfig(&r)
+        self = try family.readConfig(&r)
+        self.family = family.name
+        modelType = json["model_type"]?.string
         fields = r.read
     }
 
@@ -147,6 +168,15 @@ public struct ModelConfig: Sendable, Equatable {
             try positive(size, "moe_intermediate_size")
         }
         if let shared = sharedExpertIntermediateSize { try positive(shared, "shared_expert_intermediate_size") }
+        if let window = slidingWindow, window <= 0 { throw fail("sliding_window", "must be positive, found \(window)") }
+        if let clip = clipQKV, !(clip > 0 && clip.isFinite) { throw fail("clip_qkv", "must be a positive number, found \(clip)") }
+        if let scale = attentionScale, !(scale > 0 && scale.isFinite) {
+            throw fail("attention_multiplier", "must be a positive number, found \(scale)")
+        }
+        for (value, field) in [(embeddingMultiplier, "embedding_multiplier"), (residualMultiplier, "residual_multiplier"),
+                               (logitsScaling, "logits_scaling")] where !(value != 0 && value.isFinite) {
+            throw fail(field, "must be a finite number other than 0, found \(value)")
+        }
         for id in eosTokenIds where id < 0 || id >= vocabSize {
             throw fail("eos_token_id", "\(id) is outside the vocabulary (vocab_size \(vocabSize))")
         }
@@ -168,7 +198,8 @@ public struct ModelConfig: Sendable, Equatable {
         for layer in 0..<numHiddenLayers {
             var attention = 2 * h + h * q + 2 * h * kv + q * h
             if attentionBias { attention += q + 2 * kv }
-            if qkNorm { attention += 2 * headDim }
+            if outputBias { attention += h }
+            if qkNorm { attention += self.qkNorm == .wholeProjection ? q + kv : 2 * headDim }
             total += attention
             active += attention
             if isDense(layer: layer) {
@@ -178,7 +209,7 @@ public struct ModelConfig: Sendable, Equatable {
             } else {
                 let expert = 3 * h * (moeIntermediateSize ?? 0)
                 var always = numExperts * h  // router
-                if sharedExpert { always += 3 * h * (sharedExpertIntermediateSize ?? 0) + h }
+                if sharedExpert { always += 3 * h * (sharedExpertIntermediateSize ?? 0) + (self.sharedExpert == .ungated ? 0 : h) }
                 total += always + numExperts * expert
                 active += always + numExpertsPerTok * expert
             }
@@ -251,6 +282,30 @@ struct ConfigReader {
         guard let x = v.double else { throw fail(key, "has the wrong type (expected a number)") }
         record(name, .double(x))
         return x
+    }
+
+    mutating func optionalDouble(_ name: String, or others: [String] = []) throws -> Double? {
+        guard let (key, v) = lookup(name, others) else { record(name, .null); return nil }
+        guard let x = v.double else { throw fail(key, "has the wrong type (expected a number)") }
+        record(name, .double(x))
+        return x
+    }
+
+    mutating func optionalString(_ name: String) throws -> String? {
+        guard let (key, v) = lookup(name, []) else { return nil }
+        guard let text = v.string else { throw fail(key, "has the wrong type (expected a string)") }
+        record(name, .string(text))
+        return text
+    }
+
+    mutating func optionalStrings(_ name: String) throws -> [String]? {
+        guard let (key, v) = lookup(name, []) else { return nil }
+        guard let items = v.array, items.allSatisfy({ $0.string != nil }) else {
+            throw fail(key, "has the wrong type (expected a list of strings)")
+        }
+        let list = items.compactMap(\.string)
+        record(name, .array(list.map { .string($0) }))
+        return list
     }
 
     mutating func optionalBool(_ name: String, or others: [String] = []) throws -> Bool? {

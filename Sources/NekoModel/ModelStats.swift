@@ -1,7 +1,7 @@
 import NekoKernels
 
 /// What a forward pass costs, for `nekochat bench`: bytes streamed and floating-point work.
-extension NekoMindModel {
+extension LanguageModel {
     /// Bytes of weights one decode step reads: every matrix of attention and the dense layers,
     /// the routers, the top-k experts (counted as k distinct experts), the shared experts and the
     /// LM head, in the format in use (the embedding row and the norms are negligible).
@@ -45,7 +45,7 @@ extension NekoMindModel {
     }
 }
 
-extension NekoMindModel {
+extension LanguageModel {
     /// Read bandwidth (bytes/s, one value per pass) of `threads` threads streaming the memory
     /// the weights in use live in — the quantised weights, or the mapped weight files — as far
     /// as `limit` bytes: the rate a decode step could read them at if it did nothing else.

@@ -14,7 +14,10 @@ struct AttentionWeights {
     var v: WeightMatrix  // (kvHeads * headDim, hidden)
     var o: WeightMatrix  // (hidden, heads * headDim)
     var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
-    var qNorm: [Float]?, kNorm: [Float]?  // (headDim), only when the checkpoint has them
+    var oBias: [Float]?                   // (hidden)
+    /// QK-norm weights, as the family's rule says: (headDim) per head, or (heads·headDim) and
+    /// (kvHeads·headDim) over the whole projections; nil without QK-norm.
+    var qNorm: [Float]?, kNorm: [Float]?
 }
 
 struct MoEWeights {
@@ -103,89 +106,113 @@ struct TensorStore {
 }
 
 extension ModelWeights {
-    /// Builds the weights from the tensors, checking every name and shape against `config`.
-    /// Per-expert tensors and the fused `experts.gate_up_proj` / `experts.down_proj` layout are
-    /// both accepted. Optional parts (QK-norm, shared expert) follow the tensors present.
+    /// Builds the weights from the tensors, with the names of `config`'s family and every shape
+    /// checked against `config`. Optional parts (NekoMind's QK-norm and shared expert) follow the
+    /// tensors present; every tensor left over is an error.
     static func load(config: ModelConfig, store: inout TensorStore,
                      notices: inout [String]) throws -> ModelWeights {
+        let names = ModelFamily.of(config).tensors
         let h = config.hiddenSize, hd = config.headDim
         let qDim = config.numAttentionHeads * hd, kvDim = config.numKeyValueHeads * hd
-        let embed = try store.matrix("model.embed_tokens.weight", rows: config.vocabSize, cols: h)
+        let embed = try store.matrix(names.embed, rows: config.vocabSize, cols: h)
         var layers: [LayerWeights] = []
         for i in 0..<config.numHiddenLayers {
-            let p = "model.layers.\(i)."
+            func name(_ n: String) -> String { n.tensor(layer: i) }
             var attention = AttentionWeights(
-                q: try store.matrix(p + "self_attn.q_proj.weight", rows: qDim, cols: h),
-                k: try store.matrix(p + "self_attn.k_proj.weight", rows: kvDim, cols: h),
-                v: try store.matrix(p + "self_attn.v_proj.weight", rows: kvDim, cols: h),
-                o: try store.matrix(p + "self_attn.o_proj.weight", rows: h, cols: qDim))
+                q: try store.matrix(name(names.q) + ".weight", rows: qDim, cols: h),
+                k: try store.matrix(name(names.k) + ".weight", rows: kvDim, cols: h),
+                v: try store.matrix(name(names.v) + ".weight", rows: kvDim, cols: h),
+                o: try store.matrix(name(names.o) + ".weight", rows: h, cols: qDim))
             if config.attentionBias {
-                attention.qBias = try store.vector(p + "self_attn.q_proj.bias", count: qDim)
-                attention.kBias = try store.vector(p + "self_attn.k_proj.bias", count: kvDim)
-                attention.vBias = try store.vector(p + "self_attn.v_proj.bias", count: kvDim)
+                attention.qBias = try store.vector(name(names.q) + ".bias", count: qDim)
+                attention.kBias = try store.vector(name(names.k) + ".bias", count: kvDim)
+                attention.vBias = try store.vector(name(names.v) + ".bias", count: kvDim)
             }
-            if store.has(p + "self_attn.q_norm.weight") || store.has(p + "self_attn.k_norm.weight") {
-                attention.qNorm = try store.vector(p + "self_attn.q_norm.weight", count: hd)
-                attention.kNorm = try store.vector(p + "self_attn.k_norm.weight", count: hd)
+            if config.outputBias { attention.oBias = try store.vector(name(names.o) + ".bias", count: h) }
+            let qNorm = name(names.qNorm), kNorm = name(names.kNorm)
+            switch config.qkNorm {
+            case .none:
+                break
+            case .perHeadWhenPresent where !store.has(qNorm) && !store.has(kNorm):
+                break
+            case .perHead, .perHeadWhenPresent:
+                attention.qNorm = try store.vector(qNorm, count: hd)
+                attention.kNorm = try store.vector(kNorm, count: hd)
+            case .wholeProjection:
+                attention.qNorm = try store.vector(qNorm, count: qDim)
+                attention.kNorm = try store.vector(kNorm, count: kvDim)
             }
-            let feedForward = try loadFeedForward(layer: i, config: config, store: &store)
+            let feedForward = try loadFeedForward(layer: i, config: config, names: names, store: &store)
             layers.append(LayerWeights(
-                inputNorm: try store.vector(p + "input_layernorm.weight", count: h),
-                postAttentionNorm: try store.vector(p + "post_attention_layernorm.weight", count: h),
+                inputNorm: try store.vector(name(names.inputNorm), count: h),
+                postAttentionNorm: try store.vector(name(names.postAttentionNorm), count: h),
                 attention: attention, feedForward: feedForward))
         }
-        let norm = try store.vector("model.norm.weight", count: h)
-        let hasHead = store.has("lm_head.weight")
+        let norm = try store.vector(names.finalNorm, count: h)
+        let hasHead = store.has(names.lmHead)
         let tied: Bool
         switch (config.tieWordEmbeddings, hasHead) {
         case (true?, true):
-            store.ignore("lm_head.weight")
-            notices.append("lm_head.weight is ignored: config.json sets tie_word_embeddings")
+            store.ignore(names.lmHead)
+            notices.append("\(names.lmHead) is ignored: config.json sets tie_word_embeddings")
             tied = true
         case (true?, false), (nil, false): tied = true
         case (false?, _), (nil, true): tied = false
         }
-        let lmHead = tied ? embed : try store.matrix("lm_head.weight", rows: config.vocabSize, cols: h)
+        let lmHead = tied ? embed : try store.matrix(names.lmHead, rows: config.vocabSize, cols: h)
         if let extra = store.unused.first {
             throw ModelError.unexpectedTensor(file: extra.file, tensor: extra.name)
         }
         return ModelWeights(embed: embed, layers: layers, norm: norm, lmHead: lmHead, tied: tied)
     }
 
-    static func loadMLP(_ prefix: String, hidden: Int, intermediate: Int,
+    static func loadMLP(_ names: MLPNames, layer: Int, expert: Int? = nil, hidden: Int, intermediate: Int,
                         store: inout TensorStore) throws -> MLPWeights {
-        MLPWeights(gate: try store.matrix(prefix + "gate_proj.weight", rows: intermediate, cols: hidden),
-                   up: try store.matrix(prefix + "up_proj.weight", rows: intermediate, cols: hidden),
-                   down: try store.matrix(prefix + "down_proj.weight", rows: hidden, cols: intermediate))
+        MLPWeights(gate: try store.matrix(names.gate.tensor(layer: layer, expert: expert), rows: intermediate, cols: hidden),
+                   up: try store.matrix(names.up.tensor(layer: layer, expert: expert), rows: intermediate, cols: hidden),
+                   down: try store.matrix(names.down.tensor(layer: layer, expert: expert), rows: hidden, cols: intermediate))
     }
 
-    static func loadFeedForward(layer i: Int, config: ModelConfig,
+    static func loadFeedForward(layer i: Int, config: ModelConfig, names: TensorLayout,
                                 store: inout TensorStore) throws -> FeedForward {
-        let p = "model.layers.\(i).mlp.", h = config.hiddenSize
-        let filesSayMoE = store.has(p + "gate.weight")
+        let h = config.hiddenSize
+        let routerName = names.router.tensor(layer: i)
+        let filesSayMoE = store.has(routerName)
         if config.isDense(layer: i) {
             if filesSayMoE {
-                throw ModelError.tensor(file: store.tensors[p + "gate.weight"]!.file, tensor: p + "gate.weight",
+                throw ModelError.tensor(file: store.tensors[routerName]!.file, tensor: routerName,
                     message: "layer \(i) has an MoE router, but config.json makes layer \(i) dense"
                         + " (mlp_only_layers, first_k_dense_replace, decoder_sparse_step, num_experts)")
             }
-            return .dense(try loadMLP(p, hidden: h, intermediate: config.intermediateSize ?? 0, store: &store))
+            return .dense(try loadMLP(names.dense, layer: i, hidden: h, intermediate: config.intermediateSize ?? 0, store: &store))
         }
         guard filesSayMoE else {
-            if let dense = store.tensors[p + "gate_proj.weight"] {
+            if let dense = store.tensors[names.dense.gate.tensor(layer: i)] {
                 throw ModelError.tensor(file: dense.file, tensor: dense.name,
                     message: "layer \(i) has a dense MLP, but config.json makes layer \(i) MoE")
             }
-            throw ModelError.missingTensor(directory: store.directory, tensor: p + "gate.weight",
+            throw ModelError.missingTensor(directory: store.directory, tensor: routerName,
                                            expectedShape: [config.numExperts, h])
         }
         let e = config.numExperts, inter = config.moeIntermediateSize ?? 0
-        let router = try store.matrix(p + "gate.weight", rows: e, cols: h)
+        let router = try store.matrix(routerName, rows: e, cols: h)
+        // The first layout whose first tensor the files hold; the last one otherwise (its error names it).
+        let layout = names.experts.first { layout in
+            switch layout {
+            case let .separate(m): store.has(m.gate.tensor(layer: i, expert: 0))
+            case let .fused(gateUp, _): store.has(gateUp.tensor(layer: i))
+            }
+        } ?? names.experts.last!
         var experts: [MLPWeights] = []
-        if store.has(p + "experts.gate_up_proj") {
-            // transformers 5's fused layout: gate rows first, then up rows, per expert.
-            let gateUp = try store.take(p + "experts.gate_up_proj", [e, 2 * inter, h])
-            let down = try store.take(p + "experts.down_proj", [e, h, inter])
+        switch layout {
+        case let .separate(m):
+            for j in 0..<e {
+                experts.append(try loadMLP(m, layer: i, expert: j, hidden: h, intermediate: inter, store: &store))
+            }
+        case let .fused(gateUpName, downName):
+            // Each expert's gate rows first, then its up rows (transformers' fused layout).
+            let gateUp = try store.take(gateUpName.tensor(layer: i), [e, 2 * inter, h])
+            let down = try store.take(downName.tensor(layer: i), [e, h, inter])
             let gu = WeightMatrix(base: gateUp.data, dtype: gateUp.dtype, rows: e * 2 * inter, cols: h)
             let dn = WeightMatrix(base: down.data, dtype: down.dtype, rows: e * h, cols: inter)
             for j in 0..<e {
@@ -193,17 +220,22 @@ extension ModelWeights {
                                           up: gu.rows(j * 2 * inter + inter, count: inter),
                                           down: dn.rows(j * h, count: h)))
             }
-        } else {
-            for j in 0..<e {
-                experts.append(try loadMLP(p + "experts.\(j).", hidden: h, intermediate: inter, store: &store))
-            }
         }
         var moe = MoEWeights(router: router, experts: experts)
-        if let sharedGate = store.tensors[p + "shared_expert.gate_proj.weight"] {
+        let sharedGateName = names.sharedExpert.gate.tensor(layer: i)
+        let hasShared: Bool
+        switch config.sharedExpert {
+        case .none: hasShared = false
+        case .gatedWhenPresent: hasShared = store.has(sharedGateName)
+        case .gated, .ungated: hasShared = true
+        }
+        if hasShared {
             // The config may not say the shared expert's size; its tensors decide then.
-            let size = config.sharedExpertIntermediateSize ?? sharedGate.shape.first ?? 0
-            moe.shared = try loadMLP(p + "shared_expert.", hidden: h, intermediate: size, store: &store)
-            moe.sharedGate = try store.take(p + "shared_expert_gate.weight", [1, h]).floats()
+            let size = config.sharedExpertIntermediateSize ?? store.tensors[sharedGateName]?.shape.first ?? 0
+            moe.shared = try loadMLP(names.sharedExpert, layer: i, hidden: h, intermediate: size, store: &store)
+            if config.sharedExpert != .ungated {
+                moe.sharedGate = try store.take(names.sharedExpertGate.tensor(layer: i), [1, h]).floats()
+            }
         }
         return .moe(moe)
     }

@@ -180,7 +180,7 @@ struct Bench: ParsableCommand {
         Output.out(text)
     }
 
-    func cacheNote(_ model: NekoMindModel) -> String {
+    func cacheNote(_ model: LanguageModel) -> String {
         guard let cache = model.weightCache else { return "" }
         guard let path = cache.path else { return " (quantised in memory, not cached)" }
         if !cache.reused { return " (quantised and cached in \(path))" }
@@ -211,7 +211,7 @@ struct Bench: ParsableCommand {
     }
 
     /// Aggregate decode rate of N sequences decoded together (`decode(tokens:caches:routing:)`).
-    func timeBatches(_ sizes: [Int], model: NekoMindModel, context: ForwardContext) throws -> [(sequences: Int, rate: Double)] {
+    func timeBatches(_ sizes: [Int], model: LanguageModel, context: ForwardContext) throws -> [(sequences: Int, rate: Double)] {
         var results: [(Int, Double)] = []
         for n in sizes {
             var rng = SeededGenerator(seed: seed &+ UInt64(n))
@@ -235,7 +235,7 @@ struct Bench: ParsableCommand {
 
     /// Decode time with a routing record over decode time without, minus 1: the median over
     /// 30 back-to-back pairs of 8-token decodes (with, without) from the same cached prompt.
-    func timeRouting(model: NekoMindModel, prompt: [Int], context: ForwardContext) throws -> (overhead: Double, share: Double) {
+    func timeRouting(model: LanguageModel, prompt: [Int], context: ForwardContext) throws -> (overhead: Double, share: Double) {
         let cache = try model.makeCache(capacity: prompt.count + 9)
         let first = argmax(try model.forward(prompt, cache: cache, logits: .last, context: context))
         let record = model.makeRoutingRecord()
@@ -266,8 +266,8 @@ struct Bench: ParsableCommand {
     }
 
     /// Top-1 agreement and KL(p_bf16 ‖ p_this) over every prompt position.
-    func compare(model: NekoMindModel, prompt: [Int], threads: Int) throws -> (top1: Double, kl: Double, klMax: Double) {
-        let reference = try NekoMindModel.load(directory: model.directory)
+    func compare(model: LanguageModel, prompt: [Int], threads: Int) throws -> (top1: Double, kl: Double, klMax: Double) {
+        let reference = try LanguageModel.load(directory: model.directory)
         let context = ForwardContext(threads: threads)
         let a = try reference.forward(prompt, cache: try reference.makeCache(capacity: prompt.count), logits: .all, context: context)
         let b = try model.forward(prompt, cache: try model.makeCache(capacity: prompt.count), logits: .all, context: context)

@@ -19,6 +19,11 @@ struct Info: ParsableCommand {
         if json {
             try Output.json(.object([
                 ("path", .string(path)), ("source", .string(source)),
+                ("family", .string(c.family)), ("model_type", c.modelType.map { .string($0) } ?? .null),
+                ("router", .string(c.router.rawValue)),
+                ("qk_norm", .string(model.hasQKNorm ? (c.qkNorm == .wholeProjection ? "whole projection" : "per head") : "none")),
+                ("shared_expert", .string(model.sharedExpert)),
+                ("sliding_window", c.slidingWindow.map { .int($0) } ?? .null), ("sliding_layers", .ints(c.slidingWindow == nil ? [] : c.slidingLayers)),
                 ("parameters", .int(model.parameterCount)),
                 ("active_parameters", .int(model.activeParameterCount)),
                 ("bytes_on_disk", .int(model.bytesOnDisk)), ("dtype", .string(model.dtype.rawValue)),
@@ -31,14 +36,28 @@ struct Info: ParsableCommand {
             return
         }
         let millions = { (n: Int) in String(format: "%.1fM", Double(n) / 1e6) }
+        var attention = model.hasQKNorm ? "QK-norm " + (c.qkNorm == .wholeProjection ? "over the whole projection" : "per head") : "no QK-norm"
+        if c.attentionBias { attention += c.outputBias ? ", q/k/v/o biases" : ", q/k/v biases" }
+        if let clip = c.clipQKV { attention += ", q/k/v clipped to ±\(clip)" }
+        if let scale = c.attentionScale { attention += ", scale \(scale)" }
+        if let window = c.slidingWindow {
+            let layers = c.slidingLayers.count == c.numHiddenLayers ? "every layer" : "layers \(c.slidingLayers)"
+            attention += ", sliding window \(window) on \(layers)"
+        }
+        var scaling: [String] = []
+        if c.embeddingMultiplier != 1 { scaling.append("embedding ×\(c.embeddingMultiplier)") }
+        if c.residualMultiplier != 1 { scaling.append("residual ×\(c.residualMultiplier)") }
+        if c.logitsScaling != 1 { scaling.append("logits ÷\(c.logitsScaling)") }
         Output.out("""
             model:       \(path) (from \(source))
+            family:      \(c.family)\(c.modelType.map { " (model_type \($0))" } ?? " (config.json names no model_type)")
             parameters:  \(model.parameterCount) (\(millions(model.parameterCount))), \
             active per token \(model.activeParameterCount) (\(millions(model.activeParameterCount)))
             on disk:     \(model.bytesOnDisk) bytes in \(model.files.count) file(s), \(model.dtype.rawValue)
             layers:      \(c.numHiddenLayers) (dense \(dense), MoE \(moe.count))
             hidden:      \(c.hiddenSize), heads \(c.numAttentionHeads) q / \(c.numKeyValueHeads) kv × \(c.headDim)
-            experts:     \(c.numExperts), top-\(c.numExpertsPerTok), norm_topk_prob \(c.normTopkProb)
+            experts:     \(c.numExperts), top-\(c.numExpertsPerTok), \(c.router.rawValue)\(c.router == .softmaxThenTopK ? ", norm_topk_prob \(c.normTopkProb)" : ""); shared expert: \(model.sharedExpert)
+            attention:   \(attention)\(scaling.isEmpty ? "" : "\nscaling:     " + scaling.joined(separator: ", "))
             vocab:       \(c.vocabSize), context \(c.maxPositionEmbeddings), rope θ \(c.ropeTheta)
             lm head:     \(model.hasTiedHead ? "tied to the embedding" : "separate")
             eos ids:     \(bundle.eosTokenIds.sorted())

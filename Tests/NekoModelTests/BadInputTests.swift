@@ -9,7 +9,7 @@ import Testing
 
     func loadError(_ dir: String) -> ModelError? {
         do {
-            _ = try NekoMindModel.load(directory: dir)
+            _ = try LanguageModel.load(directory: dir)
             return nil
         } catch let error as ModelError {
             return error
@@ -161,7 +161,7 @@ import Testing
     }
 
     @Test func idsOutsideTheVocabulary() throws {
-        let model = try NekoMindModel.load(directory: Fixtures.path(fixture))
+        let model = try LanguageModel.load(directory: Fixtures.path(fixture))
         #expect(throws: ModelError.input("token id 128 at position 1 is outside the vocabulary (vocab_size 128)")) {
             try model.forward([1, 128], cache: try model.makeCache(capacity: 8), context: ForwardContext(threads: 1))
         }

@@ -6,7 +6,7 @@ import Testing
 /// `decode(tokens:caches:routing:)` runs N sequences in one pass; each must get what N separate
 /// single-sequence decodes give (to float tolerance), with its own cache and routing.
 @Suite struct BatchedDecodeTests {
-    func prefilled(_ model: NekoMindModel, _ prompts: [[Int]], ctx: ForwardContext) throws -> ([KVCache], [RoutingRecord], [Int]) {
+    func prefilled(_ model: LanguageModel, _ prompts: [[Int]], ctx: ForwardContext) throws -> ([KVCache], [RoutingRecord], [Int]) {
         var caches: [KVCache] = [], records: [RoutingRecord] = [], next: [Int] = []
         for p in prompts {
             let cache = try model.makeCache(capacity: 64), record = model.makeRoutingRecord()
@@ -21,7 +21,7 @@ import Testing
     @Test(arguments: ["neko_mini_bf16", "sharded3_bf16_normtopk", "f32_attn_bias_untied", "dense_only_f16"],
           [WeightFormat.bf16, .q8])
     func batchedEqualsSeparate(fixture: String, weights: WeightFormat) throws {
-        let model = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: weights, cache: .disabled)
+        let model = try LanguageModel.load(directory: Fixtures.path(fixture), weights: weights, cache: .disabled)
         let ctx = ForwardContext(threads: 2)
         let vocab = model.config.vocabSize
         let prompts = [[1, 5, 9, 2], [3], [7, 7, 1, 4, 8, 2, 6], [2, 11]].map { $0.map { $0 % vocab } }
@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func badBatchesAreErrors() throws {
-        let model = try NekoMindModel.load(directory: Fixtures.path("neko_mini_bf16"))
+        let model = try LanguageModel.load(directory: Fixtures.path("neko_mini_bf16"))
         let ctx = ForwardContext(threads: 2)
         let a = try model.makeCache(capacity: 4), full = try model.makeCache(capacity: 1)
         _ = try model.forward([1], cache: full, context: ctx)

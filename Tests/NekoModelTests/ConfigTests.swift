@@ -98,3 +98,82 @@ let nekoMindConfig = """
         }
     }
 }
+
+/// Each family reads its own config.json names and defaults and sets its switches
+/// (Sources/NekoModel/Families/); the values below are transformers 5.25's configuration classes'.
+@Suite struct FamilyConfigTests {
+    let base = #""hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "vocab_size": 100"#
+
+    func load(_ json: String) throws -> ModelConfig { try ModelConfig.load(path: try writeTemp("{" + json + "}")) }
+
+    @Test func anUnknownModelTypeListsTheSupportedOnes() throws {
+        let path = try writeTemp("{\"model_type\": \"llama\", \(base), \"intermediate_size\": 8}")
+        #expect {
+            try ModelConfig.load(path: path)
+        } throws: { error in
+            guard case let ModelError.config(_, field, message) = error else { return false }
+            return field == "model_type" && message.contains("'llama'")
+                && ["nekomind", "qwen2_moe", "qwen3_moe", "olmoe", "mixtral", "granitemoe"].allSatisfy(message.contains)
+        }
+    }
+
+    @Test func withoutAModelTypeTheRulesAreNekoMinds() throws {
+        let c = try load(base + #", "intermediate_size": 8"#)
+        #expect(c.family == "NekoMind" && c.modelType == nil)
+        #expect(c.qkNorm == .perHeadWhenPresent && c.sharedExpert == .gatedWhenPresent && c.router == .softmaxThenTopK)
+    }
+
+    @Test func olmoeReadsItsDefaultsAndNormsTheWholeProjection() throws {
+        let c = try load(#""model_type": "olmoe", "# + base + #", "intermediate_size": 32, "clip_qkv": 8.0"#)
+        #expect(c.family == "OLMoE" && c.modelType == "olmoe")
+        #expect(c.numExperts == 64 && c.numExpertsPerTok == 8 && c.moeIntermediateSize == 32)
+        #expect(c.moeLayers == [0, 1, 2, 3])
+        #expect(c.rmsNormEps == 1e-5 && c.ropeTheta == 10000 && c.maxPositionEmbeddings == 4096)
+        #expect(c.qkNorm == .wholeProjection && c.sharedExpert == .none && c.clipQKV == 8 && !c.normTopkProb)
+    }
+
+    @Test func mixtralRenormalisesAndWindowsEveryLayerWhenASlidingWindowIsSet() throws {
+        let c = try load(#""model_type": "mixtral", "# + base + #", "intermediate_size": 32, "num_local_experts": 4, "sliding_window": 16"#)
+        #expect(c.family == "Mixtral" && c.numExperts == 4 && c.numExpertsPerTok == 2 && c.normTopkProb)
+        #expect(c.slidingWindow == 16 && c.slidingLayers == [0, 1, 2, 3])
+        #expect(c.ropeTheta == 1e6 && c.rmsNormEps == 1e-5)
+        let unwindowed = try load(#""model_type": "mixtral", "# + base + #", "intermediate_size": 32, "sliding_window": null"#)
+        #expect(unwindowed.slidingWindow == nil)
+    }
+
+    @Test func graniteRoutesTopKFirstAndReadsItsMultipliers() throws {
+        let c = try load(#""model_type": "granitemoe", "# + base + #", "intermediate_size": 32, "embedding_multiplier": 12.0, "attention_multiplier": 0.0078125, "residual_multiplier": 0.22, "logits_scaling": 8.0, "attention_bias": true"#)
+        #expect(c.family == "Granite-MoE" && c.router == .topKThenSoftmax)
+        #expect(c.embeddingMultiplier == 12 && c.attentionScale == 0.0078125 && c.residualMultiplier == 0.22 && c.logitsScaling == 8)
+        #expect(c.attentionBias && c.outputBias)
+        #expect(throws: ModelError.self) {
+            try load(#""model_type": "granitemoe", "# + base + #", "intermediate_size": 32, "logits_scaling": 0"#)
+        }
+    }
+
+    @Test func qwen2MoEHasQKVBiasesByDefaultAndWindowsEvenLayersBelowMaxWindowLayers() throws {
+        let c = try load(#""model_type": "qwen2_moe", "# + base + #", "use_sliding_window": true, "sliding_window": 8, "max_window_layers": 3"#)
+        #expect(c.family == "Qwen2-MoE" && c.attentionBias && !c.outputBias && c.sharedExpert == .gated && c.qkNorm == .none)
+        #expect(c.slidingWindow == 8 && c.slidingLayers == [0, 2])
+        let typed = try load(#""model_type": "qwen2_moe", "# + base + #", "use_sliding_window": true, "sliding_window": 8, "layer_types": ["full_attention", "sliding_attention", "full_attention", "full_attention"]"#)
+        #expect(typed.slidingLayers == [1])
+        let off = try load(#""model_type": "qwen2_moe", "# + base + #", "sliding_window": 8"#)
+        #expect(off.slidingWindow == nil)
+    }
+
+    @Test func qwen3MoEReadsTransformers5sSpelling() throws {
+        let c = try load(#""model_type": "qwen3_moe", "# + base + #", "num_local_experts": 16, "num_experts_per_tok": 4, "moe_intermediate_size": 8"#)
+        #expect(c.family == "Qwen3-MoE" && c.numExperts == 16 && c.qkNorm == .perHead && c.sharedExpert == .none)
+        #expect(c.ropeTheta == 10000)
+    }
+
+    @Test func scaledRoPEIsRefusedNamingTheField() throws {
+        let path = try writeTemp(#"{"model_type": "mixtral", "# + base + #", "intermediate_size": 8, "rope_scaling": {"type": "yarn", "factor": 4.0}}"#)
+        #expect {
+            try ModelConfig.load(path: path)
+        } throws: { error in
+            guard case let ModelError.config(_, field, message) = error else { return false }
+            return field == "rope_scaling.type" && message.contains("yarn")
+        }
+    }
+}

@@ -15,8 +15,8 @@ let logitTolerance = 1e-3
     /// One per test: tests run in parallel and a context's scratch memory is not shareable.
     let context = ForwardContext(threads: 2)
 
-    func load(_ name: String) throws -> (NekoMindModel, Expected) {
-        (try NekoMindModel.load(directory: Fixtures.path(name)), try Fixtures.expected(name))
+    func load(_ name: String) throws -> (LanguageModel, Expected) {
+        (try LanguageModel.load(directory: Fixtures.path(name)), try Fixtures.expected(name))
     }
 
     func maxDiff(_ a: ArraySlice<Float>, _ b: [Double]) -> Double {
@@ -118,7 +118,7 @@ let logitTolerance = 1e-3
     /// Weight matrices point into the memory-mapped files in their stored dtype: nothing is copied.
     @Test(arguments: Fixtures.engineModels)
     func weightsAreUsedInPlace(name: String) throws {
-        let model = try NekoMindModel.load(directory: Fixtures.path(name))
+        let model = try LanguageModel.load(directory: Fixtures.path(name))
         var matrices = [model.weights.embed, model.weights.lmHead]
         for layer in model.weights.layers {
             matrices += [layer.attention.q, layer.attention.k, layer.attention.v, layer.attention.o]
@@ -136,7 +136,7 @@ let logitTolerance = 1e-3
     /// The loader's parameter count equals the count from the config (optional parts as found).
     @Test(arguments: Fixtures.engineModels)
     func parameterCountMatchesConfig(name: String) throws {
-        let model = try NekoMindModel.load(directory: Fixtures.path(name))
+        let model = try LanguageModel.load(directory: Fixtures.path(name))
         let w = model.weights
         let hasShared = w.layers.contains { if case let .moe(m) = $0.feedForward { m.shared != nil } else { false } }
         let hasQKNorm = w.layers.first?.attention.qNorm != nil

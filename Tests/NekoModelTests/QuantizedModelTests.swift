@@ -26,8 +26,8 @@ import Testing
     func compare(_ format: WeightFormat) throws -> (top1: Double, kl: Double, ppl: Double, pplBF16: Double) {
         let ids = try heldOut()
         let ctx = ForwardContext(threads: 2)
-        let bf16 = try NekoMindModel.load(directory: Self.demo)
-        let quant = try NekoMindModel.load(directory: Self.demo, weights: format, cache: .disabled)
+        let bf16 = try LanguageModel.load(directory: Self.demo)
+        let quant = try LanguageModel.load(directory: Self.demo, weights: format, cache: .disabled)
         let a = try bf16.forward(ids, cache: try bf16.makeCache(capacity: ids.count), logits: .all, context: ctx)
         let b = try quant.forward(ids, cache: try quant.makeCache(capacity: ids.count), logits: .all, context: ctx)
         let vocab = bf16.config.vocabSize
@@ -58,11 +58,12 @@ import Testing
         #expect(abs(r.ppl / r.pplBF16 - 1) < 0.05)
     }
 
-    /// Token-by-token decode and one batched prefill give the same logits with packed weights.
-    @Test(arguments: [WeightFormat.q8, .q4])
-    func decodeMatchesPrefill(format: WeightFormat) throws {
-        let expected = try Fixtures.expected("neko_mini_bf16")
-        let model = try NekoMindModel.load(directory: Fixtures.path("neko_mini_bf16"), weights: format, cache: .disabled)
+    /// Token-by-token decode and one batched prefill give the same logits with packed weights, for
+    /// NekoMind and for every other family (each fixture made by transformers' own class).
+    @Test(arguments: [WeightFormat.q8, .q4], ["neko_mini_bf16", "hf_olmoe", "hf_mixtral_swa", "hf_granitemoe", "hf_qwen3_moe"])
+    func decodeMatchesPrefill(format: WeightFormat, fixture: String) throws {
+        let expected = try Fixtures.expected(fixture)
+        let model = try LanguageModel.load(directory: Fixtures.path(fixture), weights: format, cache: .disabled)
         let ctx = ForwardContext(threads: 2)
         let vocab = model.config.vocabSize
         let all = try model.forward(expected.promptIds, cache: try model.makeCache(capacity: 64), logits: .all, context: ctx)
@@ -70,21 +71,37 @@ import Testing
         for (t, id) in expected.promptIds.enumerated() {
             let one = try model.forward([id], cache: cache, context: ctx)
             let d = zip(one, all[t * vocab..<(t + 1) * vocab]).map { abs($0 - $1) }.max() ?? 0
-            #expect(d < 1e-4, "\(format) position \(t): \(d)")
+            #expect(d < 1e-4, "\(fixture) \(format) position \(t): \(d)")
         }
         // Against the float64 reference: quantisation error only. These random weights (N(0, 0.2²),
         // logits about ±15) are the worst case for it; the demo model tests measure real quality.
+        // Random tiny MoE models also flip expert choices under quantisation, which moves some logits
+        // by several units; so the bound is on the correlation with the reference's logits.
         var worst = 0.0
+        var got: [Double] = [], want: [Double] = []
         for (t, row) in expected.logits.enumerated() {
-            for (i, want) in row.enumerated() { worst = max(worst, abs(Double(all[t * vocab + i]) - want)) }
+            for (i, w) in row.enumerated() {
+                worst = max(worst, abs(Double(all[t * vocab + i]) - w))
+                got.append(Double(all[t * vocab + i]))
+                want.append(w)
+            }
         }
-        #expect(worst < (format == .q8 ? 1 : 6), "\(format) vs reference: \(worst)")
-        #expect(worst > 1e-4, "\(format): the logits should carry quantisation error")
+        let r = correlation(got, want)
+        #expect(r > (format == .q8 ? 0.98 : 0.9), "\(fixture) \(format): correlation with the reference \(r)")
+        #expect(worst > 1e-4, "\(fixture) \(format): the logits should carry quantisation error")
+        print("\(fixture) \(format): max |Δlogit| against the bf16 reference \(worst), correlation \(r)")
+    }
+
+    func correlation(_ a: [Double], _ b: [Double]) -> Double {
+        let n = Double(a.count), ma = a.reduce(0, +) / n, mb = b.reduce(0, +) / n
+        var ab = 0.0, aa = 0.0, bb = 0.0
+        for (x, y) in zip(a, b) { ab += (x - ma) * (y - mb); aa += (x - ma) * (x - ma); bb += (y - mb) * (y - mb) }
+        return ab / (aa * bb).squareRoot()
     }
 
     @Test(arguments: [WeightFormat.q8, .q4])
     func everyLargeMatrixIsPacked(format: WeightFormat) throws {
-        let model = try NekoMindModel.load(directory: Fixtures.path("hf_qwen2_moe"), weights: format, cache: .disabled)
+        let model = try LanguageModel.load(directory: Fixtures.path("hf_qwen2_moe"), weights: format, cache: .disabled)
         let packed: MatrixFormat = format == .q8 ? .q8 : .q4
         var matrices = [model.weights.lmHead]
         for layer in model.weights.layers {
@@ -99,9 +116,9 @@ import Testing
         }
         #expect(matrices.allSatisfy { $0.format == packed })
         #expect(try model.makeCache(capacity: 4).precision == .float16)
-        #expect(try NekoMindModel.load(directory: Fixtures.path("hf_qwen2_moe")).makeCache(capacity: 4).precision == .float32)
+        #expect(try LanguageModel.load(directory: Fixtures.path("hf_qwen2_moe")).makeCache(capacity: 4).precision == .float32)
         #expect(!model.weights.embed.format.isPacked)
         #expect(model.weightFormat == format)
-        #expect(model.activeWeightBytes < (try NekoMindModel.load(directory: Fixtures.path("hf_qwen2_moe"))).activeWeightBytes)
+        #expect(model.activeWeightBytes < (try LanguageModel.load(directory: Fixtures.path("hf_qwen2_moe"))).activeWeightBytes)
     }
 }

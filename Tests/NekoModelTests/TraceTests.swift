@@ -19,7 +19,7 @@ import Testing
     }
 
     /// name → layer → values (one call per name and layer in a single forward pass).
-    func traced(_ model: NekoMindModel, _ ids: [Int]) throws -> [String: [Int: [Float]]] {
+    func traced(_ model: LanguageModel, _ ids: [Int]) throws -> [String: [Int: [Float]]] {
         let ctx = ForwardContext(threads: 2)
         var seen: [String: [Int: [Float]]] = [:]
         ctx.trace = { name, layer, values in
@@ -33,7 +33,7 @@ import Testing
     @Test(arguments: fixtures)
     func intermediatesMatchTheReference(fixture: String) throws {
         let reference = try dump(fixture)
-        let model = try NekoMindModel.load(directory: Fixtures.path(fixture))
+        let model = try LanguageModel.load(directory: Fixtures.path(fixture))
         let got = try traced(model, reference.ids)
         #expect(Set(got.keys) == Set(reference.values.keys), "\(fixture): names")
         for (name, layers) in reference.values {
@@ -53,7 +53,7 @@ import Testing
     @Test(arguments: fixtures)
     func routingRecordCarriesGateAndEntropy(fixture: String) throws {
         let reference = try dump(fixture)
-        let model = try NekoMindModel.load(directory: Fixtures.path(fixture))
+        let model = try LanguageModel.load(directory: Fixtures.path(fixture))
         let routing = model.makeRoutingRecord()
         _ = try model.forward(reference.ids, cache: try model.makeCache(capacity: 64), routing: routing,
                               context: ForwardContext(threads: 2))

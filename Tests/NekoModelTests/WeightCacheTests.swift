@@ -16,7 +16,7 @@ import Testing
         return dir
     }
 
-    func logits(_ model: NekoMindModel) throws -> [Float] {
+    func logits(_ model: LanguageModel) throws -> [Float] {
         try model.forward([1, 2, 3, 4], cache: try model.makeCache(capacity: 8), logits: .all, context: ForwardContext(threads: 1))
     }
 
@@ -34,7 +34,7 @@ import Testing
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var calls: [QuantizationProgress] = []
-        let first = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: format,
+        let first = try LanguageModel.load(directory: Fixtures.path(fixture), weights: format,
                                            cache: .directory(dir)) { calls.append($0) }
         #expect(first.weightCache?.reused == false)
         #expect(first.weightCache?.path.map { $0.hasPrefix(dir + "/weights-\(format.rawValue)-") } == true)
@@ -43,7 +43,7 @@ import Testing
         #expect(cacheFiles(dir).count == 1)
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: dir)).contains { $0.contains(".tmp-") })
         var again = 0
-        let second = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: format,
+        let second = try LanguageModel.load(directory: Fixtures.path(fixture), weights: format,
                                             cache: .directory(dir)) { _ in again += 1 }
         #expect(second.weightCache?.reused == true && again == 0)
         #expect(same(try logits(first), try logits(second)))
@@ -54,16 +54,16 @@ import Testing
     @Test func coldCacheIsMappedInPlace() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let warm = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        let warm = try LanguageModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         let path = try #require(warm.weightCache?.path)
         let reference = try logits(warm)
         let fd = open(path, O_RDONLY)
         #expect(fd >= 0 && posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
         close(fd)
-        let cold = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        let cold = try LanguageModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         #expect(cold.weightCache?.reused == true && cold.weightCache?.mapped == true)
         #expect(same(try logits(cold), reference))
-        let again = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        let again = try LanguageModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         #expect(again.weightCache?.mapped == false)   // now it is in the page cache: read into memory
         #expect(same(try logits(again), reference))
     }
@@ -74,7 +74,7 @@ import Testing
     func corruptCacheIsRebuilt(damage: String) throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let good = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        let good = try LanguageModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         let path = try #require(good.weightCache?.path)
         let reference = try logits(good)
         var data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -86,11 +86,11 @@ import Testing
         default: data = Data()
         }
         try data.write(to: URL(fileURLWithPath: path))
-        let rebuilt = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        let rebuilt = try LanguageModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         #expect(rebuilt.weightCache?.reused == false)
         #expect(rebuilt.notices.contains { $0.contains(path) && $0.contains("unusable") }, "\(rebuilt.notices)")
         #expect(same(try logits(rebuilt), reference))
-        let third = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        let third = try LanguageModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         #expect(third.weightCache?.reused == true && third.notices.isEmpty)
     }
 
@@ -99,10 +99,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let blocker = dir + "/a-file"
         try Data([1]).write(to: URL(fileURLWithPath: blocker))
-        let model = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q4, cache: .directory(blocker + "/cache"))
+        let model = try LanguageModel.load(directory: Fixtures.path(fixture), weights: .q4, cache: .directory(blocker + "/cache"))
         #expect(model.weightCache?.path == nil)
         #expect(model.notices.contains { $0.contains("cannot write") && $0.contains("from memory") }, "\(model.notices)")
-        let memory = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q4, cache: .disabled)
+        let memory = try LanguageModel.load(directory: Fixtures.path(fixture), weights: .q4, cache: .disabled)
         #expect(memory.notices.isEmpty && memory.weightCache?.path == nil)
         #expect(same(try logits(model), try logits(memory)))
     }
@@ -113,7 +113,7 @@ import Testing
         let stale = dir + "/weights-q8-00000000deadbeef.nkc", other = dir + "/weights-q4-00000000deadbeef.nkc"
         try Data([0]).write(to: URL(fileURLWithPath: stale))
         try Data([0]).write(to: URL(fileURLWithPath: other))
-        let model = try NekoMindModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
+        let model = try LanguageModel.load(directory: Fixtures.path(fixture), weights: .q8, cache: .directory(dir))
         let mine = try #require(model.weightCache?.path.map { ($0 as NSString).lastPathComponent })
         #expect(cacheFiles(dir) == [mine, "weights-q4-00000000deadbeef.nkc"].sorted())
     }
@@ -122,13 +122,13 @@ import Testing
     @Test func automaticCacheLivesBesideTheModel() throws {
         let dir = try Fixtures.copy(fixture)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let first = try NekoMindModel.load(directory: dir, weights: .q8)
+        let first = try LanguageModel.load(directory: dir, weights: .q8)
         #expect(first.weightCache?.path?.hasPrefix(dir + "/.nekochat/weights-q8-") == true)
-        #expect(try NekoMindModel.load(directory: dir, weights: .q8).weightCache?.reused == true)
+        #expect(try LanguageModel.load(directory: dir, weights: .q8).weightCache?.reused == true)
         // Touching the weights (new mtime) makes the old cache stale: a new one replaces it.
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)],
                                               ofItemAtPath: dir + "/model.safetensors")
-        let changed = try NekoMindModel.load(directory: dir, weights: .q8)
+        let changed = try LanguageModel.load(directory: dir, weights: .q8)
         #expect(changed.weightCache?.reused == false)
         #expect(cacheFiles(dir + "/.nekochat").count == 1)
     }

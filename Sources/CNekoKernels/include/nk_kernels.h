@@ -53,6 +53,8 @@ void nk_matmul_rows(const void *w, nk_dtype dtype, size_t cols,
 float nk_dot(const float *a, const float *b, size_t n);
 /// y[i] += alpha · x[i].
 void nk_axpy(float *y, float alpha, const float *x, size_t n);
+/// x[i] *= alpha.
+void nk_scale(float *x, float alpha, size_t n);
 
 /// out[i] = w[i] · x[i] / sqrt(mean(x²) + eps). `out` may alias `x`.
 void nk_rmsnorm(const float *x, const float *w, size_t n, float eps, float *out);

@@ -54,7 +54,7 @@ public enum FuzzTargets {
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: dir + "/config.json", contents: Data(tinyConfig.utf8))
         _ = FileManager.default.createFile(atPath: dir + "/model.safetensors.index.json", contents: Data(data))
-        _ = try? NekoMindModel.load(directory: dir)
+        _ = try? LanguageModel.load(directory: dir)
     }
 
     static let tinyConfig = #"{"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 8, "vocab_size": 16}"#

@@ -10,9 +10,11 @@ public enum LogitsRequest: Sendable {
     case all
 }
 
-/// A NekoMind checkpoint, mapped and ready to run. The forward pass (this file, Attention.swift,
-/// FeedForward.swift) reads like SPEC.md.
-public final class NekoMindModel: @unchecked Sendable {
+/// A checkpoint of one of the supported families (`ModelFamily`), mapped and ready to run. The
+/// forward pass (this file, Attention.swift, FeedForward.swift) is one for every family and reads
+/// like the specification in Sources/NekoModel/README.md; a family changes it only through the
+/// switches of its `ModelConfig`.
+public final class LanguageModel: @unchecked Sendable {
     public let config: ModelConfig
     public let directory: String
     /// The weight files, kept mapped for the model's lifetime.
@@ -29,14 +31,25 @@ public final class NekoMindModel: @unchecked Sendable {
     /// The quantised weights' cache (nil for `bf16`), kept mapped for the model's lifetime.
     public let weightCache: WeightCacheFile?
     let weights: ModelWeights
-    /// RoPE frequencies θ^(−2i/headDim), in double precision (SPEC.md), computed once.
+    /// RoPE frequencies θ^(−2i/headDim), in double precision, computed once.
     let inverseFrequencies: [Double]
+    /// Per layer: its sliding window in positions, or 0 for full attention.
+    let layerWindows: [Int]
 
     public var bytesOnDisk: Int { files.reduce(0) { $0 + $1.byteCount } }
     public var hasTiedHead: Bool { weights.tied }
+    /// Whether the loaded weights have QK-norm (the family's rule, or NekoMind's tensors, decide).
+    public var hasQKNorm: Bool { weights.layers.first?.attention.qNorm != nil }
+    /// The shared expert of the MoE layers as loaded: "gated", "ungated" or "none".
+    public var sharedExpert: String {
+        for layer in weights.layers {
+            if case let .moe(m) = layer.feedForward { return m.shared == nil ? "none" : m.sharedGate == nil ? "ungated" : "gated" }
+        }
+        return "none"
+    }
 
     /// Loads `config.json` and the safetensors weights of a Hugging Face model directory, as stored.
-    public static func load(directory: String) throws -> NekoMindModel {
+    public static func load(directory: String) throws -> LanguageModel {
         try load(directory: directory, weights: .bf16)
     }
 
@@ -45,7 +58,7 @@ public final class NekoMindModel: @unchecked Sendable {
     /// `progress`) and cached as `cache` says. Quantising uses `threads` threads.
     public static func load(directory: String, weights format: WeightFormat,
                             cache: WeightCachePolicy = .automatic, threads: Int? = nil,
-                            progress: ((QuantizationProgress) -> Void)? = nil) throws -> NekoMindModel {
+                            progress: ((QuantizationProgress) -> Void)? = nil) throws -> LanguageModel {
         var directory = directory
         while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }
         let config = try ModelConfig.load(path: directory + "/config.json")
@@ -62,7 +75,7 @@ public final class NekoMindModel: @unchecked Sendable {
             cacheFile = quantized.file
             notices += quantized.notices
         }
-        return NekoMindModel(config: config, directory: directory, files: files, weights: weights,
+        return LanguageModel(config: config, directory: directory, files: files, weights: weights,
                              notices: notices, parameters: store.usedElements,
                              dtype: store.dominantDtype, format: format, cache: cacheFile)
     }
@@ -77,6 +90,7 @@ public final class NekoMindModel: @unchecked Sendable {
         self.dtype = dtype
         self.weightFormat = format
         self.weightCache = cache
+        layerWindows = (0..<config.numHiddenLayers).map { config.slidingLayers.contains($0) ? config.slidingWindow ?? 0 : 0 }
         inverseFrequencies = (0..<config.headDim / 2).map { pow(config.ropeTheta, -2.0 * Double($0) / Double(config.headDim)) }
         parameterCount = parameters
         var inactive = 0
@@ -173,6 +187,7 @@ public final class NekoMindModel: @unchecked Sendable {
         let n = tokens.count, hidden = config.hiddenSize
         let x = ctx.x.reserve(n * hidden)  // (n, hidden): the residual stream
         for (t, id) in tokens.enumerated() { weights.embed.row(id, into: x + t * hidden) }
+        if config.embeddingMultiplier != 1 { Kernels.scale(x, Float(config.embeddingMultiplier), n * hidden) }
         ctx.dump("embed", -1, x, n * hidden)
         var positions = [Int](repeating: 0, count: n)
         for s in segments { for r in s.rows { positions[r] = s.start + r - s.rows.lowerBound } }
@@ -190,10 +205,10 @@ public final class NekoMindModel: @unchecked Sendable {
             case let .dense(mlp):
                 denseMLP(mlp, count: n, out: y, ctx: ctx)
             case let .moe(moe):
-                self.moe(moe, layer: l, slot: moeSlot, count: n, segments: segments, out: y, ctx: ctx)
+                self.moe(moe, input: h, layer: l, slot: moeSlot, count: n, segments: segments, out: y, ctx: ctx)
                 moeSlot += 1
             }
-            Kernels.axpy(x, 1, y, n * hidden)
+            Kernels.axpy(x, Float(config.residualMultiplier), y, n * hidden)
             ctx.dump("layer_out", l, x, n * hidden)
         }
         for s in segments { s.cache.length = s.start + s.rows.count }
@@ -209,6 +224,7 @@ public final class NekoMindModel: @unchecked Sendable {
             ctx.jobs.add(weights.lmHead, input: ctx.headInput, out: out.baseAddress!, ldy: config.vocabSize)
             ctx.runPhase("lm_head")
             count = m * config.vocabSize
+            if config.logitsScaling != 1 { Kernels.scale(out.baseAddress!, Float(1 / config.logitsScaling), count) }
         }
     }
 
