@@ -27,11 +27,11 @@ public enum ChatView {
         let wanted = s.panel != .hidden && !s.backend.moeLayers.isEmpty
         guard wanted else { return l }
         let middle = inputTop - 1
-        let pw = RoutingView.width(s), ph = RoutingView.height(s)
+        let ph = RoutingView.height(s)
         if s.panel == .fullScreen {
             l.panel = (0, 1, width, middle)
             l.messages.h = 0
-        } else if width >= pw + 41 {
+        } else if let pw = RoutingView.width(s, available: width - 41) {
             l.panel = (width - pw, 1, pw, middle)
             l.separator = width - pw - 1
             l.messages.w = width - pw - 1

@@ -13,15 +13,41 @@ import NekoRouting
 enum RoutingView {
     enum View: String, CaseIterable, Sendable { case heat, coactivation, flow, table }
 
-    /// Columns the panel wants beside the chat.
-    static func width(_ s: ScreenState) -> Int {
-        // The inspector needs room for k experts with their weight bars.
-        let inspector = 5 + 13 * max(1, s.backend.expertsPerToken) + 12
-        switch s.panelView {
-        case .heat: return max(4 + s.experts + 17, 30, s.inspector == nil ? 0 : inspector)
-        case .coactivation, .flow: return max(5 + s.experts + 6, 30)
-        case .table: return 46
+    /// Columns of a heat row besides its cells: the layer label and the H, V and J figures.
+    static let heatFigures = 21
+    /// Fewest cells a heat row is drawn with (more experts than that are grouped into cells).
+    static let minHeatCells = 8
+
+    /// Columns the panel takes beside the chat when it may take at most `available`, or nil when
+    /// the view cannot be shown in that width. Models with more experts than columns get cells
+    /// of several experts each (heat) or their most-used experts (co-activation, flow).
+    static func width(_ s: ScreenState, available: Int) -> Int? {
+        let k = max(1, s.backend.expertsPerToken)
+        if s.inspector != nil, s.panelView == .heat {
+            let wanted = max(30, 5 + 13 * k + 12, heatFigures + s.experts)
+            if wanted <= available { return wanted }
+            let compact = 5 + 9 * k + 12   // "e12 0.23 " per expert, no bars
+            return compact <= available ? max(30, compact) : nil
         }
+        switch s.panelView {
+        case .heat:
+            let cells = heatCells(experts: s.experts, columns: available - heatFigures).cells
+            guard cells >= min(s.experts, minHeatCells) else { return nil }
+            return min(available, max(30, heatFigures + cells))
+        case .coactivation, .flow:
+            let wanted = max(5 + s.experts + 6, 30)
+            return wanted <= available ? wanted : available >= 30 ? available : nil
+        case .table:
+            return available >= 46 ? 46 : nil
+        }
+    }
+
+    /// How a heat row of `experts` fits in `columns` cells: experts per cell and cells drawn.
+    static func heatCells(experts: Int, columns: Int) -> (perCell: Int, cells: Int) {
+        guard experts > 0 else { return (1, 0) }
+        let columns = max(1, columns)
+        let perCell = experts <= columns ? 1 : (experts + columns - 1) / columns
+        return (perCell, (experts + perCell - 1) / perCell)
     }
 
     /// Rows the panel wants: title, ruler, one per layer (or expert), legend.
@@ -67,29 +93,34 @@ enum RoutingView {
         g.put("\(s.panelView.rawValue) · \(s.routingScope.rawValue)\(text.isEmpty ? "" : " · " + text)", x: a.x, y: a.y, style: .label, maxX: a.x + a.w)
     }
 
-    /// The experts' index every 4 columns, starting at column `x`.
-    static func ruler(experts: Int, x: Int, y: Int, into g: inout CellGrid, maxX: Int) {
+    /// The index of the first expert of every 4th cell (`perCell` experts a cell), from column `x`.
+    static func ruler(experts: Int, perCell: Int = 1, x: Int, y: Int, into g: inout CellGrid, maxX: Int) {
+        let cells = (experts + perCell - 1) / perCell
         var ruler = ""
-        var e = 0
-        while e < experts {
-            let label = String(e)
+        var c = 0
+        while c < cells {
+            let label = String(c * perCell)
             ruler += label + String(repeating: " ", count: max(1, 4 - label.count))
-            e += 4
+            c += 4
         }
-        g.put(String(ruler.prefix(experts)), x: x, y: y, style: .dim, maxX: maxX)
+        g.put(String(ruler.prefix(cells)), x: x, y: y, style: .dim, maxX: maxX)
     }
 
     static func drawHeat(_ s: ScreenState, _ stats: RoutingStats, into g: inout CellGrid, _ a: (x: Int, y: Int, w: Int, h: Int)) {
         let layers = stats.moeLayers
-        title(s, "H ≤ \(String(format: "%.1f", log2(Double(max(1, s.experts)))))", into: &g, a)
-        if a.h > 1 { ruler(experts: s.experts, x: a.x + 4, y: a.y + 1, into: &g, maxX: a.x + a.w) }
+        let (perCell, cells) = heatCells(experts: s.experts, columns: a.w - heatFigures)
+        let grouping = perCell > 1 ? " · \(perCell)/cell" : ""
+        title(s, "H ≤ \(String(format: "%.1f", log2(Double(max(1, s.experts)))))" + grouping, into: &g, a)
+        if a.h > 1 { ruler(experts: s.experts, perCell: perCell, x: a.x + 4, y: a.y + 1, into: &g, maxX: a.x + a.w) }
         let rows = min(layers.count, max(0, a.h - 3))
         for slot in 0..<rows {
             let fig = stats.layer(slot)
-            let peak = fig.loadCounts.max() ?? 0
+            // Each cell: the tokens routed to its experts, shaded against the busiest cell.
+            let sums = (0..<cells).map { c in fig.loadCounts[(c * perCell)..<min(fig.loadCounts.count, (c + 1) * perCell)].reduce(0, +) }
+            let peak = sums.max() ?? 0
             let y = a.y + 2 + slot
             var col = g.put(String(format: "L%-2d ", layers[slot]), x: a.x, y: y, style: .label)
-            for value in fig.loadCounts {
+            for value in sums {
                 let heat = peak > 0 ? Int((Double(value) / Double(peak) * 7).rounded()) : 0
                 col = g.put(heatGlyph(heat), x: col, y: y, style: .heat(heat), maxX: a.x + a.w)
             }
@@ -103,6 +134,8 @@ enum RoutingView {
         guard legendY < a.y + a.h else { return }
         if rows < layers.count {
             g.put("+\(layers.count - rows) layers: Ctrl-T full view", x: a.x, y: legendY, style: .dim, maxX: a.x + a.w)
+        } else if perCell > 1 {
+            g.put("a cell: experts \(0)–\(perCell - 1), \(perCell)–\(2 * perCell - 1), … · Ctrl-T wider", x: a.x, y: legendY, style: .dim, maxX: a.x + a.w)
         } else {
             g.put(a.w >= 44 ? "█ most used · ░ few · H entropy V MaxVio J Jain" : "H entropy · V MaxVio · J Jain", x: a.x, y: legendY, style: .dim, maxX: a.x + a.w)
         }
@@ -124,7 +157,7 @@ enum RoutingView {
             matrix = stats.layer(slot).coactivation
             label = "L\(layers[slot])"
         }
-        let fits = max(0, a.h - 3)
+        let fits = max(0, min(a.h - 3, a.w - 11))   // rows below the ruler; columns beside the labels and counts
         let order = Array(0..<E)
         var shown = order
         if E > fits {
@@ -187,20 +220,32 @@ enum RoutingView {
         g.put("token \(index + 1)/\(steps.count) \(step.token.debugDescription) id \(step.tokenId)", x: x, y: y, style: .selected, maxX: x + width)
         let k = step.experts.first?.count ?? 0
         let wide = width >= 5 + 13 * k + 12   // room for the weight bars
-        for (slot, layer) in step.layers.enumerated() where slot + 1 < height {
-            var col = g.put(String(format: "L%-2d ", layer), x: x, y: y + 1 + slot, style: .label)
-            for (e, w) in zip(step.experts[slot], step.weights[slot]) {
+        let rows = min(step.layers.count, max(0, height - 1))
+        for (slot, layer) in step.layers.enumerated() where slot < rows {
+            let y = y + 1 + slot
+            var col = g.put(String(format: "L%-2d ", layer), x: x, y: y, style: .label)
+            let experts = step.experts[slot], weights = step.weights[slot]
+            for (j, (e, w)) in zip(experts, weights).enumerated() {
+                // Never a cut-off entry: the ones that do not fit are counted ("+3").
+                let entry = (wide ? 4 + 4 : 4) + 5
+                if col + entry + (j + 1 < experts.count ? 3 : 0) > x + width {
+                    col = g.put("+\(experts.count - j) ", x: col, y: y, style: .dim, maxX: x + width)
+                    break
+                }
                 // Plain styles: a heat style is drawn as a shade glyph by monochrome themes.
-                col = g.put(String(format: "e%-2d", e), x: col, y: y + 1 + slot, style: .label, maxX: x + width)
-                if wide { col = g.put(bar(w, width: 4), x: col, y: y + 1 + slot, style: .text, maxX: x + width) }
-                col = g.put(String(format: "%.2f ", w), x: col, y: y + 1 + slot, style: .dim, maxX: x + width)
+                col = g.put(String(format: "e%-3d", e), x: col, y: y, style: .label, maxX: x + width)
+                if wide { col = g.put(bar(w, width: 4), x: col, y: y, style: .text, maxX: x + width) }
+                col = g.put(String(format: "%.2f ", w), x: col, y: y, style: .dim, maxX: x + width)
             }
             if slot < step.sharedGate.count, !step.sharedGate[slot].isNaN {
-                col = g.put(String(format: "g%.2f ", step.sharedGate[slot]), x: col, y: y + 1 + slot, style: .dim, maxX: x + width)
+                col = g.put(String(format: "g%.2f ", step.sharedGate[slot]), x: col, y: y, style: .dim, maxX: x + width)
             }
             if slot < step.routerEntropy.count {
-                g.put(String(format: "H%.2f", step.routerEntropy[slot]), x: col, y: y + 1 + slot, style: .dim, maxX: x + width)
+                g.put(String(format: "H%.2f", step.routerEntropy[slot]), x: col, y: y, style: .dim, maxX: x + width)
             }
+        }
+        if rows < step.layers.count, height > rows + 1 {
+            g.put("+\(step.layers.count - rows) layers: Ctrl-T full view", x: x, y: y + 1 + rows, style: .dim, maxX: x + width)
         }
     }
 }

@@ -131,3 +131,57 @@ import Testing
         #expect(h.lastNotice.contains("wrote"))
     }
 }
+
+/// Other families' shapes: OLMoE (16 MoE layers × 64 experts, top-8) and Qwen3-30B-A3B
+/// (48 × 128, top-8), without a shared expert. At 80×24 the heat map groups experts into cells
+/// and still shows every layer beside the chat; at 200×60 an OLMoE row has a cell per expert.
+@Suite(.serialized) struct ManyExpertsViewTests {
+    func harness(experts: Int, layers: Int, width: Int, height: Int) -> Harness {
+        let h = Harness(replies: ["It is the east, and Juliet is the sun. Arise, fair sun, and kill the envious moon."],
+                        width: width, height: height, experts: experts, layers: Array(0..<layers), k: 8)
+        h.send("But soft, what light")
+        return h
+    }
+
+    @Test func olmoeAt80x24ShowsEveryLayerWithGroupedCellsBesideTheChat() {
+        let h = harness(experts: 64, layers: 16, width: 80, height: 24)
+        let text = h.screen
+        #expect(h.lines.allSatisfy { displayWidth($0) <= 80 })
+        #expect(text.contains("heat · reply · H ≤ 6.0 · 4/cell") && text.contains("a cell: experts 0–3, 4–7"), "\(text)")
+        #expect(text.contains("    0   16  32  48"), "the ruler names each 4th cell's first expert:\n\(text)")
+        #expect(text.contains("L0 ") && text.contains("L15 "), "every layer is there:\n\(text)")
+        #expect(text.contains("│"), "beside the chat:\n\(text)")
+        #expect(text.contains("Juliet"), "the reply is still readable:\n\(text)")
+    }
+
+    @Test func olmoeAt200x60HasACellPerExpert() {
+        let h = harness(experts: 64, layers: 16, width: 200, height: 60)
+        let text = h.screen
+        #expect(!text.contains("/cell") && text.contains("52  56  60"), "\(text)")
+        // 64 rows do not fit in 60: the most-used experts, said so.
+        h.app.state.panelView = .coactivation
+        #expect(h.screen.contains(" of 64") && h.lines.allSatisfy { displayWidth($0) <= 200 }, "\(h.screen)")
+    }
+
+    @Test(arguments: [(80, 24), (200, 60), (100, 30)])
+    func everyViewFitsWith128ExpertsTop8(size: (Int, Int)) {
+        let (w, hgt) = size
+        let h = harness(experts: 128, layers: 48, width: w, height: hgt)
+        for view in RoutingView.View.allCases {
+            h.app.state.panelView = view
+            for panel in [ScreenState.Panel.shown, .fullScreen] {
+                h.app.state.panel = panel
+                let text = h.screen
+                #expect(h.lines.count == hgt && h.lines.allSatisfy { displayWidth($0) <= w })
+                #expect(text.contains(view.rawValue + " · reply"), "\(view) \(panel) at \(w)×\(hgt):\n\(text)")
+            }
+        }
+        // The inspector: a token's 8 experts per layer, the ones that do not fit counted.
+        h.app.state.panelView = .heat
+        h.app.state.panel = .shown
+        h.press(.ctrl("o"))
+        let inspected = h.screen
+        #expect(inspected.contains("token ") && inspected.contains("L0 "), "\(inspected)")
+        #expect(h.lines.allSatisfy { displayWidth($0) <= w })
+    }
+}

@@ -203,4 +203,33 @@ import Testing
             }
         }
     }
+
+    /// A model of another family (OLMoE's 64 experts, top-8, no shared expert) at 80×24: the reply,
+    /// the routing panel beside it with every layer (4 experts a cell), and the inspector.
+    @Test(.enabled(if: tmuxAvailable)) mutating func anOLMoEChatInTmux() throws {
+        socket += "-olmoe"
+        let model = try TinyTextModel.make(from: "hf_olmoe64_top8")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-o-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let binary = try #require(CLI.binary).path
+        try tmux(["new-session", "-d", "-s", "chat", "-x", "80", "-y", "24",
+                  "XDG_DATA_HOME=\(dir) TERM=xterm-256color \(binary) --model \(model) --max-tokens 8 --temperature 0 --threads 1; echo EXITED $?; sleep 60"])
+        defer { _ = try? tmux(["kill-server"]) }
+        _ = try waitFor("the input box") { $0.contains("Enter sends") }
+        try tmux(["send-keys", "-t", "chat", "-l", "the cat"])
+        try tmux(["send-keys", "-t", "chat", "Enter"])
+        let replied = try waitFor("the reply and the panel") { $0.contains(" idle ") && $0.contains("L2 ") }
+        #expect(replied.contains("heat · reply · H ≤ 6.0 · 4/cell") && replied.contains("L0 ") && replied.contains("│"), "\(replied)")
+        try tmux(["send-keys", "-t", "chat", "C-o"])
+        let inspected = try waitFor("the inspector") { $0.contains("token ") && $0.contains("Esc leaves") }
+        // Each layer's 8 experts with their weights (the ones a narrow panel cannot fit are counted "+N").
+        let l0 = try #require(inspected.split(separator: "\n").first { $0.hasPrefix("L0  e") || $0.contains("│L0  e") })
+        let shown = l0.split(separator: " ").filter { $0.hasPrefix("e") || $0.contains("│L0") }.count
+        let counted = l0.split(separator: " ").first { $0.hasPrefix("+") }.flatMap { Int($0.dropFirst()) } ?? 0
+        #expect(shown + counted >= 8, "8 experts a layer:\n\(inspected)")
+        try tmux(["send-keys", "-t", "chat", "Escape"])
+        Thread.sleep(forTimeInterval: 0.3)   // else Esc and "/" arrive as one Alt-/
+        try tmux(["send-keys", "-t", "chat", "/quit", "Enter"])
+        _ = try waitFor("the exit") { $0.contains("EXITED 0") }
+    }
 }

@@ -1,16 +1,17 @@
 import Foundation
 import Testing
 
-/// A copy of the tiny engine fixture with a character-level tokenizer that fits its
-/// 128-token vocabulary: ids 0–2 `<unk> <s> </s>`, then printable ASCII, then a few merges.
+/// A copy of a tiny engine fixture (NekoMind's by default; any family's) with a character-level
+/// tokenizer that fits its 128-token vocabulary: ids 0–2 `<unk> <s> </s>`, then printable ASCII,
+/// then a few merges.
 enum TinyTextModel {
     static let chars = (32...126).map { String(UnicodeScalar(UInt8($0))) }
     static let merges = [("t", "h"), ("th", "e"), ("e", " "), ("i", "n"), ("o", "u")]
     static var vocab: [String] { ["<unk>", "<s>", "</s>"] + chars + merges.map { $0.0 + $0.1 } }
 
-    static func make() throws -> String {
+    static func make(from fixture: String = "neko_mini_bf16") throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nekochat-text-\(UUID().uuidString)")
-        try FileManager.default.copyItem(atPath: CLI.model("neko_mini_bf16"), toPath: dir.path)
+        try FileManager.default.copyItem(atPath: CLI.model(fixture), toPath: dir.path)
         func q(_ s: String) -> String {
             String(decoding: try! JSONSerialization.data(withJSONObject: [s]), as: UTF8.self).dropFirst().dropLast().description
         }

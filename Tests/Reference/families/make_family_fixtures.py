@@ -58,6 +58,13 @@ CASES = [
                      "expert, untied head; logits are transformers' float32 logits",
          config=lambda: OlmoeConfig(**{**COMMON, "intermediate_size": 16}, num_experts=12, num_experts_per_tok=4, clip_qkv=1.2,
                                     norm_topk_prob=False, tie_word_embeddings=False)),
+    dict(name="hf_olmoe64_top8", cls=OlmoeForCausalLM, seed=24000, prompt_len=10,
+         description="OLMoE's own routing shape, saved by transformers (OlmoeForCausalLM.save_pretrained, BF16): "
+                     "64 experts top-8 (no renormalisation), QK-norm over the whole projections, hidden 32, tied "
+                     "head; the chat and routing-view tests run on it; logits are transformers' float32 logits",
+         config=lambda: OlmoeConfig(**{**COMMON, "hidden_size": 32, "num_attention_heads": 2, "num_key_value_heads": 1,
+                                       "intermediate_size": 4}, num_experts=64, num_experts_per_tok=8,
+                                    tie_word_embeddings=True)),
     dict(name="hf_mixtral_swa", cls=MixtralForCausalLM, seed=22000, prompt_len=10,
          description="Mixtral saved by transformers (MixtralForCausalLM.save_pretrained, BF16: "
                      "block_sparse_moe.experts.N.w1/w2/w3): sliding window 4 (the prompt is longer), 8 "
@@ -233,6 +240,7 @@ def main():
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
     for case in CASES:
         build(case)
+
 
 
 if __name__ == "__main__":
