@@ -223,6 +223,7 @@ public final class ChatController {
         emit(.loaded(loaded.conversation, path: file))
         var line = "loaded \(loaded.conversation.path.count) messages from \(file)"
         if let warning = Self.modelWarning(loaded.header, backend.info) { line += "; " + warning }
+        if let skipped = loaded.skippedNotice { line += "; " + skipped }
         return line
     }
 

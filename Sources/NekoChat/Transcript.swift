@@ -28,6 +28,25 @@ public struct TranscriptStore: Sendable {
         return path
     }
 
+    /// The file that names the chat the user was in when the chat last closed.
+    var lastFile: String { directory + "/last-chat" }
+
+    /// Remembers `path` as the chat to `--continue` (best effort: a failure only loses the hint).
+    public func rememberLast(_ path: String) {
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try? Transcript.writeAtomically(path + "\n", to: lastFile, overwrite: true)
+    }
+
+    /// The chat to continue: the one the user was in when the chat last closed, if it is still
+    /// there, else the newest in the store.
+    public func chatToContinue() -> String? {
+        if let text = try? String(contentsOfFile: lastFile, encoding: .utf8) {
+            let path = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !path.isEmpty, FileManager.default.fileExists(atPath: path) { return path }
+        }
+        return list().first
+    }
+
     /// The chats in the store, newest first.
     public func list() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
@@ -43,6 +62,15 @@ public enum Transcript {
         public var conversation: Conversation
         /// False for OpenAI-style documents: the chat then continues in a new log.
         public var isLog: Bool
+        /// Lines that could not be read and were left out ("path:line: why"); the file keeps them.
+        public var skipped: [String] = []
+
+        /// What to tell the user about the skipped lines (nil when none).
+        public var skippedNotice: String? {
+            guard let first = skipped.first else { return nil }
+            let more = skipped.count > 1 ? " (and \(skipped.count - 1) more line\(skipped.count > 2 ? "s" : ""))" : ""
+            return "skipped \(first)\(more); the rest of the chat is open and the file keeps every line"
+        }
     }
 
     public static func load(path: String, defaults: ChatSettings = ChatSettings()) throws -> Loaded {
@@ -60,8 +88,8 @@ public enum Transcript {
             }
             return Loaded(header: nil, conversation: c, isLog: false)
         }
-        let (header, conversation) = try TranscriptFormat.replay(bytes, path: path, defaults: defaults)
-        return Loaded(header: header, conversation: conversation, isLog: true)
+        let (header, conversation, skipped) = try TranscriptFormat.replay(bytes, path: path, defaults: defaults)
+        return Loaded(header: header, conversation: conversation, isLog: true, skipped: skipped)
     }
 
     /// Writes `lines` to `path` atomically: a temporary file beside it, flushed, then renamed

@@ -96,27 +96,54 @@ public enum TranscriptFormat {
     // MARK: reading
 
     /// Replays the lines of a transcript; a bad line is an error naming the file and line.
-    public static func replay(_ bytes: [UInt8], path: String, defaults: ChatSettings) throws -> (TranscriptHeader?, Conversation) {
+    /// Replays a log. A line that cannot be read (mangled JSON, a bad field) is skipped and said
+    /// in `skipped` ("path:line: why"), and the rest of the chat opens; the file itself is never
+    /// rewritten without it. A file whose first line is unreadable is not a log: an error. A log
+    /// of a newer format than this nekochat reads is refused, naming its version.
+    public static func replay(_ bytes: [UInt8], path: String, defaults: ChatSettings) throws
+        -> (header: TranscriptHeader?, conversation: Conversation, skipped: [String]) {
         var conversation = Conversation(settings: defaults)
         var header: TranscriptHeader?
-        var lineNumber = 0
+        var skipped: [String] = []
+        var lineNumber = 0, readAny = false
         let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
         for raw in lines {
             lineNumber += 1
             if raw.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
             func fail(_ message: String) -> ChatError { ChatError("\(path):\(lineNumber): \(message)") }
-            let v: JSONValue
-            do { v = try JSONValue.parse(Array(raw)) } catch {
-                // A last line without its newline is a write the process did not finish (killed,
-                // power lost): what came before it is the chat.
-                if lineNumber == lines.count, bytes.last != 0x0A { break }
-                throw fail("not valid JSON (\(error))")
+            do {
+                let v: JSONValue
+                do { v = try JSONValue.parse(Array(raw)) } catch {
+                    // A last line without its newline is a write the process did not finish (killed,
+                    // power lost): what came before it is the chat.
+                    if lineNumber == lines.count, bytes.last != 0x0A { break }
+                    throw fail("not valid JSON (\(error))")
+                }
+                guard v.members != nil else { throw fail("expected a JSON object") }
+                try replay(line: v, header: &header, conversation: &conversation, adoptOrphans: !skipped.isEmpty, fail)
+                readAny = true
+            } catch let error as ChatError {
+                if error.isNewerFormat || !readAny { throw error }
+                skipped.append(error.description)
             }
-            guard v.members != nil else { throw fail("expected a JSON object") }
+        }
+        return (header, conversation, skipped)
+    }
+
+    /// One line of a log, applied to the conversation (or read into the header).
+    /// `adoptOrphans`: lines were skipped, so a message whose parent was on one of them follows
+    /// the message before it instead.
+    static func replay(line v: JSONValue, header: inout TranscriptHeader?, conversation: inout Conversation,
+                       adoptOrphans: Bool, _ fail: (String) -> ChatError) throws {
             switch v["type"]?.string {
             case "header":
                 var h = TranscriptHeader()
                 h.version = v["version"]?.int ?? 1
+                if h.version > version || h.version < 1 {
+                    var error = fail("a transcript of format version \(h.version), which this nekochat cannot read (it reads versions 1 to \(version)); a newer nekochat wrote it?")
+                    error.isNewerFormat = true
+                    throw error
+                }
                 h.backend = v["backend"]?.string ?? "local"
                 h.model = v["model"]?.string ?? ""
                 h.modelName = v["model_name"]?.string ?? ""
@@ -131,7 +158,7 @@ public enum TranscriptFormat {
                     if let system = s["system"]?.string { conversation.apply(.systemPromptSet(system)) }
                 }
             case "message", nil:
-                if let m = try message(v, conversation: &conversation, fail) {
+                if let m = try message(v, conversation: &conversation, adoptOrphans: adoptOrphans, fail) {
                     conversation.apply(m.role == .assistant ? .finished(m) : .messageAdded(m))
                 }
             case "system":
@@ -162,8 +189,6 @@ public enum TranscriptFormat {
             case let other?:
                 throw fail("unknown line type '\(other)'")
             }
-        }
-        return (header, conversation)
     }
 
     static func settings(_ json: JSONValue, over base: ChatSettings, _ fail: (String) -> ChatError) throws -> ChatSettings {
@@ -172,7 +197,8 @@ public enum TranscriptFormat {
 
     /// A message line. Lines without an id or parent (version 1, OpenAI-style lists) follow the
     /// current path. A system message sets the system prompt instead (nil is returned).
-    static func message(_ v: JSONValue, conversation: inout Conversation, _ fail: (String) -> ChatError) throws -> ChatMessage? {
+    static func message(_ v: JSONValue, conversation: inout Conversation, adoptOrphans: Bool = false,
+                        _ fail: (String) -> ChatError) throws -> ChatMessage? {
         guard let roleName = v["role"]?.string, let role = ChatMessage.Role(rawValue: roleName) else {
             throw fail("a message needs a role: system, user or assistant")
         }
@@ -181,8 +207,12 @@ public enum TranscriptFormat {
         if v["type"]?.string != "message" || id < 1 || conversation.message(id) != nil { id = conversation.nextID }
         let parent: Int?
         if v["type"]?.string == "message", v["parent"] != nil {
-            parent = v["parent"]?.int
-            if let p = parent, conversation.message(p) == nil { throw fail("message \(id) answers message \(p), which comes nowhere before it") }
+            if let p = v["parent"]?.int, conversation.message(p) == nil {
+                guard adoptOrphans else { throw fail("message \(id) answers message \(p), which comes nowhere before it") }
+                parent = conversation.leaf
+            } else {
+                parent = v["parent"]?.int
+            }
         } else {
             parent = conversation.leaf
         }

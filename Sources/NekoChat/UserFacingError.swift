@@ -27,6 +27,8 @@ extension RoutingCodec.FormatError: UserFacingError {}
 /// An error of the chat core (commands, files, settings), with its message as shown.
 public struct ChatError: UserFacingError, Equatable {
     public let description: String
+    /// A file written by a newer nekochat: never read in part.
+    public var isNewerFormat = false
     public init(_ description: String) { self.description = description }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import NekoKernels
 #if canImport(Glibc)
 import Glibc
@@ -39,6 +40,15 @@ public final class KVCache: @unchecked Sendable {
         }
         let message = "cannot reserve a KV cache of \(self.capacity) positions × \(layers) layers × \(width) values"
         guard !overflow else { throw ModelError.input(message + " (too large)") }
+        // Pages become resident only as the context fills, but a cache that could never be filled
+        // in this machine's memory is refused now rather than when the context gets there.
+        let memory = ProcessInfo.processInfo.physicalMemory
+        if UInt64(size) > memory {
+            let fits = Int(memory / 2 / UInt64(max(1, size / self.capacity)))
+            throw ModelError.input(String(format: "a context of %d tokens needs %.1f GiB for its KV cache, more than this machine's %.1f GiB of memory",
+                                          self.capacity, Double(size) / 1073741824, Double(memory) / 1073741824)
+                                   + (fits >= 16 ? "; --ctx-size \(fits) fits" : ""))
+        }
         bytes = max(1, size)
         let map = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let map, map != MAP_FAILED else {

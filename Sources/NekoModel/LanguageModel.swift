@@ -61,6 +61,7 @@ public final class LanguageModel: @unchecked Sendable {
                             progress: ((QuantizationProgress) -> Void)? = nil) throws -> LanguageModel {
         var directory = directory
         while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }
+        try checkModelFolder(directory)
         let config = try ModelConfig.load(path: directory + "/config.json")
         let files = try WeightFiles.open(directory: directory)
         var store = try TensorStore(directory: directory, files: files)
@@ -78,6 +79,21 @@ public final class LanguageModel: @unchecked Sendable {
         return LanguageModel(config: config, directory: directory, files: files, weights: weights,
                              notices: notices, parameters: store.usedElements,
                              dtype: store.dominantDtype, format: format, cache: cacheFile)
+    }
+
+    /// Says what is wrong with a path that is not a model folder: missing, a file, or a folder
+    /// without config.json (the three read alike as "cannot read config.json" otherwise).
+    static func checkModelFolder(_ directory: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw ModelError.io(path: directory, message: "no such folder (a model is a folder with config.json and *.safetensors)")
+        }
+        guard isDirectory.boolValue else {
+            throw ModelError.io(path: directory, message: "is a file, not a model folder (give the folder that holds config.json and *.safetensors)")
+        }
+        guard FileManager.default.fileExists(atPath: directory + "/config.json") else {
+            throw ModelError.io(path: directory, message: "is not a model folder: it has no config.json")
+        }
     }
 
     init(config: ModelConfig, directory: String, files: [SafetensorsFile], weights: ModelWeights,
@@ -110,9 +126,17 @@ public final class LanguageModel: @unchecked Sendable {
 
     /// A KV cache for `capacity` positions (default: the configured context): float32 for the
     /// weights as stored, half precision for quantised weights.
+    /// A capacity past `max_position_embeddings` is allowed (RoPE goes on; the model was not trained
+    /// there: `contextWarning` says so), up to what memory holds.
     public func makeCache(capacity: Int? = nil) throws -> KVCache {
-        try KVCache(config: config, capacity: min(capacity ?? config.maxPositionEmbeddings, config.maxPositionEmbeddings),
-                    precision: kvPrecision)
+        try KVCache(config: config, capacity: capacity ?? config.maxPositionEmbeddings, precision: kvPrecision)
+    }
+
+    /// What to tell a user whose context of `size` tokens is past what the model was trained for.
+    public func contextWarning(_ size: Int) -> String? {
+        guard size > config.maxPositionEmbeddings else { return nil }
+        return "the context is \(size) tokens, past the \(config.maxPositionEmbeddings) this model was trained for "
+            + "(max_position_embeddings): text past \(config.maxPositionEmbeddings) tokens may be poor"
     }
 
     /// How this model's KV caches store keys and values.

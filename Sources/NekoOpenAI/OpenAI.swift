@@ -107,8 +107,9 @@ public struct CompletionRequest: Sendable {
         let limitKey = json["max_completion_tokens"] != nil ? "max_completion_tokens" : "max_tokens"
         if let m = json[limitKey], !m.isNull {
             guard let n = m.int, n >= 1 else { throw APIError.invalid("\(limitKey) must be a positive integer", param: limitKey) }
-            guard n <= maxTokens else { throw APIError.invalid("\(limitKey) is \(n); this server allows at most \(maxTokens)", param: limitKey) }
-            r.settings.maxTokens = n
+            // As llama-server: a larger limit is served up to the server's own (the reply then ends
+            // with `length`); only a prompt that cannot fit the context is refused.
+            r.settings.maxTokens = min(n, maxTokens)
         }
         if let n = json["n"], !n.isNull, n.int != 1 { throw APIError.invalid("only n = 1 is supported", param: "n") }
         switch json["stop"] {

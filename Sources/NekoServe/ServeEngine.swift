@@ -90,7 +90,7 @@ public final class ServeEngine: @unchecked Sendable {
         endOfTurn = bundle.endOfTurnIds(template)
         controlTokens = Set(tokenizer.addedTokens.filter(\.special).map(\.id))
         self.modelID = modelID
-        self.contextSize = min(contextSize, bundle.model.config.maxPositionEmbeddings)
+        self.contextSize = contextSize
         self.parallel = max(1, parallel)
         generator = Generator(model: bundle.model, threads: threads)
         let thread = Thread { [self] in self.loop() }

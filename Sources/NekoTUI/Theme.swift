@@ -90,13 +90,16 @@ public struct Theme: Sendable {
         return theme
     }
 
-    /// Where theme files are looked for: `$NEKOCHAT_THEMES`, then `Themes/` of the source tree
-    /// (beside the executable's build folder, or this file's).
+    /// Where theme files are looked for: `$NEKOCHAT_THEMES`, then where `nekochat install` puts
+    /// them (PREFIX/share/nekochat/themes), then `Themes/` of the source tree (beside the
+    /// executable's build folder, or this file's).
     public static func directories() -> [String] {
         var dirs: [String] = []
         if let env = ProcessInfo.processInfo.environment["NEKOCHAT_THEMES"] { dirs.append(env) }
         let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
         // …/repo/.build/<triple>/<config>/nekochat → …/repo/Themes
+        // `nekochat install`: PREFIX/bin/nekochat → PREFIX/share/nekochat/themes
+        dirs.append(exe.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("share/nekochat/themes").path)
         var dir = exe.deletingLastPathComponent()
         for _ in 0..<4 {
             dirs.append(dir.appendingPathComponent("Themes").path)

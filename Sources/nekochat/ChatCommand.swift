@@ -10,7 +10,7 @@ struct Chat: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "Open or continue this transcript (JSON Lines, or OpenAI-style JSON to start from).") var transcript: String?
-    @Flag(name: .customLong("continue"), help: "Reopen the latest saved chat.") var continueLatest = false
+    @Flag(name: .customLong("continue"), help: "Reopen the chat you were in when you last quit (else the newest).") var continueLatest = false
     @Option(help: "Theme name (dark, light, mono) or a theme file.") var theme: String?
     @Option(help: "System prompt.") var system: String?
     @Option(name: .customLong("ctx-size"), help: "Context window (default: the model's, at most 8192).") var ctxSize: Int?
@@ -40,6 +40,7 @@ struct Chat: ParsableCommand {
         }
         let backend: ChatBackend
         var settings: ChatSettings
+        var contextNotice: String?
         let name: String
         if let scriptedReplies {
             let data = try Data(contentsOf: URL(fileURLWithPath: resolvePath(scriptedReplies)))
@@ -64,6 +65,7 @@ struct Chat: ParsableCommand {
             name = location.isBuiltInDemo ? "NekoMind demo" : URL(fileURLWithPath: bundle.directory).lastPathComponent
             backend = try LocalBackend(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
                                        modelName: name, isBuiltInDemo: location.isBuiltInDemo)
+            contextNotice = bundle.model.contextWarning(context)
         }
         settings.stop = try stopStrings(stop)
         let store = TranscriptStore.standard()
@@ -73,7 +75,7 @@ struct Chat: ParsableCommand {
         var reopened = false
         var writer = TranscriptWriter(store: store, header: header)
         var opening: String?
-        let file = continueLatest ? store.list().first : transcript.map(resolvePath)
+        let file = continueLatest ? store.chatToContinue() : transcript.map(resolvePath)
         if continueLatest && file == nil { opening = "no saved chat to continue in \(store.directory): this is a new one" }
         if let file, FileManager.default.fileExists(atPath: file) {
             let loaded = try Transcript.load(path: file, defaults: settings)
@@ -87,7 +89,10 @@ struct Chat: ParsableCommand {
             }
             opening = "reopened \(loaded.conversation.path.count) messages from \(file)"
             if let warning = ChatController.modelWarning(loaded.header, backend.info) { opening! += "; " + warning }
+            if let skipped = loaded.skippedNotice { opening! += "; " + skipped }
         } else if let file {
+            // A mistyped name would otherwise open an empty chat without a word.
+            opening = "\(file) does not exist: this is a new chat, saved there from the first message"
             writer = TranscriptWriter(store: store, header: header, appendingTo: file)
         }
         let controller = ChatController(backend: backend, conversation: conversation, transcript: writer)
@@ -103,6 +108,7 @@ struct Chat: ParsableCommand {
         let routingHint = backend.info.moeLayers.isEmpty ? "" : " · the panel: which experts each MoE layer chose (Ctrl-R views, Tab scope)"
         app.notice("\(name) · /help for keys and commands · /show for the model and settings" + routingHint)
         if let opening { app.notice(opening) }
+        if let contextNotice { app.notice(contextNotice, error: true) }
         if backend.info.kind == "remote" {
             app.notice("replies come from \(backend.info.location) (\(backend.info.modelName))"
                 + (backend.info.reportsRouting ? "" : "; this server does not report routing, so the routing panel stays empty"))
@@ -111,11 +117,40 @@ struct Chat: ParsableCommand {
         app.run(driver)
         driver.close()
         if let path = controller.transcript?.path, FileManager.default.fileExists(atPath: path) {
-            Output.err("this chat is saved in \(path)\nresume it with: nekochat --transcript \(shellQuoted(path))\n")
+            store.rememberLast(path)
+            Output.err("this chat is saved in \(path)\nresume it with: \(resumeCommand(path))\n")
         }
     }
 
-    func shellQuoted(_ s: String) -> String {
-        s.allSatisfy { $0.isLetter || $0.isNumber || "/._-+:=,".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    /// The command that reopens this chat as it ran: the program as it was started (its name when
+    /// the shell found it on PATH, else its full path), and the flags that chose the backend.
+    func resumeCommand(_ path: String) -> String {
+        var words = [invokedAs()]
+        if let scriptedReplies { words += ["--scripted-replies", resolvePath(scriptedReplies)] }
+        if let server = remote.server {
+            words += ["--server", server]
+            if let m = remote.remoteModel { words += ["--remote-model", m] }
+            if let k = remote.apiKeyEnv { words += ["--api-key-env", k] }
+        } else if scriptedReplies == nil {
+            // A folder by its full path (the hint may be run from anywhere); a Hub id as it is.
+            if let m = modelOptions.model ?? ProcessInfo.processInfo.environment["NEKOCHAT_MODEL"].flatMap({ $0.isEmpty ? nil : $0 }) {
+                words += ["--model", FileManager.default.fileExists(atPath: m) ? resolvePath(m) : m]
+            }
+            if modelOptions.weights != .bf16 { words += ["--weights", modelOptions.weights.rawValue] }
+            if let ctxSize { words += ["--ctx-size", String(ctxSize)] }
+        }
+        words += ["--transcript", path]
+        return words.map(shellQuoted).joined(separator: " ")
     }
+
+    /// How this program was started, as a shell would run it again from anywhere.
+    func invokedAs() -> String {
+        let argv0 = CommandLine.arguments.first ?? "nekochat"
+        if !argv0.contains("/") { return argv0 }
+        return (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? resolvePath(argv0)
+    }
+}
+
+func shellQuoted(_ s: String) -> String {
+    s.allSatisfy { $0.isLetter || $0.isNumber || "/._-+:=,@".contains($0) } ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }

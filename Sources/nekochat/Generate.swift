@@ -52,6 +52,7 @@ struct Generate: ParsableCommand {
         var sequence = DecodeSequence(prompt: ids, sampling: parameters, rules: rules, tokenizer: tokenizer)
         let generator = Generator(model: bundle.model, threads: modelOptions.threadCount)
         let cache = try bundle.model.makeCache(capacity: ctxSize)
+        if let warning = bundle.model.contextWarning(cache.capacity) { Output.err("warning: \(warning)\n") }
         let record = routing ? bundle.model.makeRoutingRecord() : nil
         if tokenizer == nil && !json { Output.err("note: \(bundle.directory) has no tokenizer.json: printing token ids\n") }
         let outcome = try generator.decode(ids, cache: cache, sequence: &sequence, routing: record) { event in

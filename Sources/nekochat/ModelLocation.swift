@@ -22,12 +22,16 @@ struct ModelLocation {
 
     /// The demo model's directory. `Bundle.module` would call `fatalError` once the executable
     /// has moved away from its build folder, so the resource bundle is looked for by hand:
-    /// beside the executable (also through a symlink), then in the source tree.
+    /// beside the executable (also through a symlink), where `nekochat install` puts it, then in
+    /// the source tree.
     static func builtInDemoModel() throws -> String {
         var candidates: [URL] = []
         let executable = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]).resolvingSymlinksInPath()
         candidates.append(executable.deletingLastPathComponent().appendingPathComponent("\(resourceBundleName)/DemoModel"))
+        // `nekochat install`: PREFIX/bin/nekochat and PREFIX/share/nekochat/DemoModel.
+        candidates.append(executable.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("share/nekochat/DemoModel"))
         candidates.append(Bundle.main.bundleURL.appendingPathComponent("\(resourceBundleName)/DemoModel"))
         candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/DemoModel"))
         for url in candidates where FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) {

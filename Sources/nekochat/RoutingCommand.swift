@@ -52,6 +52,7 @@ struct RoutingCommand: ParsableCommand {
 
     func traceOfTranscript(_ path: String) throws -> RoutingTrace {
         let loaded = try Transcript.load(path: resolvePath(path))
+        if let skipped = loaded.skippedNotice { Output.err("warning: \(skipped)\n") }
         // The header says how many experts there are; an older one, at least as many as were used.
         let used = loaded.conversation.messages.flatMap(\.routing).flatMap { $0.experts.flatMap { $0 } }.max().map { $0 + 1 } ?? 1
         let experts = max(used, loaded.header?.experts ?? 0)

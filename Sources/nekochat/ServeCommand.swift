@@ -39,6 +39,7 @@ struct Serve: ParsableCommand {
         let bundle = try modelOptions.loadBundle(location)
         let modelID = location.isBuiltInDemo ? "nekomind-demo" : URL(fileURLWithPath: bundle.directory).lastPathComponent
         let context = ctxSize ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
+        if let warning = bundle.model.contextWarning(context) { Output.err("warning: \(warning)\n") }
         let engine = try ServeEngine(bundle: bundle, threads: modelOptions.threadCount, parallel: parallel, contextSize: context, modelID: modelID)
         options.host = host
         options.port = port

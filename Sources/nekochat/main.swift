@@ -10,7 +10,7 @@ struct Nekochat: ParsableCommand {
         abstract: "Run NekoMind MoE models locally and watch them think.",
         version: "0.1.0",
         subcommands: [Chat.self, Generate.self, Score.self, Tokenize.self, TemplateCommand.self, Info.self, Bench.self,
-                      RoutingCommand.self, Serve.self],
+                      RoutingCommand.self, Serve.self, Install.self],
         defaultSubcommand: Chat.self)
 }
 
@@ -19,7 +19,7 @@ struct Nekochat: ParsableCommand {
 enum Entry {
     static func main() -> Never {
         do {
-            var command = try Nekochat.parseAsRoot()
+            var command = try Nekochat.parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()
             exit(0)
         } catch let error as UserFacingError {
@@ -39,6 +39,26 @@ enum Entry {
             let text = firstLine.hasPrefix("Error: ") ? String(firstLine.dropFirst(7)) : firstLine
             fail(text, code: code == .validationFailure ? 2 : code.rawValue == 64 ? 2 : 1)
         }
+    }
+
+    /// `--max-tokens -5` as `--max-tokens=-5`: swift-argument-parser takes a value that starts with
+    /// "-" for a flag and says "Missing value", where the flag's own range check says what is wrong.
+    static func joiningNegativeValues(_ arguments: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            if a == "--" { out += arguments[i...]; break }
+            if a.hasPrefix("--"), !a.contains("="), i + 1 < arguments.count,
+               arguments[i + 1].range(of: #"^-(\d|\.\d)"#, options: .regularExpression) != nil {
+                out.append(a + "=" + arguments[i + 1])
+                i += 2
+                continue
+            }
+            out.append(a)
+            i += 1
+        }
+        return out
     }
 
     static func fail(_ message: String, code: Int32) -> Never {

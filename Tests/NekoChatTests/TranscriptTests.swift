@@ -96,7 +96,7 @@ import Testing
         // /regen in a version 1 log: the first reply stays as the sibling of the second.
         let lines = try String(contentsOfFile: Self.fixtures.appendingPathComponent("v1-log.jsonl").path, encoding: .utf8)
         let beforeNew = lines.components(separatedBy: "\n{\"type\":\"new\"")[0]
-        let (_, early) = try TranscriptFormat.replay(Array(beforeNew.utf8), path: "x", defaults: ChatSettings())
+        let (_, early, _) = try TranscriptFormat.replay(Array(beforeNew.utf8), path: "x", defaults: ChatSettings())
         #expect(early.path.map(\.content).prefix(2) == ["What light through yonder window breaks?", "'Tis true, the gods keep mine eyes from me all."])
         #expect(early.children(of: early.path[0].id).count == 2)
     }
@@ -109,15 +109,55 @@ import Testing
         #expect(!loaded.isLog && loaded.conversation.system == "S" && loaded.conversation.path.map(\.content) == ["hi", "yo"])
     }
 
-    @Test func aCorruptLineIsAnErrorNamingTheLine() throws {
+    /// One mangled line in the middle of a long chat: the rest opens, the line is named, and the
+    /// file still holds it afterwards (the chat is appended to, never rewritten without it).
+    @Test func aMangledLineIsSkippedNamingItAndTheRestOpens() throws {
+        let dir = ChatFixture.temp()
+        let path = dir + "/bad.jsonl"
+        var lines = ["{\"type\":\"header\",\"version\":2}"]
+        for i in 1...18 {
+            let role = i % 2 == 1 ? "user" : "assistant"
+            lines.append("{\"type\":\"message\",\"id\":\(i),\"parent\":\(i == 1 ? "null" : String(i - 1)),\"role\":\"\(role)\",\"content\":\"m\(i)\"}")
+        }
+        lines[8] = "{\"type\":\"message\",\"id\":8,\"par"   // message 8, cut in the middle of the file
+        let text = lines.joined(separator: "\n") + "\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let loaded = try Transcript.load(path: path)
+        #expect(loaded.conversation.path.map(\.content) == (1...18).filter { $0 != 8 }.map { "m\($0)" })
+        #expect(loaded.skipped.count == 1 && loaded.skipped[0].hasPrefix("\(path):9: not valid JSON"), "\(loaded.skipped)")
+        #expect(loaded.skippedNotice?.contains("the file keeps every line") == true)
+        // Going on with the chat appends; the mangled line stays in the file.
+        let writer = TranscriptWriter(store: TranscriptStore(directory: dir), header: TranscriptHeader(), appendingTo: path)
+        var c = loaded.conversation
+        let m = ChatMessage(id: c.nextID, parent: c.leaf, role: .user, content: "more")
+        c.apply(.messageAdded(m))
+        writer.record(.messageAdded(m), conversation: c)
+        writer.close()
+        let after = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(after.hasPrefix(text) && after.contains("\"content\":\"more\""))
+        #expect(try Transcript.load(path: path).conversation.path.last?.content == "more")
+    }
+
+    @Test func anUnreadableFileIsAnErrorNamingTheLine() throws {
         let path = ChatFixture.temp() + "/bad.jsonl"
-        try "{\"type\":\"header\",\"version\":2}\n{\"role\":\"user\",\"content\":\"ok\"}\n{not json\n".write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(throws: ChatError.self) { try Transcript.load(path: path) }
-        do { _ = try Transcript.load(path: path) } catch { #expect("\(error)".hasPrefix("\(path):3: ")) }
+        try "{not json\n{\"role\":\"user\",\"content\":\"ok\"}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        do { _ = try Transcript.load(path: path); Issue.record("a file with no readable first line loaded") } catch {
+            #expect("\(error)".hasPrefix("\(path):1: "))
+        }
         try "{\"type\":\"message\",\"id\":2,\"parent\":9,\"role\":\"user\",\"content\":\"x\"}\n".write(toFile: path, atomically: true, encoding: .utf8)
         do { _ = try Transcript.load(path: path); Issue.record("a dangling parent loaded") } catch { #expect("\(error)".contains(":1: ")) }
         #expect(throws: ChatError.self) { try Transcript.load(path: ChatFixture.temp() + "/missing.jsonl") }
         do { _ = try Transcript.load(path: "/nonexistent/x.jsonl") } catch { #expect(!"\(error)".contains("NSCocoaErrorDomain") && "\(error)".contains("no such file")) }
+    }
+
+    /// A log from a newer nekochat is refused, naming its version (never read as an empty chat).
+    @Test func aNewerFormatIsRefusedNamingItsVersion() throws {
+        let path = ChatFixture.temp() + "/new.jsonl"
+        try "{\"type\":\"header\",\"version\":99}\n{\"type\":\"message\",\"id\":1,\"role\":\"user\",\"content\":\"hi\"}\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        do { _ = try Transcript.load(path: path); Issue.record("a version 99 log loaded") } catch {
+            #expect("\(error)".contains("version 99") && "\(error)".contains("\(path):1:"), "\(error)")
+        }
     }
 
     @Test func savingIsAtomicAndNeverOverwritesUnasked() throws {
@@ -141,5 +181,20 @@ import Testing
         #expect(throws: RoutingCodec.FormatError.self) {
             try RoutingCodec.decode(try JSONValue.parse(#"{"layers":[2],"k":2,"count":3,"experts":"AAA=","weights":"AAAA"}"#))
         }
+    }
+}
+
+/// `--continue` reopens the chat the user was in when they quit, not the newest file.
+@Suite struct ContinueTests {
+    @Test func continueFollowsTheLastChatNotTheNewestFile() throws {
+        let store = TranscriptStore(directory: ChatFixture.temp())
+        let older = store.directory + "/chat-2026-01-01T00-00-00Z.jsonl", newer = store.directory + "/chat-2026-06-01T00-00-00Z.jsonl"
+        for f in [older, newer] { try "{\"type\":\"header\",\"version\":2}\n".write(toFile: f, atomically: true, encoding: .utf8) }
+        #expect(store.chatToContinue() == newer)
+        store.rememberLast(older)
+        #expect(store.chatToContinue() == older)
+        #expect(store.list().count == 2)   // the hint is not a chat
+        try FileManager.default.removeItem(atPath: older)
+        #expect(store.chatToContinue() == newer)
     }
 }

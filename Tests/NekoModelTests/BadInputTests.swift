@@ -138,7 +138,7 @@ import Testing
     }
 
     @Test func missingDirectoryAndFiles() throws {
-        #expect(loadError("/nonexistent/model") == .io(path: "/nonexistent/model/config.json", message: "cannot read the file"))
+        #expect(loadError("/nonexistent/model") == .io(path: "/nonexistent/model", message: "no such folder (a model is a folder with config.json and *.safetensors)"))
         let dir = try Fixtures.copy(fixture)
         try FileManager.default.removeItem(atPath: dir + "/model.safetensors")
         #expect(loadError(dir) == .io(path: dir,

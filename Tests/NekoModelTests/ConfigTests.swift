@@ -36,7 +36,12 @@ let nekoMindConfig = """
              "head_dim": 8192, "vocab_size": 10, "intermediate_size": 8, "max_position_embeddings": 4194304}
             """))
         #expect(throws: ModelError.self) { try KVCache(config: config, capacity: 4_194_304) }
-        #expect(try KVCache(config: config, capacity: 1).capacity == 1)
+        // One position of it is 1 TiB: more than any memory here, so refused too, naming the size.
+        #expect { try KVCache(config: config, capacity: 1) } throws: { "\($0)".contains("GiB for its KV cache") }
+        let small = try ModelConfig.load(path: try writeTemp("""
+            {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 10, "intermediate_size": 8}
+            """))
+        #expect(try KVCache(config: small, capacity: 1).capacity == 1)
     }
 
     @Test func defaultsFollowTheSpec() throws {

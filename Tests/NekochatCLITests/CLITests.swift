@@ -131,11 +131,33 @@ enum CLI {
 
     @Test func badModelsAndIdsAreOneLineAndExitOne() throws {
         var r = try CLI.run(["info", "--model", "/nonexistent"])
-        #expect(r.status == 1 && r.stderr == "error: /nonexistent/config.json: cannot read the file\n")
+        #expect(r.status == 1 && isOneErrorLine(r) && r.stderr.hasPrefix("error: /nonexistent: no such folder"), "\(r.stderr)")
         r = try CLI.run(["score", "--model", CLI.model(name), "--ids", "1,2,128", "--json"])
         #expect(r.status == 1 && isOneErrorLine(r) && r.stderr.contains("128") && r.stderr.contains("vocab_size"))
         r = try CLI.run(["bench", "--model", CLI.model(name), "--weights", "q5"])
         #expect(r.status == 2 && isOneErrorLine(r) && r.stderr.contains("q5"), "\(r.stderr)")
+    }
+
+    /// Careless input gets an answer that says what is wrong: a missing folder, a folder that is
+    /// not a model and a file are told apart; a negative number reaches its flag's own check.
+    @Test func carelessInputIsAnsweredPrecisely() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("careless-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "x".write(toFile: dir + "/file.txt", atomically: true, encoding: .utf8)
+        for (path, says) in [(dir + "/missing", "no such folder"), (dir, "is not a model folder: it has no config.json"),
+                             (dir + "/file.txt", "is a file, not a model folder")] {
+            let r = try CLI.run(["info", "--model", path])
+            #expect(r.status == 1 && isOneErrorLine(r) && r.stderr.contains(says), "\(path): \(r.stderr)")
+        }
+        for args in [["generate", "--prompt", "hi", "--max-tokens", "-5"], ["generate", "--prompt", "hi", "--temperature", "-1"]] {
+            let r = try CLI.run(args)
+            #expect(r.status == 2 && isOneErrorLine(r) && r.stderr.contains(args[3]) && r.stderr.contains("must be")
+                    && !r.stderr.contains("Missing value"), "\(args): \(r.stderr)")
+        }
+        // A transcript of a newer format is refused, naming the version.
+        try "{\"type\":\"header\",\"version\":99}\n".write(toFile: dir + "/new.jsonl", atomically: true, encoding: .utf8)
+        let r = try CLI.run(["routing", "--transcript", dir + "/new.jsonl"])
+        #expect(r.status == 1 && isOneErrorLine(r) && r.stderr.contains("version 99"), "\(r.stderr)")
     }
 
     /// `--weights q8|q4` quantise at first use and keep the result beside the model (a copy here,
@@ -205,5 +227,35 @@ enum CLI {
                                 environment: ["XDG_CACHE_HOME": dir + "/cache"])
             #expect(r.status == 1 && r.stderr.contains("NaN or infinite logits") && r.stdout.isEmpty, "\(weights): \(r.status) \(r.stderr)")
         }
+    }
+}
+
+/// `nekochat install`: the program, its demo model and themes under a prefix; the installed
+/// program runs from anywhere and finds its demo model there; installing again replaces them.
+@Suite struct InstallTests {
+    @Test func installPutsTheProgramAndItsFilesUnderThePrefix() throws {
+        let prefix = FileManager.default.temporaryDirectory.appendingPathComponent("install-\(UUID().uuidString)").path
+        for _ in 0..<2 {
+            let r = try CLI.run(["install", "--prefix", prefix])
+            #expect(r.status == 0 && r.stdout.contains("installed \(prefix)/bin/nekochat"), "\(r.stderr)")
+        }
+        for file in ["bin/nekochat", "share/nekochat/DemoModel/config.json", "share/nekochat/DemoModel/model.safetensors",
+                     "share/nekochat/themes/dark.json", "share/nekochat/themes/mono.json"] {
+            #expect(FileManager.default.fileExists(atPath: prefix + "/" + file), "\(file)")
+        }
+        #expect(FileManager.default.isExecutableFile(atPath: prefix + "/bin/nekochat"))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: prefix + "/bin/nekochat")
+        p.arguments = ["info", "--json"]
+        p.currentDirectoryURL = URL(fileURLWithPath: "/")
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(json["path"] as? String == prefix + "/share/nekochat/DemoModel")
+        try? FileManager.default.removeItem(atPath: prefix)
     }
 }

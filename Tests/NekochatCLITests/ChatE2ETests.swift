@@ -79,7 +79,10 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: saved))
         try tmux(["send-keys", "-t", "chat", "/quit", "Enter"])
         let exited = try waitFor("the exit") { $0.contains("EXITED 0") }
-        #expect(exited.contains("resume it with: nekochat --transcript \(transcript)"), "\(exited)")
+        // The hint works as printed: this binary, the model it ran, the file.
+        let resolved = URL(fileURLWithPath: binary).resolvingSymlinksInPath().path
+        #expect(exited.replacingOccurrences(of: "\n", with: "").contains("resume it with: \(resolved) --model \(model) --transcript \(transcript)"),
+                "\(exited)")
         try tmux(["kill-server"])
         socket += "-reopen"
 
@@ -161,7 +164,9 @@ import Testing
         let failed = try waitFor("the error") { $0.contains("connection refused") || $0.contains("closed the connection") }
         #expect(failed.contains("neko (failed)"))
         try tmux(["send-keys", "-t", "chat", "/quit", "Enter"])
-        _ = try waitFor("the exit") { $0.contains("EXITED 0") }
+        let exited = try waitFor("the exit") { $0.contains("EXITED 0") }
+        // The hint resumes against the same server, not the local model.
+        #expect(exited.replacingOccurrences(of: "\n", with: "").contains("--server \(server.url) --transcript "), "\(exited)")
         // The transcript says where the replies came from.
         let file = try #require(try FileManager.default.contentsOfDirectory(atPath: dir + "/nekochat").first { $0.hasSuffix(".jsonl") })
         let log = try String(contentsOfFile: dir + "/nekochat/" + file, encoding: .utf8)

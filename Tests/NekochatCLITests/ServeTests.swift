@@ -159,6 +159,25 @@ enum TestPython {
         #expect((asked["nekochat"] as? [String: Any])?["finish_reason"] as? String == "length", "\(asked)")
     }
 
+    /// A client's large `max_tokens` (many send 4096 by default) is served up to the server's own
+    /// limit and ends with `length`, as llama-server does; a prompt the context cannot hold is refused.
+    @Test func aLargeMaxTokensIsServedUpToTheServersLimit() throws {
+        let server = try ServerProcess(["--max-tokens", "6", "--ctx-size", "64"])
+        defer { server.stop() }
+        var request = URLRequest(url: URL(string: server.url + "/v1/completions")!)
+        request.httpMethod = "POST"
+        request.httpBody = try JSONSerialization.data(withJSONObject: ["prompt": "Once upon a time", "max_tokens": 4000, "temperature": 0,
+                                                                       "nekochat": [String: Any]()])
+        let reply = try #require(try JSONSerialization.jsonObject(with: Self.send(request)) as? [String: Any])
+        let choice = try #require((reply["choices"] as? [[String: Any]])?.first)
+        let usage = try #require(reply["usage"] as? [String: Any])
+        #expect(usage["completion_tokens"] as? Int == 6 && choice["finish_reason"] as? String == "length", "\(reply)")
+        request.httpBody = try JSONSerialization.data(withJSONObject: ["prompt": String(repeating: "word ", count: 200), "max_tokens": 4000])
+        let refused = try #require(try JSONSerialization.jsonObject(with: Self.send(request)) as? [String: Any])
+        let message = (refused["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(message.contains("the context holds 64"), "\(refused)")
+    }
+
     /// The chat's stats bar against a server: the context count grows while a reply streams and
     /// ends at the server's usage (prompt + reply tokens) out of the server's context size.
     @Test func aRemoteChatCountsItsContext() throws {

@@ -97,7 +97,7 @@ public enum FuzzTargets {
 
     /// A transcript (any version), and the same bytes as OpenAI-style JSON.
     static func transcript(_ data: [UInt8]) {
-        if let (_, c) = try? TranscriptFormat.replay(data, path: "fuzz", defaults: ChatSettings()) {
+        if let (_, c, _) = try? TranscriptFormat.replay(data, path: "fuzz", defaults: ChatSettings()) {
             _ = c.path
             _ = c.prompt
             _ = Transcript.log(c, header: TranscriptHeader())
