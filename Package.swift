@@ -28,12 +28,15 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]
         ),
         .target(name: "NekoKernels", dependencies: ["CNekoKernels", "COpenBLAS"]),
-        .target(name: "NekoModel", dependencies: ["NekoKernels", "NekoJSON"]),
+        // The calls whose spelling differs between Linux and macOS (executable path, disk
+        // preallocation, file times) and terminal job control (the external editor, Ctrl-Z).
+        .target(name: "CNekoPlatform", path: "Sources/CNekoPlatform"),
+        .target(name: "NekoModel", dependencies: ["NekoKernels", "NekoJSON", "CNekoPlatform"]),
         // JSON with ordered keys, compared scalar by scalar (tokenizer.json vocabularies, templates).
         .target(name: "NekoJSON"),
         .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),
         .target(name: "NekoTemplate", dependencies: ["NekoJSON"]),
-        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting"]),
+        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting", "CNekoPlatform"]),
         // The analyses of ROUTING.md over routing traces, and their JSON/CSV/SVG: knows no model.
         .target(name: "NekoRouting", dependencies: ["NekoJSON"]),
         // `nekochat serve`: OpenAI's HTTP API over the local engine (batched decode of N streams).
@@ -43,7 +46,7 @@ let package = Package(
         // The chat against any OpenAI-compatible server, behind the same backend seam.
         .target(name: "NekoRemote", dependencies: ["NekoChat", "NekoJSON", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         // The chat screen: knows chat events and commands, never the model.
-        .target(name: "NekoTUI", dependencies: ["NekoChat", "NekoRouting", "CNcursesw"]),
+        .target(name: "NekoTUI", dependencies: ["NekoChat", "NekoRouting", "CNcursesw", "CNekoPlatform"]),
         .executableTarget(
             name: "nekochat",
             dependencies: [

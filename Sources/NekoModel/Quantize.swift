@@ -1,3 +1,4 @@
+import CNekoPlatform
 import Foundation
 import NekoKernels
 #if canImport(Glibc)
@@ -161,13 +162,14 @@ struct Quantizer {
         h.add([UInt8](data))
         for f in files.sorted(by: { $0.path < $1.path }) {
             var st = stat()
-            guard stat(f.path, &st) == 0 else {
+            var seconds: Int64 = 0, nanoseconds: Int64 = 0
+            guard stat(f.path, &st) == 0, nk_modification_time(f.path, &seconds, &nanoseconds) == 0 else {
                 throw ModelError.io(path: f.path, message: "cannot stat: \(String(cString: strerror(errno)))")
             }
             h.add((f.path as NSString).lastPathComponent)
             h.add(UInt64(st.st_size))
-            h.add(UInt64(st.st_mtim.tv_sec))
-            h.add(UInt64(st.st_mtim.tv_nsec))
+            h.add(UInt64(bitPattern: seconds))
+            h.add(UInt64(bitPattern: nanoseconds))
         }
         return h.value
     }
@@ -211,7 +213,7 @@ struct Quantizer {
                 continue
             }
             var failure: String?
-            let err = posix_fallocate(fd, 0, off_t(memory.size))
+            let err = nk_preallocate(fd, Int64(memory.size))
             if err != 0 { failure = String(cString: strerror(err)) }
             var at = 0
             while failure == nil && at < memory.size {

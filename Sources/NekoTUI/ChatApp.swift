@@ -31,6 +31,8 @@ public final class ChatApp {
         case raw(String)
         /// Open the external editor on the input box's text.
         case editor
+        /// Stop the chat as a shell job (Ctrl-Z).
+        case suspend
     }
     var effects: [Effect] = []
 
@@ -125,6 +127,9 @@ public final class ChatApp {
         case let .mouse(on): driver.setMouse(on)
         case let .raw(text): driver.writeRaw(text)
         case .editor: editExternally(driver)
+        case .suspend:
+            // Ctrl-Z as in any terminal program: back to the shell; `fg` brings the chat back as it was.
+            driver.suspend { Platform.suspend() }
         }
     }
 
@@ -225,6 +230,7 @@ public final class ChatApp {
             }
         case .ctrl("o"): inspect()
         case .ctrl("x"): chord = true
+        case .ctrl("z"): effects.append(.suspend)
         case .ctrl("r"):
             let views = RoutingView.View.allCases
             state.panelView = views[((views.firstIndex(of: state.panelView) ?? 0) + 1) % views.count]
@@ -323,21 +329,10 @@ public final class ChatApp {
         defer { try? FileManager.default.removeItem(atPath: file) }
         var status: Int32 = -1
         driver.suspend {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", "\(editor) \"$1\"", "sh", file]
-            // The editor gets the terminal; without one (tests), nothing (Process needs valid descriptors).
-            let tty = isatty(0) != 0 && isatty(1) != 0
-            p.standardInput = tty ? FileHandle.standardInput : FileHandle.nullDevice
-            p.standardOutput = tty ? FileHandle.standardOutput : FileHandle.nullDevice
-            p.standardError = tty ? FileHandle.standardError : FileHandle.nullDevice
-            do {
-                try p.run()
-                p.waitUntilExit()
-                status = p.terminationStatus
-            } catch {
-                status = -1
-            }
+            // The editor is the terminal's foreground job while it runs (curses is left meanwhile):
+            // in a process group of its own that owns the terminal, so reading or configuring the
+            // terminal does not stop it, and Ctrl-Z in it suspends the chat with it.
+            status = Platform.runInForeground(["/bin/sh", "-c", "\(editor) \"$1\"", "sh", file]) ?? -1
         }
         guard status == 0 else { notice("the editor (\(editor)) exited with status \(status): the input is unchanged", error: true); return }
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { notice("the edited text could not be read back", error: true); return }

@@ -96,7 +96,7 @@ public struct Theme: Sendable {
     public static func directories() -> [String] {
         var dirs: [String] = []
         if let env = ProcessInfo.processInfo.environment["NEKOCHAT_THEMES"] { dirs.append(env) }
-        let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        let exe = URL(fileURLWithPath: Platform.executablePath() ?? CommandLine.arguments[0])
         // …/repo/.build/<triple>/<config>/nekochat → …/repo/Themes
         // `nekochat install`: PREFIX/bin/nekochat → PREFIX/share/nekochat/themes
         dirs.append(exe.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("share/nekochat/themes").path)

@@ -147,7 +147,7 @@ struct Chat: ParsableCommand {
     func invokedAs() -> String {
         let argv0 = CommandLine.arguments.first ?? "nekochat"
         if !argv0.contains("/") { return argv0 }
-        return (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? resolvePath(argv0)
+        return Platform.executablePath() ?? resolvePath(argv0)
     }
 }
 

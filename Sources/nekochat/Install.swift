@@ -16,8 +16,8 @@ struct Install: ParsableCommand {
         let fm = FileManager.default
         let root = resolvePath(prefix ?? (NSHomeDirectory() + "/.local"))
         let bin = root + "/bin", share = root + "/share/nekochat"
-        guard let executable = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
-            throw CLIError("cannot find this program's own file (/proc/self/exe)")
+        guard let executable = Platform.executablePath() else {
+            throw CLIError("cannot find this program's own file")
         }
         let demo = try ModelLocation.builtInDemoModel()
         guard let themes = Theme.directories().first(where: { fm.fileExists(atPath: $0 + "/dark.json") }) else {

@@ -26,7 +26,7 @@ struct ModelLocation {
     /// the source tree.
     static func builtInDemoModel() throws -> String {
         var candidates: [URL] = []
-        let executable = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let executable = URL(fileURLWithPath: Platform.executablePath()
             ?? CommandLine.arguments[0]).resolvingSymlinksInPath()
         candidates.append(executable.deletingLastPathComponent().appendingPathComponent("\(resourceBundleName)/DemoModel"))
         // `nekochat install`: PREFIX/bin/nekochat and PREFIX/share/nekochat/DemoModel.

@@ -237,4 +237,58 @@ import Testing
         try tmux(["send-keys", "-t", "chat", "/quit", "Enter"])
         _ = try waitFor("the exit") { $0.contains("EXITED 0") }
     }
+
+    /// The external editor owns the terminal while it runs (an editor that reads from /dev/tty,
+    /// as vim does, was stopped by SIGTTIN and hung the chat); Ctrl-Z suspends the chat to the
+    /// shell and `fg` brings it back.
+    @Test(.enabled(if: tmuxAvailable)) mutating func theEditorAndCtrlZBehaveAsJobs() throws {
+        socket += "-jobs"
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-j-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let editor = dir + "/editor.sh"
+        try """
+            #!/bin/sh
+            stty -echo < /dev/tty          # an editor configures the terminal…
+            stty echo < /dev/tty
+            printf 'EDITOR READY> ' > /dev/tty
+            read line < /dev/tty           # …and reads from it
+            printf '%s\\n' "$line" > "$1"
+            """.write(toFile: editor, atomically: true, encoding: .utf8)
+        chmod(editor, 0o755)
+        try """
+            ["first reply"]
+            """.write(toFile: dir + "/replies.json", atomically: true, encoding: .utf8)
+        let binary = try #require(CLI.binary).path
+        // An interactive shell, so that job control (Ctrl-Z, fg) works as a user has it.
+        try tmux(["new-session", "-d", "-s", "chat", "-x", "100", "-y", "30", "bash --norc --noprofile -i"])
+        defer { _ = try? tmux(["kill-server"]) }
+        Thread.sleep(forTimeInterval: 0.5)
+        // (No "; echo" after it: bash drops the rest of a command list whose job was stopped.)
+        try tmux(["send-keys", "-t", "chat", "-l",
+                  "XDG_DATA_HOME=\(dir) VISUAL=\(editor) TERM=xterm-256color \(binary) --scripted-replies \(dir)/replies.json"])
+        try tmux(["send-keys", "-t", "chat", "Enter"])
+        _ = try waitFor("the chat") { $0.contains("Enter sends") }
+        try tmux(["send-keys", "-t", "chat", "-l", "draft"])
+        try tmux(["send-keys", "-t", "chat", "C-x", "C-e"])
+        _ = try waitFor("the editor's prompt") { $0.contains("EDITOR READY>") }
+        try tmux(["send-keys", "-t", "chat", "-l", "written in the editor"])
+        try tmux(["send-keys", "-t", "chat", "Enter"])
+        let back = try waitFor("the chat with the edited draft") { $0.contains("Enter sends") && $0.contains("> written in the editor") }
+        #expect(!back.contains("EDITOR READY"), "\(back)")
+
+        try tmux(["send-keys", "-t", "chat", "C-z"])
+        let stopped = try waitFor("the shell") { $0.contains("Stopped") }
+        #expect(!stopped.contains("Enter sends") || stopped.contains("Stopped"))
+        try tmux(["send-keys", "-t", "chat", "-l", "fg"])
+        try tmux(["send-keys", "-t", "chat", "Enter"])
+        let resumed = try waitFor("the chat again") { $0.contains("Enter sends") && $0.contains("> written in the editor") }
+        #expect(resumed.contains("scripted"))
+        try tmux(["send-keys", "-t", "chat", "C-u", "C-d"])
+        Thread.sleep(forTimeInterval: 1)
+        try tmux(["send-keys", "-t", "chat", "-l", "echo EXITED $?"])
+        try tmux(["send-keys", "-t", "chat", "Enter"])
+        _ = try waitFor("the exit") { $0.contains("EXITED 0") }
+        try tmux(["send-keys", "-t", "chat", "-l", "exit"])   // the interactive shell would outlive the test
+        try tmux(["send-keys", "-t", "chat", "Enter"])
+    }
 }
