@@ -57,10 +57,14 @@ public struct ReplyRequest: Sendable {
     /// System prompt first, then the path; the reply continues after the last.
     public var messages: [ChatMessage]
     public var settings: ChatSettings
+    /// The last message is a reply to go on with (a reply cut by the token limit, or stopped):
+    /// its text is the start of this one, rendered without an end of turn.
+    public var continuing = false
 
-    public init(messages: [ChatMessage], settings: ChatSettings) {
+    public init(messages: [ChatMessage], settings: ChatSettings, continuing: Bool = false) {
         self.messages = messages
         self.settings = settings
+        self.continuing = continuing
     }
 }
 

@@ -91,10 +91,15 @@ public final class ChatController {
             m.prefillTokensPerSecond = (summary.prefillTokensPerSecond * 10).rounded() / 10
             m.decodeTokensPerSecond = (summary.decodeTokensPerSecond * 10).rounded() / 10
             m.seed = summary.seed
+            if let base = continuedFrom { m.completionTokens += base.completionTokens }
+            continuedFrom = nil
             replyID = nil
             emit(.finished(m))
             if let error = summary.error { emit(.error(error)) }
             if summary.reason == .context { emit(.notice("the reply reached the end of the context window")) }
+            if summary.reason == .length {
+                emit(.notice("the reply was cut at the token limit (max_tokens \(conversation.settings.maxTokens)): /continue goes on with it"))
+            }
         }
     }
 
@@ -159,15 +164,42 @@ public final class ChatController {
         emit(.branchSelected(leaf: conversation.lastDescendant(of: next.id)))
     }
 
-    private func startReply() {
+    /// Goes on with the last reply (cut by the token limit, or stopped) where it ended. The result
+    /// is a new version of that reply (the cut one stays a sibling, as with /regen), whose text
+    /// is the old one and what follows.
+    public func continueReply() throws {
+        try requireIdle()
+        guard let last = conversation.path.last, last.role == .assistant else {
+            throw ChatError("nothing to continue: the chat does not end with a reply")
+        }
+        guard last.finishReason != .eos, last.finishReason != .stop else {
+            throw ChatError("the last reply ended by itself (\(last.finishReason?.rawValue ?? "?")); /regen writes it again")
+        }
+        guard !last.content.isEmpty else { throw ChatError("the last reply is empty: /regen writes it again") }
+        var prompt = conversation.prompt
+        prompt.removeLast()
+        let start = ChatMessage(id: 0, parent: last.parent, role: .assistant, content: last.content)
+        try backend.check(prompt + [start], settings: conversation.settings)
+        emit(.regenerate(messageID: last.id))
+        continuedFrom = last
+        startReply(from: last.content)
+    }
+
+    /// The reply being continued (its text starts the new one; counts add up at the end).
+    private var continuedFrom: ChatMessage?
+
+    private func startReply(from start: String = "") {
         let id = conversation.nextID
         let count = conversation.messages.filter { $0.role == .assistant }.count
         var settings = conversation.settings
         // A fixed seed gives each reply its own stream (seed + replies so far), so /regen makes
         // a new reply and the recorded seed reproduces each one.
         if let seed = settings.sampling.seed { settings.sampling.seed = (seed &+ UInt64(count)) & SettingSpec.maxSeed }
-        let request = ReplyRequest(messages: conversation.prompt, settings: settings)
-        emit(.messageAdded(ChatMessage(id: id, parent: conversation.leaf, role: .assistant, content: "", time: TranscriptFormat.now())))
+        let reply = ChatMessage(id: id, parent: conversation.leaf, role: .assistant, content: start, time: TranscriptFormat.now())
+        let continuing = !start.isEmpty
+        if !continuing { continuedFrom = nil }
+        let request = ReplyRequest(messages: conversation.prompt + (continuing ? [reply] : []), settings: settings, continuing: continuing)
+        emit(.messageAdded(reply))
         replyID = id
         cancel.reset()
         let backend = backend, channel = channel, cancel = cancel

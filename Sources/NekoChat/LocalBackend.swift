@@ -42,25 +42,27 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
     public var contextSize: Int { cache.capacity }
 
     /// Prompt ids for `messages` as they stand.
-    func encode(_ messages: [ChatMessage], mode: ChatMode) throws -> [Int] {
+    func encode(_ messages: [ChatMessage], mode: ChatMode, continuing: Bool = false) throws -> [Int] {
         if mode == .complete {
             // The messages as one running text, with the tokenizer's own special tokens (BOS).
             return tokenizer.encode(messages.map(\.content).joined())
         }
-        let text = try template.render(messages: messages.map(\.templateJSON), addGenerationPrompt: true)
+        // Continuing: the last reply as written so far, without its end of turn.
+        let text = try template.render(messages: messages.map(\.templateJSON), addGenerationPrompt: !continuing,
+                                       continueFinalMessage: continuing)
         return tokenizer.encode(text, addSpecialTokens: false)
     }
 
     /// The prompt for `messages`, dropping the oldest turns while it does not leave room for
     /// the reply. Returns the ids and how many messages were left out.
-    func prompt(_ messages: [ChatMessage], settings: ChatSettings) throws -> (ids: [Int], dropped: Int) {
+    func prompt(_ messages: [ChatMessage], settings: ChatSettings, continuing: Bool = false) throws -> (ids: [Int], dropped: Int) {
         let system = messages.filter { $0.role == .system }
         var rest = messages.filter { $0.role != .system }
         var dropped = 0
         while true {
-            let ids = try encode(system + rest, mode: settings.mode)
+            let ids = try encode(system + rest, mode: settings.mode, continuing: continuing)
             let room = min(settings.maxTokens, max(1, cache.capacity / 4))
-            if ids.count + room <= cache.capacity || rest.count <= 1 {
+            if ids.count + room <= cache.capacity || rest.count <= (continuing ? 2 : 1) {
                 guard ids.count < cache.capacity else { throw tooLong(ids.count) }
                 return (ids, dropped)
             }
@@ -102,7 +104,7 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         defer { emit(.finished(summary)) }
         let ids: [Int], dropped: Int
         do {
-            (ids, dropped) = try prompt(request.messages, settings: request.settings)
+            (ids, dropped) = try prompt(request.messages, settings: request.settings, continuing: request.continuing)
         } catch {
             summary.reason = .error
             summary.error = userMessage(error)

@@ -101,9 +101,10 @@ public final class ModelBundle: @unchecked Sendable {
 
     /// Chat prompt ids for `messages`: rendered with the generation prompt and encoded without
     /// added special tokens (the template writes its own), as `apply_chat_template` does.
-    public func chatPrompt(_ messages: [JSONValue], template: ChatTemplate) throws -> [Int] {
+    /// `continuing`: the last message is a reply to go on with (rendered without its end of turn).
+    public func chatPrompt(_ messages: [JSONValue], template: ChatTemplate, continuing: Bool = false) throws -> [Int] {
         let tokenizer = try requireTokenizer()
-        let text = try template.render(messages: messages, addGenerationPrompt: true)
+        let text = try template.render(messages: messages, addGenerationPrompt: !continuing, continueFinalMessage: continuing)
         return tokenizer.encode(text, addSpecialTokens: false)
     }
 

@@ -109,7 +109,9 @@ public final class ServeEngine: @unchecked Sendable {
         switch r.kind {
         case let .chat(messages):
             do {
-                ids = try bundle.chatPrompt(messages.map(\.templateJSON), template: template)
+                // A last assistant message is continued, as llama-server does (a prefilled reply).
+                ids = try bundle.chatPrompt(messages.map(\.templateJSON), template: template,
+                                            continuing: messages.last?.role == .assistant)
             } catch {
                 throw APIError.invalid("the chat template cannot render these messages: \(userMessage(error))", param: "messages")
             }

@@ -118,7 +118,9 @@ enum BrowserView {
             let y = rect.y + 2 + r
             if i == b.index { g.fill(x: rect.x, y: y, width: rect.w, height: 1, style: .selected) }
             let titleWidth = max(10, rect.w - displayWidth(meta) - 1)
-            var col = g.put(chat.title, x: rect.x, y: y, style: style, maxX: rect.x + titleWidth)
+            // The chosen chat: a marker and the whole row in reverse video (never colour alone).
+            var col = g.put(i == b.index ? "▶ " : "  ", x: rect.x, y: y, style: style)
+            col = g.put(chat.title, x: col, y: y, style: style, maxX: rect.x + titleWidth)
             if !excerpt.isEmpty { col = g.put("  " + excerpt, x: col, y: y, style: i == b.index ? .selected : .dim, maxX: rect.x + titleWidth) }
             g.put(meta, x: rect.x + rect.w - displayWidth(meta), y: y, style: i == b.index ? .selected : .dim, maxX: rect.x + rect.w)
         }

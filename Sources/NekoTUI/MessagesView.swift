@@ -17,11 +17,14 @@ enum MessagesView {
             title = "neko"
             if m.stopped { title += " (stopped)" }
             if m.finishReason == .error { title += " (failed)" }
+            if m.finishReason == .length { title += " (cut at the token limit)" }
+            if m.finishReason == .context { title += " (context full)" }
             if m.decodeTokensPerSecond > 0 { title += String(format: " · %.1f tok/s", m.decodeTokensPerSecond) }
             style = .assistant
         case .system: title = "system"; style = .system
         }
-        var line: Line = [Span(title, s.selected == m.id ? .selected : style)]
+        // A picked message: a marker and its label in reverse video (never colour alone).
+        var line: Line = s.selected == m.id ? [Span("▶ " + title + " ", .selected)] : [Span(title, style)]
         let (i, n) = s.conversation.siblingPosition(of: m.id)
         if n > 1 { line.append(Span("  ‹ \(i + 1)/\(n) ›", .dim)) }
         return line
@@ -135,15 +138,56 @@ enum MessagesView {
         } else {
             body = wrap(self.body(m, s), width: w)
         }
-        for l in body { out.append([Span("  ", .text)] + l) }
+        // The picked message's lines carry a bar in the margin, the whole message marked.
+        let margin = s.selected == m.id ? Span("▌ ", .label) : Span("  ", .text)
+        for l in body { out.append([margin] + l) }
         out.append([])
         return out
     }
 
+    /// A notice, wrapped. Its lines that hold a tab are a table: the part before the tab is the
+    /// term (a key, a command, a setting), padded to one column for the whole notice, and what
+    /// follows wraps with a hanging indent under itself (`/help`, `/set`); other lines wrap under
+    /// the notice's first character.
     static func lines(of n: Notice, width: Int) -> [Line] {
         let style: StyleRole = n.kind == .error ? .error : .notice
         let prefix = n.kind == .error ? "error: " : "· "
-        return wrap([Span(prefix + n.text, style)], width: max(1, min(width, measure + 2))) + [[]]
+        let width = max(1, min(width, measure + 2))
+        let rows = n.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard rows.contains(where: { $0.contains("\t") }) else {
+            return wrap([Span(prefix + n.text, style)], width: width) + [[]]
+        }
+        let indent = displayWidth(prefix)
+        // The term column: as wide as the widest term that takes at most a third of the line
+        // (a longer one puts its text on the next line).
+        let cap = max(8, width / 3)
+        let column = (rows.compactMap { r in r.firstIndex(of: "\t").map { displayWidth(String(r[..<$0])) } }.filter { $0 <= cap }.max() ?? cap) + 2
+        var out: [Line] = []
+        for (i, row) in rows.enumerated() {
+            let lead = i == 0 ? prefix : String(repeating: " ", count: indent)
+            guard let tab = row.firstIndex(of: "\t") else {
+                // A line of its own in a table: a heading.
+                let wrapped = wrap([Span(row, i == 0 ? style : .label)], width: max(1, width - indent))
+                for (j, l) in wrapped.enumerated() { out.append([Span(j == 0 ? lead : String(repeating: " ", count: indent), style)] + l) }
+                continue
+            }
+            let term = String(row[..<tab]), text = String(row[row.index(after: tab)...])
+            let textWidth = max(8, width - indent - column)
+            var first = [Span(lead, style), Span(term, .label)]
+            let termWidth = displayWidth(term)
+            var body = wrap([Span(text, style)], width: textWidth)
+            if body.isEmpty { body = [[]] }
+            if termWidth + 2 > column {
+                // A term too long for the column: its text starts on the next line, under the column.
+                out.append(first)
+                first = [Span(String(repeating: " ", count: indent + column), style)]
+            } else {
+                first.append(Span(String(repeating: " ", count: column - termWidth), style))
+            }
+            out.append(first + body[0])
+            for l in body.dropFirst() { out.append([Span(String(repeating: " ", count: indent + column), style)] + l) }
+        }
+        return out + [[]]
     }
 
     /// The last `needed` lines of the pane (or all of them, if fewer): only what can show is

@@ -39,10 +39,15 @@ struct SlashCommand: Sendable {
             try app.controller.regenerate()
             return nil
         },
+        SlashCommand(name: "continue", usage: "/continue", help: "go on with the last reply where the token limit (or Esc) cut it") { app, _, _ in
+            try app.controller.continueReply()
+            return nil
+        },
         SlashCommand(name: "set", usage: "/set [NAME VALUE]", help: "change a setting; alone: list them with their values") { app, arg, _ in
             let settings = app.controller.conversation.settings
             if arg.isEmpty {
-                return "settings: " + SettingSpec.all.map { "\($0.name) \($0.display(settings)) (\($0.accepts))" }.joined(separator: " · ")
+                return (["settings (/set NAME VALUE)"] + SettingSpec.all.map { "\($0.name)\t\($0.display(settings)) · \($0.help); \($0.accepts)" })
+                    .joined(separator: "\n")
             }
             let kv = arg.split(separator: " ", maxSplits: 1).map(String.init)
             guard kv.count == 2 else {
@@ -164,21 +169,31 @@ struct SlashCommand: Sendable {
 }
 
 extension ChatApp {
-    static let keysHelp = """
-        keys: Enter sends · Alt-Enter or Ctrl-J newline · Esc or Ctrl-C stops a reply · Ctrl-C (idle) or Ctrl-D (empty) quits
-        PgUp/PgDn scroll half a page · Home/End (empty input) or Ctrl-Home/End: top/bottom · ↑/↓: lines, then history
-        Tab: completes /commands, else cycles the routing scope (last token, reply, session) · Ctrl-T: panel shown/full/hidden
-        Ctrl-R: panel view (heat, coactivation, flow, table) · Ctrl-←/→: its layer · Ctrl-G: colour tokens by expert · Ctrl-O: inspector
-        Alt-↑ or Ctrl-↑: pick a message — ↑/↓ move, ←/→ its versions, e edit (a new branch), r reply again, y copy, Esc
-        Alt-C: the saved chats (search, open, rename, delete) · Alt-M: Markdown or raw text
-        Ctrl-X Ctrl-E: edit in $EDITOR · //text sends a message that starts with /
-        """
+    /// The keys, as (keys, what they do): `/help` shows them as a table.
+    static let keys: [(String, String)] = [
+        ("Enter", "send · Alt-Enter or Ctrl-J: a newline"),
+        ("Esc, Ctrl-C", "stop a reply (it is kept, marked stopped); /continue goes on with it"),
+        ("Ctrl-C, Ctrl-D", "quit (Ctrl-C when idle, Ctrl-D on an empty line); the chat is saved"),
+        ("Ctrl-Z", "suspend to the shell; fg comes back"),
+        ("PgUp, PgDn", "scroll half a page; Home/End (empty input) or Ctrl-Home/End: top, bottom"),
+        ("↑, ↓", "the lines of the draft, then the input history"),
+        ("Tab", "complete a /command; otherwise cycle the routing scope (token, reply, session)"),
+        ("Ctrl-T", "routing panel beside the chat, full screen, or hidden"),
+        ("Ctrl-R", "routing view: heat, coactivation, flow, table; Ctrl-←/→ its layer"),
+        ("Ctrl-G", "colour the tokens by their top-1 expert"),
+        ("Ctrl-O", "inspect a reply token by token (←/→)"),
+        ("Alt-↑, Ctrl-↑", "pick a message: ↑/↓ move, ←/→ versions, e edit, r reply again, y copy, Esc"),
+        ("Alt-C", "the saved chats: search, open, rename, delete"),
+        ("Alt-M", "Markdown or the raw text"),
+        ("Ctrl-X Ctrl-E", "edit the draft in $VISUAL / $EDITOR"),
+        ("//text", "send a message that starts with /"),
+    ]
 
+    /// `/help`: the keys, then the commands, as tables (a tab between the term and its text).
     static func helpText(_ app: ChatApp) -> String {
-        let width = SlashCommand.all.map(\.usage.count).max() ?? 0
-        let commands = SlashCommand.all.map { $0.usage.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.help }
-        var text = keysHelp + "\n" + commands.joined(separator: "\n")
-        if let path = app.controller.transcript?.path { text += "\nthis chat is saved to \(path)" }
-        return text
+        var lines = ["keys"] + keys.map { "\($0.0)\t\($0.1)" }
+        lines += ["commands"] + SlashCommand.all.map { "\($0.usage)\t\($0.help)" }
+        if let path = app.controller.transcript?.path { lines.append("this chat is saved to \(path)") }
+        return lines.joined(separator: "\n")
     }
 }

@@ -65,6 +65,7 @@ public struct Theme: Sendable {
         status.reverse = json["attributes"]?["status"]?.string?.contains("reverse") ?? !theme.usesColor
         theme.looks[.status] = status
         theme.looks[.dim] = Look(dim: true)
+        theme.looks[.selected] = selectedLook(colors: theme.usesColor ? colors : [])
         Self.addMarkdownLooks(&theme, colors: colors)
         if theme.looks[.user]?.bold == false, !theme.usesColor { theme.looks[.user]?.bold = true }
         if let heat = colors.first(where: { $0.key == "routing_heat" })?.value.array?.compactMap({ $0.string }) {
@@ -151,9 +152,20 @@ public struct Theme: Sendable {
         theme.looks[.number] = Look(foreground: c("syntax_number", .standard(3)))
     }
 
+    /// A selection (the picked message's label, the inspected token, the chosen chat in the
+    /// browser) in reverse video and bold in every theme, with or without colour, so it is never
+    /// told apart by colour alone; a theme may colour it (`selected_fg`, `selected_bg`).
+    static func selectedLook(colors: [(key: String, value: JSONValue)]) -> Look {
+        var l = Look(bold: true, reverse: true)
+        if let fg = color(colors.first { $0.key == "selected_fg" }?.value.string) { l.foreground = fg }
+        if let bg = color(colors.first { $0.key == "selected_bg" }?.value.string) { l.background = bg }
+        return l
+    }
+
     /// Used when no theme file can be found: the terminal's colours, attributes only.
     public static let fallback: Theme = {
         var t = Theme(name: "built-in", usesColor: false)
+        t.looks[.selected] = selectedLook(colors: [])
         t.looks[.user] = Look(bold: true)
         t.looks[.status] = Look(reverse: true)
         t.looks[.dim] = Look(dim: true)

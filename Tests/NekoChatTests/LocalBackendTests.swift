@@ -23,6 +23,25 @@ import Testing
         #expect(events.contains { if case .stats = $0 { true } else { false } })
     }
 
+    /// A reply cut by the token limit, continued, is the reply a larger limit would have written
+    /// (greedy, and this tokenizer spells text back into the same ids): the prompt ends with the
+    /// reply so far and no end of turn.
+    @Test func aContinuedReplyIsTheLongerReply() throws {
+        let backend = try ChatFixture.backend()
+        let messages = [ChatFixture.user(1, "hi")]
+        let whole = ChatFixture.text(ChatFixture.reply(backend, messages, ChatFixture.settings(maxTokens: 12)))
+        let cutEvents = ChatFixture.reply(backend, messages, ChatFixture.settings(maxTokens: 6))
+        guard case let .finished(cut)? = cutEvents.last, cut.reason == .length else { Issue.record("not cut: \(cutEvents.last!)"); return }
+        let start = ChatFixture.text(cutEvents)
+        let reply = ChatMessage(id: 2, parent: 1, role: .assistant, content: start)
+        let prompt = try backend.prompt(messages + [reply], settings: ChatFixture.settings(), continuing: true).ids
+        #expect(backend.tokenizer.decode(Array(prompt.suffix(start.count))) == start)
+        var events: [BackendEvent] = []
+        backend.reply(ReplyRequest(messages: messages + [reply], settings: ChatFixture.settings(maxTokens: 6), continuing: true),
+                      cancel: CancellationFlag()) { events.append($0) }
+        #expect(start + ChatFixture.text(events) == whole, "\(start) + \(ChatFixture.text(events)) vs \(whole)")
+    }
+
     /// The second turn prefills only what the cache does not hold, and answers exactly as a
     /// fresh backend given the same conversation would.
     @Test func theCacheIsReusedAcrossTurns() throws {

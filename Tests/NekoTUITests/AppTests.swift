@@ -121,7 +121,7 @@ final class Harness {
         #expect(run("/system none").contains("cleared"))
         #expect(run("/theme").contains("themes:"))
         #expect(run("/load").contains("/load needs a file"))
-        #expect(run("/set").contains("temperature 0.8") && h.lastNotice.contains("top_k"))
+        #expect(run("/set").contains("temperature\t0.8") && h.lastNotice.contains("top_k"))
         #expect(run("/set top_p").contains("/set top_p VALUE"))
         #expect(run("/set top_p 7").contains("top_p must be a number in (0, 1]"))
         #expect(run("/regen").contains("nothing to regenerate"))
@@ -247,5 +247,65 @@ final class Harness {
         driver.script += Array(repeating: [], count: 6) + [Array("/quit").map { Key.char($0) } + [.enter]]
         app.run(driver)
         #expect(app.quit && driver.frames > 1 && driver.text.contains("Good morrow.") && driver.text.contains("you"))
+    }
+}
+
+/// `/help` and `/set` read as tables at 80 columns: each term in one column, its text beside it,
+/// and text that wraps stays under its text (never back under the terms).
+@Suite(.serialized) struct HelpLayoutTests {
+    @Test(arguments: ["/help", "/set"]) func helpAndSetAreAlignedTablesAt80Columns(command: String) throws {
+        let h = Harness(width: 80, height: 200)
+        h.app.state.panel = .hidden
+        h.send(command)
+        let lines = h.lines.filter { !$0.isEmpty }
+        let name = command == "/help" ? "/continue" : "repeat_penalty"
+        let row = try #require(lines.first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(name) })
+        // Where the text column starts: the first letter after the term and its padding.
+        let term = try #require(row.range(of: name))
+        let rest = row[term.upperBound...]
+        let column = row.distance(from: row.startIndex, to: rest.firstIndex { $0 != " " } ?? rest.endIndex)
+        let termIndent = row.prefix { $0 == " " }.count
+        #expect(column > 10 && column < 36, "\(row)")
+        // Every line of the table starts with a term or at that column (a hanging indent).
+        let table = lines.drop { !$0.contains(command == "/help" ? "Enter" : "temperature") }.dropFirst()
+            .prefix { !$0.hasPrefix("───") && !$0.contains("this chat is saved") }
+        #expect(table.count > 8)
+        for line in table {
+            let indent = line.prefix { $0 == " " }.count
+            #expect(indent == column || indent == termIndent, "'\(line)'\n\(h.screen)")
+        }
+        #expect(lines.allSatisfy { displayWidth($0) <= 80 })
+    }
+}
+
+/// A selection is unmistakable in every theme, mono and NO_COLOR included: reverse video and a
+/// marker, never colour alone (the picked message, the inspected token, the chosen chat).
+@Suite(.serialized) struct SelectionVisibilityTests {
+    @Test func theSelectedLookIsReverseVideoInEveryTheme() throws {
+        for name in ["dark", "light", "mono"] {
+            for noColor in [false, true] {
+                let look = try #require(try Theme.named(name, noColor: noColor).looks[.selected], "\(name)")
+                #expect(look.reverse, "\(name) noColor \(noColor)")
+            }
+        }
+        #expect(Theme.fallback.looks[.selected]?.reverse == true)
+    }
+
+    @Test func thePickedMessageAndTheChosenChatCarryAMarker() throws {
+        let h = Harness(replies: ["first answer", "second answer"], width: 80, height: 24)
+        h.send("question one")
+        h.send("question two")
+        h.press(.ctrlUp, .up)   // the last reply, then the question before it
+        let text = h.screen
+        #expect(text.contains("▶ you ") && text.contains("▌ question two"), "\(text)")
+        let grid = ChatView.render(h.app.state, width: 80, height: 24)
+        let row = try #require(h.lines.firstIndex { $0.hasPrefix("▶ you") })
+        #expect(grid[0, row].style == .selected && grid[2, row].style == .selected)
+        h.press(.escape)
+        // Two chats in the store: the chosen row in the browser is marked.
+        h.send("/new")
+        h.send("another chat")
+        h.press(.alt("c"))
+        #expect(h.lines.filter { $0.hasPrefix("▶ ") }.count == 1, "\(h.screen)")
     }
 }

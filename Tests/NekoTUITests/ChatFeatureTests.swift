@@ -145,6 +145,26 @@ import Testing
         #expect(try Transcript.load(path: other).conversation.title == "Rivers")
     }
 
+    // MARK: a reply cut by the token limit
+
+    /// A reply cut at max_tokens is marked as such and says /continue; /continue makes a new
+    /// version that starts with the cut text and goes on (the cut one stays a sibling).
+    @Test func aCutReplyIsMarkedAndCanBeContinued() throws {
+        let h = Harness(replies: ["one two three four five six", "seven eight"])
+        _ = try h.app.controller.set("max_tokens", "3")
+        h.send("count")
+        #expect(h.screen.contains("neko (cut at the token limit)"), "\(h.screen)")
+        #expect(h.app.state.notices.contains { $0.text.contains("/continue") })
+        h.send("/continue")
+        let reply = try #require(h.app.controller.conversation.path.last)
+        #expect(reply.content == "one two three seven eight" && reply.finishReason == .eos, "\(reply.content)")
+        #expect(h.app.controller.conversation.siblingPosition(of: reply.id).count == 2 && h.screen.contains("‹ 2/2 ›"))
+        let request = try #require(h.backend.requests.last)
+        #expect(request.continuing && request.messages.last?.content == "one two three ")
+        h.send("/continue")
+        #expect(h.lastNotice.contains("ended by itself"))
+    }
+
     // MARK: clipboard and editor
 
     @Test func copySendsOSC52AndSaysWhenItCannot() throws {
