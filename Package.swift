@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Module map and allowed imports: Sources/README.md.
-//   nekochat → NekoTUI, NekoServe, NekoRemote, NekoChat · NekoTUI, NekoServe, NekoRemote → NekoChat
+//   nekochat → NekoTUI, NekoServe, NekoRemote, NekoHub, NekoChat · NekoTUI, NekoServe, NekoRemote → NekoChat
 //   NekoChat → NekoModel, NekoTokenizer, NekoTemplate, NekoRouting, NekoJSON · NekoModel → NekoKernels
 //   NekoKernels → CNekoKernels, COpenBLAS
 let package = Package(
@@ -17,6 +17,8 @@ let package = Package(
         // The OpenAI-compatible server (nekochat serve) and the client of remote servers.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // SHA-256 (and git's SHA-1) of downloaded model files; already built for async-http-client.
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
@@ -45,12 +47,15 @@ let package = Package(
         .target(name: "NekoOpenAI", dependencies: ["NekoChat", "NekoJSON"]),
         // The chat against any OpenAI-compatible server, behind the same backend seam.
         .target(name: "NekoRemote", dependencies: ["NekoChat", "NekoJSON", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
+        // Models by name: the Hugging Face cache (shared with every other tool) and downloads from the Hub.
+        .target(name: "NekoHub", dependencies: ["NekoJSON", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                .product(name: "Crypto", package: "swift-crypto")]),
         // The chat screen: knows chat events and commands, never the model.
         .target(name: "NekoTUI", dependencies: ["NekoChat", "NekoRouting", "CNcursesw", "CNekoPlatform"]),
         .executableTarget(
             name: "nekochat",
             dependencies: [
-                "NekoTUI", "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting", "NekoServe", "NekoRemote",
+                "NekoTUI", "NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting", "NekoServe", "NekoRemote", "NekoHub",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The built-in demo model (Tests/Reference/demo/ trains it); found at run time by
@@ -72,6 +77,6 @@ let package = Package(
         .testTarget(name: "NekoRoutingTests", dependencies: ["NekoRouting", "NekoJSON"]),
         .testTarget(name: "NekoChatTests", dependencies: ["NekoChat", "NekoModel", "NekoTokenizer"]),
         // Runs the built `nekochat` binary as a user would (exit codes, stderr, JSON on stdout).
-        .testTarget(name: "NekochatCLITests", dependencies: ["nekochat", "NekoChat", "NekoJSON", "NekoRouting", "NekoRemote"]),
+        .testTarget(name: "NekochatCLITests", dependencies: ["nekochat", "NekoChat", "NekoJSON", "NekoRouting", "NekoRemote", "NekoHub"]),
     ]
 )

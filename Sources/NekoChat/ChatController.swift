@@ -302,7 +302,7 @@ public final class ChatController {
         return "exported \(conversation.path.count) messages to \(file)"
     }
 
-    /// The chat's routing (every reply's tokens) as CSV rows (`.csv`) or ROUTING.md's analysis
+    /// The chat's routing (every reply's tokens) as CSV rows (`.csv`) or Sources/NekoRouting/README.md's analysis
     /// (`.json`), like `nekochat routing --transcript`.
     public func exportRouting(to path: String, overwrite: Bool = false) throws -> String {
         let file = try writableTarget(path)

@@ -1,7 +1,7 @@
 import Foundation
 import NekoJSON
 
-/// Why generation ended (CLI.md's `finish_reason`).
+/// Why generation ended (Sources/nekochat/README.md's `finish_reason`).
 public enum FinishReason: String, Sendable {
     case eos, stop, length, context, cancelled
     /// The backend failed (a network error, a model error): the reply holds what came before.
@@ -48,7 +48,7 @@ public struct ChatMessage: Sendable, Equatable {
     public var templateJSON: JSONValue { .object([("role", .string(role.rawValue)), ("content", .string(content))]) }
 }
 
-/// The experts one token went through, per MoE layer (ROUTING.md's routing record).
+/// The experts one token went through, per MoE layer (Sources/NekoRouting/README.md's routing record).
 public struct RoutingStep: Sendable, Equatable {
     public var layers: [Int]
     public var experts: [[Int]]

@@ -10,7 +10,7 @@ import Foundation
 //   together with the terminal.
 // Why not swift-async-algorithms' AsyncChannel: both ends here are dedicated threads in
 // synchronous loops (a curses loop and a forward pass), and the cooperative pool has only two
-// threads on these machines (TRAPS.md); a blocking queue with a wake descriptor needs no task
+// threads on these machines (Sources/README.md, "Traps"); a blocking queue with a wake descriptor needs no task
 // on that pool at all.
 
 /// A bounded, thread-safe queue: `send` waits while it is full, `drain` never waits.

@@ -12,7 +12,7 @@ public final class CancellationFlag: @unchecked Sendable {
     public func reset() { lock.withLock { cancelled = false } }
 }
 
-/// When generation ends (CLI.md's *Stopping*), written once for the chat, `generate`, `bench`
+/// When generation ends (Sources/nekochat/README.md's *Stopping*), written once for the chat, `generate`, `bench`
 /// and the server.
 public struct StopRules: Sendable {
     /// Ids that end generation with `eos`.

@@ -71,10 +71,10 @@ public final class ModelBundle: @unchecked Sendable {
 
     /// Loads the model directory with its weights in `weights` (quantised ones are cached;
     /// `progress` sees the first quantisation).
-    public init(directory: String, weights: WeightFormat = .bf16,
+    public init(directory: String, weights: WeightFormat = .bf16, weightCache: WeightCachePolicy = .automatic,
                 progress: ((QuantizationProgress) -> Void)? = nil) throws {
         self.directory = directory
-        model = try LanguageModel.load(directory: directory, weights: weights, progress: progress)
+        model = try LanguageModel.load(directory: directory, weights: weights, cache: weightCache, progress: progress)
         let generationPath = directory + "/generation_config.json"
         generationConfig = try GenerationConfig.load(path: generationPath)
         for id in generationConfig.eosTokenIds where id < 0 || id >= model.config.vocabSize {

@@ -30,7 +30,7 @@ extension RoutingStep {
 }
 
 extension RoutingStep {
-    /// Steps as CLI.md's routing record (ROUTING.md): per token, per MoE layer,
+    /// Steps as Sources/nekochat/README.md's routing record (Sources/NekoRouting/README.md): per token, per MoE layer,
     /// `{"layer", "experts", "weights", "shared_gate" (when the layer has one), "router_entropy"}`.
     /// `generate --routing`, the server's extension and `generate --server` all print this.
     public static func recordJSON(_ steps: [RoutingStep]) -> JSONValue {
@@ -49,7 +49,7 @@ extension RoutingStep {
 }
 
 extension RoutingTrace {
-    /// A trace of routing steps, one sequence per (name, steps), for the analyses of ROUTING.md.
+    /// A trace of routing steps, one sequence per (name, steps), for the analyses of Sources/NekoRouting/README.md.
     /// Nil when there are no steps or no MoE layers.
     public static func of(_ sequences: [(name: String, steps: [RoutingStep])], experts: Int) throws -> RoutingTrace? {
         let all = sequences.flatMap(\.steps)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Sampling settings with llama.cpp's defaults (CLI.md).
+/// Sampling settings with llama.cpp's defaults (Sources/nekochat/README.md).
 public struct SamplingParameters: Sendable, Equatable {
     /// 0 (or less) is greedy: the highest logit after penalties.
     public var temperature: Float = 0.8

@@ -13,6 +13,9 @@ public struct TranscriptHeader: Sendable, Equatable {
     /// Routed experts per MoE layer (what routing analyses of the saved chat need).
     public var experts = 0
     public var time = ""
+    /// The model's Hub id (`ORG/NAME`) and commit, when it came from the Hugging Face cache.
+    public var hubModel: String?
+    public var hubCommit: String?
 
     public init() {}
 
@@ -46,7 +49,8 @@ public enum TranscriptFormat {
     public static func line(_ h: TranscriptHeader) -> JSONValue {
         .object([("type", .string("header")), ("version", .int(h.version)), ("backend", .string(h.backend)),
                  ("model", .string(h.model)), ("model_name", .string(h.modelName)), ("fingerprint", .string(h.fingerprint)),
-                 ("context", .int(h.contextSize)), ("experts", .int(h.experts)), ("time", .string(h.time))])
+                 ("context", .int(h.contextSize)), ("experts", .int(h.experts)), ("time", .string(h.time))]
+                + (h.hubModel.map { [("hub_model", .string($0)), ("hub_commit", .string(h.hubCommit ?? ""))] } ?? []))
     }
 
     /// The line of a recorded event (nil for events that are not recorded).
@@ -151,6 +155,8 @@ public enum TranscriptFormat {
                 h.contextSize = v["context"]?.int ?? v["settings"]?["context"]?.int ?? 0
                 h.experts = v["experts"]?.int ?? 0
                 h.time = v["time"]?.string ?? ""
+                h.hubModel = v["hub_model"]?.string
+                h.hubCommit = v["hub_commit"]?.string
                 if header == nil { header = h }
                 if h.version == 1, let s = v["settings"], s.members != nil {
                     // Version 1 kept the starting settings in the header.

@@ -9,7 +9,7 @@ import NekoTokenizer
 /// line) and the chat (a red notice) print `description` the same way. A description names the
 /// file, field, tensor or value at fault and never carries a Foundation error's text.
 public protocol UserFacingError: Error, CustomStringConvertible {
-    /// The process exit status when this error ends a command (CLI.md: 1, or 2 for bad usage).
+    /// The process exit status when this error ends a command (Sources/nekochat/README.md: 1, or 2 for bad usage).
     var exitCode: Int32 { get }
 }
 

@@ -203,7 +203,7 @@ public final class LanguageModel: @unchecked Sendable {
         return tokens.indices.map { Array(logits[$0 * vocab..<($0 + 1) * vocab]) }
     }
 
-    /// The layers over a batch of rows (`tokens[i]` is row i), per SPEC.md; returns logits
+    /// The layers over a batch of rows (`tokens[i]` is row i), per Sources/NekoModel/README.md; returns logits
     /// `(logitRows.count, vocab)`.
     func run(_ tokens: [Int], segments: [Segment], logitRows: [Int], ctx: ForwardContext) -> [Float] {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -262,7 +262,7 @@ public final class LanguageModel: @unchecked Sendable {
         }
     }
 
-    /// cos and sin, `(n, headDim / 2)` each, angles in double precision (SPEC.md).
+    /// cos and sin, `(n, headDim / 2)` each, angles in double precision (Sources/NekoModel/README.md).
     func ropeTable(positions: [Int], ctx: ForwardContext) -> (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
         let half = config.headDim / 2, n = positions.count
         let table = ctx.rope.reserve(2 * n * half)

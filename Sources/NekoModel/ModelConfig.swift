@@ -104,7 +104,7 @@ public struct ModelConfig: Sendable, Equatable {
         return config
     }
 
-    /// Whether layer `i` has a dense MLP (SPEC.md's rule); every other layer is MoE.
+    /// Whether layer `i` has a dense MLP (Sources/NekoModel/README.md's rule); every other layer is MoE.
     public func isDense(layer i: Int) -> Bool {
         mlpOnlyLayers.contains(i) || i < firstKDenseReplace || numExperts <= 0
             || (i + 1) % decoderSparseStep != 0
@@ -185,7 +185,7 @@ public struct ModelConfig: Sendable, Equatable {
         }
     }
 
-    // MARK: parameter counts (used by `info`; checked against SPEC.md's 1,352,990,208)
+    // MARK: parameter counts (used by `info`; checked against Sources/NekoModel/README.md's 1,352,990,208)
 
     /// Parameters of the model this config describes, with the optional parts as given.
     /// Tied heads count the embedding once.

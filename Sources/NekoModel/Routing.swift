@@ -1,7 +1,7 @@
 /// Per token and MoE layer: the experts the token was routed to, in descending weight order
 /// (ties by lower expert index), the weights the forward pass used, the shared expert's gate
 /// σ(h·g) (absent without a gate) and the router entropy −Σ p·log2 p over all experts (bits).
-/// See ROUTING.md.
+/// See Sources/NekoRouting/README.md.
 public final class RoutingRecord: @unchecked Sendable {
     public let moeLayers: [Int]
     public let expertsPerToken: Int

@@ -1,16 +1,16 @@
-// NekoRouting — the routing analyses of ROUTING.md (/work/shared/ROUTING.md) over routing traces.
+// NekoRouting — the routing analyses of Sources/NekoRouting/README.md over routing traces.
 //
 // Pure value types and functions: no model, no chat, no screen, no I/O (the callers read and
 // write the files). Used live by the chat's routing views and offline by `nekochat routing`.
 //
 //   RoutingTrace     the routing of a run, columnar (token, layer, rank), with named sequences
 //   RoutingStats     the incremental accumulator: add a token in O(L·k²), read figures in O(L·E²)
-//   RoutingAnalysis  analyze(trace, minCount:) → RoutingReport (+ .json, ROUTING.md's document);
+//   RoutingAnalysis  analyze(trace, minCount:) → RoutingReport (+ .json, Sources/NekoRouting/README.md's document);
 //                    the formulas (load, entropy, MaxVio, Jain, random baselines); differences()
 //   RoutingCSV       token_index,token_id,layer,rank,expert,weight [,sequence]
 //   RoutingSVG       load heat map, co-activation, top-1 flow, per-file shares
 //
-// Decisions, where ROUTING.md leaves a case open (Tests/Reference/routing_reference.py makes the
+// Decisions, where the definitions leave a case open (Tests/Reference/routing_reference.py makes the
 // same ones; its goldens pin them):
 // - A figure whose denominator is zero is null: N = 0 → load, entropy_bits, max_violation, jain and
 //   the means; no consecutive pair within a sequence → repeat_top1/repeat_topk; no id with

@@ -20,7 +20,7 @@ public struct SequenceLoad: Sendable, Equatable {
     }
 }
 
-/// Everything `nekochat routing --json` prints for a trace (ROUTING.md).
+/// Everything `nekochat routing --json` prints for a trace (Sources/NekoRouting/README.md).
 public struct RoutingReport: Sendable, Equatable {
     public var tokens: Int
     public var experts: Int
@@ -31,7 +31,7 @@ public struct RoutingReport: Sendable, Equatable {
     public var crossLayer: [CrossLayerFlow]
     public var byFile: [SequenceLoad]
 
-    /// ROUTING.md's document, keys in its order: `tokens`, `experts`, `top_k`, `layers`,
+    /// Sources/NekoRouting/README.md's document, keys in its order: `tokens`, `experts`, `top_k`, `layers`,
     /// `cross_layer`, `by_file`. nil figures are `null`.
     public var json: JSONValue {
         func number(_ x: Double?) -> JSONValue { x.map(JSONValue.double) ?? .null }
@@ -67,9 +67,9 @@ public struct RoutingReport: Sendable, Equatable {
     }
 }
 
-/// The analyses of ROUTING.md: the whole-trace report and the formulas it is made of.
+/// The analyses of Sources/NekoRouting/README.md: the whole-trace report and the formulas it is made of.
 public enum RoutingAnalysis {
-    /// Every figure of ROUTING.md over the whole trace: the per-layer figures and cross-layer
+    /// Every figure of Sources/NekoRouting/README.md over the whole trace: the per-layer figures and cross-layer
     /// flows pool all sequences (pairs never cross a boundary); `byFile` gives each sequence's
     /// loads. `minCount` (≥ 1) is the occurrences a token id needs for `specialisation`.
     public static func analyze(_ trace: RoutingTrace, minCount: Int = 10) -> RoutingReport {

@@ -1,5 +1,5 @@
 /// The routing trace as CSV, one row per (token, layer, rank):
-/// `token_index,token_id,layer,rank,expert,weight` (ROUTING.md; the shape of llama.cpp's proposed
+/// `token_index,token_id,layer,rank,expert,weight` (Sources/NekoRouting/README.md; the shape of llama.cpp's proposed
 /// `moe-trace`, loadable by pandas). Weights are written as the shortest text that reads back as
 /// the same Float.
 ///

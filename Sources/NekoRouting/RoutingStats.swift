@@ -1,4 +1,4 @@
-/// The figures of one MoE layer over the tokens of a scope (ROUTING.md's per-layer table).
+/// The figures of one MoE layer over the tokens of a scope (Sources/NekoRouting/README.md's per-layer table).
 ///
 /// A figure whose denominator is zero is nil (JSON null): with no token (N = 0) `load` and
 /// everything derived from it and the means; with no consecutive pair (N ≤ 1, or every sequence
@@ -73,7 +73,7 @@ public struct CrossLayerFlow: Sendable, Equatable {
     }
 }
 
-/// Adds the tokens of one trace one at a time (or a range) and yields ROUTING.md's per-layer
+/// Adds the tokens of one trace one at a time (or a range) and yields Sources/NekoRouting/README.md's per-layer
 /// figures at any moment in O(L·E²) — the live chat keeps one per scope ("last token", "this
 /// reply", "session") and reads it after every token.
 ///

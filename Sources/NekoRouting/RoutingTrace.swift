@@ -1,4 +1,4 @@
-/// One MoE layer's routing of one token: the routing record of ROUTING.md,
+/// One MoE layer's routing of one token: the routing record of Sources/NekoRouting/README.md,
 /// `{"layer", "experts", "weights", "shared_gate", "router_entropy"}` without the layer index
 /// (a token's records come in the trace's `moeLayers` order).
 public struct LayerRouting: Sendable, Equatable {

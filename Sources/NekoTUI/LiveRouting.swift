@@ -3,7 +3,7 @@ import NekoChat
 import NekoRouting
 
 /// The routing figures the panel shows, kept up to date token by token: a trace of the
-/// current path's routing (every token each turn put through the model) and ROUTING.md's
+/// current path's routing (every token each turn put through the model) and Sources/NekoRouting/README.md's
 /// accumulators for the session and for the reply's generated tokens.
 public struct LiveRouting: Sendable {
     public enum Scope: String, CaseIterable, Sendable { case last, reply, session }

@@ -23,7 +23,7 @@ public struct TemplateError: Error, CustomStringConvertible, Equatable {
         self.file = file
     }
 
-    /// `<file>:<line>:<col>: message` (CLI.md's error format without the `error: ` prefix).
+    /// `<file>:<line>:<col>: message` (Sources/nekochat/README.md's error format without the `error: ` prefix).
     public var description: String {
         if kind == .raised { return "\(file.map { "\($0): " } ?? "")\(message)" }
         return "\(file ?? "<template>"):\(line):\(column): \(message)"

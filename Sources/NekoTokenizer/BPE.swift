@@ -2,7 +2,7 @@ import Foundation
 import NekoJSON
 
 /// The BPE model of tokenizers: vocabulary, ranked merges, byte fallback, unknown token,
-/// subword prefix/suffix. Vocabulary keys are UTF-8 bytes, never `String` (TRAPS.md).
+/// subword prefix/suffix. Vocabulary keys are UTF-8 bytes, never `String` (Sources/README.md, "Traps").
 final class BPE: @unchecked Sendable {
     /// token bytes → id
     let vocab: [[UInt8]: Int32]

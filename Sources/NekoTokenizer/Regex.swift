@@ -4,7 +4,7 @@
 /// `\p{L}`-style properties, `\s \d \w` in their Unicode meaning.
 ///
 /// Swift's `Regex` matches grapheme clusters (the GPT-2 pattern yields `" é"` where
-/// `tokenizers` yields `" e"`, `"\u{301}"`), so tokenizers cannot use it (TRAPS.md).
+/// `tokenizers` yields `" e"`, `"\u{301}"`), so tokenizers cannot use it (Sources/README.md, "Traps").
 public struct ScalarRegex: Sendable {
     public let pattern: String
     let program: [Instruction]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NekoChat
+import NekoHub
 import NekoJSON
 import NekoRemote
 import NekoTUI
@@ -41,6 +42,7 @@ struct Chat: ParsableCommand {
         let backend: ChatBackend
         var settings: ChatSettings
         var contextNotice: String?
+        var hub: HubSnapshot?
         let name: String
         if let scriptedReplies {
             let data = try Data(contentsOf: URL(fileURLWithPath: resolvePath(scriptedReplies)))
@@ -62,14 +64,16 @@ struct Chat: ParsableCommand {
             let bundle = try modelOptions.loadBundle(location)
             settings = try sampling.settings(bundle.generationConfig, maxTokens: maxTokens)
             let context = ctxSize ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
-            name = location.isBuiltInDemo ? "NekoMind demo" : URL(fileURLWithPath: bundle.directory).lastPathComponent
+            name = location.displayName
+            hub = location.hub
             backend = try LocalBackend(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
                                        modelName: name, isBuiltInDemo: location.isBuiltInDemo)
             contextNotice = bundle.model.contextWarning(context)
         }
         settings.stop = try stopStrings(stop)
         let store = TranscriptStore.standard()
-        let header = TranscriptHeader(backend.info)
+        var header = TranscriptHeader(backend.info)
+        if let hub { header.hubModel = hub.model.repo; header.hubCommit = hub.commit }
 
         var conversation = Conversation(settings: settings)
         var reopened = false

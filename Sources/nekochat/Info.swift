@@ -19,6 +19,8 @@ struct Info: ParsableCommand {
         if json {
             try Output.json(.object([
                 ("path", .string(path)), ("source", .string(source)),
+                ("hub_model", location.hub.map { .string($0.model.repo) } ?? .null),
+                ("hub_commit", location.hub.map { .string($0.commit) } ?? .null),
                 ("family", .string(c.family)), ("model_type", c.modelType.map { .string($0) } ?? .null),
                 ("router", .string(c.router.rawValue)),
                 ("qk_norm", .string(model.hasQKNorm ? (c.qkNorm == .wholeProjection ? "whole projection" : "per head") : "none")),
@@ -49,7 +51,7 @@ struct Info: ParsableCommand {
         if c.residualMultiplier != 1 { scaling.append("residual ×\(c.residualMultiplier)") }
         if c.logitsScaling != 1 { scaling.append("logits ÷\(c.logitsScaling)") }
         Output.out("""
-            model:       \(path) (from \(source))
+            model:       \(path) (from \(source)\(location.hub.map { ": \($0.model.repo) at commit \($0.commit)" } ?? ""))
             family:      \(c.family)\(c.modelType.map { " (model_type \($0))" } ?? " (config.json names no model_type)")
             parameters:  \(model.parameterCount) (\(millions(model.parameterCount))), \
             active per token \(model.activeParameterCount) (\(millions(model.activeParameterCount)))

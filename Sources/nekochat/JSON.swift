@@ -8,7 +8,7 @@ extension JSONValue {
     static func ints(_ values: [Int]) -> JSONValue { .array(values.map { .int($0) }) }
     static func floats(_ values: [Float]) -> JSONValue { .array(values.map { .float($0) }) }
 
-    /// The first non-finite number in the document, as a path (CLI.md: no NaN in output).
+    /// The first non-finite number in the document, as a path (Sources/nekochat/README.md: no NaN in output).
     func nonFinitePath(_ path: String = "(root)") -> String? {
         switch self {
         case let .double(d): return d.isFinite ? nil : path

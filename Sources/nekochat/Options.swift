@@ -8,7 +8,7 @@ extension WeightFormat: ExpressibleByArgument {}
 
 /// `--model`, `--threads` and `--weights`, shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "A Hugging Face style model directory (default: $NEKOCHAT_MODEL).")
+    @Option(help: "A model folder (Hugging Face layout), or a Hub id ORG/NAME[@REVISION] found in the Hugging Face cache or downloaded into it (default: $NEKOCHAT_MODEL, else the built-in demo).")
     var model: String?
 
     @Option(help: "Worker threads (default: the number of cores).")
@@ -27,14 +27,15 @@ struct ModelOptions: ParsableArguments {
     /// and the first quantisation's progress to stderr.
     func loadBundle(_ location: ModelLocation? = nil) throws -> ModelBundle {
         var shown = -1
-        let bundle = try ModelBundle(directory: try (location ?? ModelLocation.resolve(model)).directory,
-                                     weights: weights) { p in
+        let location = try location ?? ModelLocation.resolve(model)
+        let bundle = try ModelBundle(directory: location.directory, weights: weights, weightCache: location.weightCache) { p in
             let percent = Int(p.fraction * 100)
             guard percent != shown else { return }
             shown = percent
             Output.err("\rquantising the weights to \(p.format.rawValue): \(percent)%" + (percent == 100 ? "\n" : ""))
         }
         for notice in bundle.model.notices { Output.err("note: \(notice)\n") }
+        if !location.isBuiltInDemo, location.hub == nil { LocalModels.remember(bundle.directory) }
         return bundle
     }
 }
@@ -133,7 +134,7 @@ func parseIds(_ text: String, flag: String) throws -> [Int] {
     return ids
 }
 
-/// Routing records as CLI.md's JSON: per token, per MoE layer (ROUTING.md's record: experts,
+/// Routing records as Sources/nekochat/README.md's JSON: per token, per MoE layer (Sources/NekoRouting/README.md's record: experts,
 /// weights, `shared_gate` when the layer has one, `router_entropy` in bits).
 func routingJSON(_ record: RoutingRecord) -> JSON {
     RoutingStep.recordJSON((0..<record.tokens).map { RoutingStep(record: record, token: $0, id: -1, text: "", isPrompt: false) })

@@ -5,19 +5,19 @@ import NekoJSON
 import NekoModel
 import NekoRouting
 
-/// `nekochat routing`: ROUTING.md's analyses of a model's routing over texts or ids, or of a
+/// `nekochat routing`: Sources/NekoRouting/README.md's analyses of a model's routing over texts or ids, or of a
 /// saved chat's recorded routing; as a summary, JSON, CSV rows or SVG figures.
 struct RoutingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "routing",
-        abstract: "Expert-routing analyses (ROUTING.md) of texts, ids or a saved chat.")
+        abstract: "Expert-routing analyses of texts, ids or a saved chat (load, balance, co-activation, flows, specialisation).")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "A text file to route (repeatable: each file is a sequence, e.g. one domain).") var file: [String] = []
     @Option(help: "Token ids to route: 1,2,3 (repeatable: each is a sequence).") var ids: [String] = []
     @Option(help: "A saved chat whose recorded routing to analyse (no model is run).") var transcript: String?
     @Option(name: .customLong("min-count"), help: "Occurrences a token id needs to count in `specialisation`.") var minCount = 10
-    @Flag(help: "Print ROUTING.md's JSON document.") var json = false
+    @Flag(help: "Print the analyses as one JSON document.") var json = false
     @Option(help: "Write one row per (token, layer, rank) to this CSV file.") var csv: String?
     @Option(help: "Write the figures as SVG files into this folder.") var svg: String?
 

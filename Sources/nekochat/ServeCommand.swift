@@ -14,7 +14,7 @@ struct Serve: ParsableCommand {
     var apiKeyEnv: String?
     @Option(help: "Requests generated at once (batched into one forward pass per token).") var parallel = 4
     @Option(name: .customLong("ctx-size"), help: "Context window per request (default: the model's, at most 8192).") var ctxSize: Int?
-    @Option(name: .customLong("max-tokens"), help: "The most tokens one request may ask for (and the default).") var maxTokens = 2048
+    @Option(name: .customLong("max-tokens"), help: "The longest reply (a request asking for more gets this many, ending with length), and the default.") var maxTokens = 2048
     @Option(name: .customLong("max-body"), help: "The largest request body accepted, in bytes.") var maxBody = 8 << 20
     @OptionGroup var sampling: SamplingOptions
 
@@ -37,7 +37,7 @@ struct Serve: ParsableCommand {
         }
         let location = try ModelLocation.resolve(modelOptions.model)
         let bundle = try modelOptions.loadBundle(location)
-        let modelID = location.isBuiltInDemo ? "nekomind-demo" : URL(fileURLWithPath: bundle.directory).lastPathComponent
+        let modelID = location.isBuiltInDemo ? "nekomind-demo" : location.displayName
         let context = ctxSize ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
         if let warning = bundle.model.contextWarning(context) { Output.err("warning: \(warning)\n") }
         let engine = try ServeEngine(bundle: bundle, threads: modelOptions.threadCount, parallel: parallel, contextSize: context, modelID: modelID)

@@ -10,7 +10,7 @@ struct Nekochat: ParsableCommand {
         abstract: "Run NekoMind MoE models locally and watch them think.",
         version: "0.1.0",
         subcommands: [Chat.self, Generate.self, Score.self, Tokenize.self, TemplateCommand.self, Info.self, Bench.self,
-                      RoutingCommand.self, Serve.self, Install.self],
+                      RoutingCommand.self, Serve.self, Pull.self, Models.self, Install.self],
         defaultSubcommand: Chat.self)
 }
 
@@ -62,7 +62,7 @@ enum Entry {
     }
 
     static func fail(_ message: String, code: Int32) -> Never {
-        // CLI.md: one line, whatever the message holds (a template's raise_exception text, say).
+        // Sources/nekochat/README.md: one line, whatever the message holds (a template's raise_exception text, say).
         Output.err("error: \(message.replacingOccurrences(of: "\n", with: " "))\n")
         exit(code)
     }

@@ -10,7 +10,7 @@ func writeTemp(_ text: String, name: String = "config.json") throws -> String {
     return path
 }
 
-/// SPEC.md's NekoMind1.5-Base config.
+/// Sources/NekoModel/README.md's NekoMind1.5-Base config.
 let nekoMindConfig = """
 {"hidden_size": 1024, "num_hidden_layers": 18, "num_attention_heads": 8, "num_key_value_heads": 4,
  "head_dim": 128, "intermediate_size": 2816, "moe_intermediate_size": 768,

@@ -3,7 +3,7 @@ import NekoJSON
 import NekoRouting
 import Testing
 
-/// ROUTING.md's definitions computed the slow, obvious way over tokens `range` of a trace (sets,
+/// Sources/NekoRouting/README.md's definitions computed the slow, obvious way over tokens `range` of a trace (sets,
 /// dictionaries, one pass per figure) — the accumulator must agree with it at every prefix.
 struct Naive {
     let f: [LayerFigures]

@@ -2,7 +2,7 @@ import NekoJSON
 import NekoRouting
 import Testing
 
-/// Every figure of ROUTING.md on cases small enough to compute by hand (the arithmetic is in the
+/// Every figure of Sources/NekoRouting/README.md on cases small enough to compute by hand (the arithmetic is in the
 /// comments).
 @Suite struct DefinitionTests {
     /// E = 4, k = 2, MoE layers 5 and 8; expert 3 never chosen at layer 5.

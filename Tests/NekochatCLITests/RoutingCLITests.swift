@@ -3,7 +3,7 @@ import NekoJSON
 import NekoRouting
 import Testing
 
-/// `nekochat routing` end to end against the float64 reference's goldens (ROUTING.md's
+/// `nekochat routing` end to end against the float64 reference's goldens (Sources/NekoRouting/README.md's
 /// definitions computed independently in Python from the reference's own routing).
 @Suite struct RoutingCLITests {
     static let goldens = CLI.repo.appendingPathComponent("Tests/Fixtures/routing")

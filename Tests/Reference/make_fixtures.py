@@ -154,7 +154,7 @@ FIXTURES = [
 
 # --------------------------------------------------------------------------------------------
 def gen_tensors(fx: dict, cfg: ref.NekoConfig, seed: int) -> dict:
-    """Random weights in the stored dtype, names as in SPEC.md."""
+    """Random weights in the stored dtype, names as in Sources/NekoModel/README.md."""
     g = torch.Generator().manual_seed(seed)
     dt = DTYPES[fx["dtype"]]
     H, hd, nh, nkv, V = cfg.hidden_size, cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.vocab_size

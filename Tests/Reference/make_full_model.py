@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes a random full-size NekoMind checkpoint (SPEC.md's config: 1,352,990,208 parameters, BF16,
+"""Writes a random full-size NekoMind checkpoint (Sources/NekoModel/README.md's config: 1,352,990,208 parameters, BF16,
 ~2.7 GB) for benchmarks and large-shape tests.  NOT committed to the repository.
 
     /work/venv/bin/python Tests/Reference/make_full_model.py /tmp/nekomind-full [--shard-bytes 1e9] [--seed 0]

@@ -1,7 +1,7 @@
 """config.json and safetensors reading for the NekoMind reference (nekomind_ref.py), written
-from /work/shared/SPEC.md: every field, default and alternative spelling of config.json, single or
+from Sources/NekoModel/README.md: every field, default and alternative spelling of config.json, single or
 sharded safetensors in BF16/F16/F32, with strict checks. See nekomind_ref.py's docstring for the
-choices made where SPEC.md is silent."""
+choices made where Sources/NekoModel/README.md is silent."""
 from __future__ import annotations
 
 import json
@@ -54,7 +54,7 @@ class NekoConfig:
     raw: dict = field(default_factory=dict)
 
     def is_moe_layer(self, i: int) -> bool:
-        """SPEC.md: layer i is dense iff i in mlp_only_layers, or i < first_k_dense_replace, or
+        """Sources/NekoModel/README.md: layer i is dense iff i in mlp_only_layers, or i < first_k_dense_replace, or
         num_experts is 0/absent, or (i+1) % decoder_sparse_step != 0; every other layer is MoE."""
         if i in self.mlp_only_layers:
             return False

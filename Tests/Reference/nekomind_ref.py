@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Independent PyTorch reference for the NekoMind MoE forward pass.
 
-Written from /work/shared/SPEC.md (the contract), not from any engine code.  The reference path
+Written from Sources/NekoModel/README.md (the contract), not from any engine code.  The reference path
 computes everything in float64 (weights upcast from their stored BF16/F16/F32 values); the same
 code also runs in float32 or with bf16 matmuls for bench_torch.py.
 
-What it reads (SPEC.md "Files in a model directory"):
-  * config.json with every field/default of SPEC.md, including the alternative spellings
+What it reads (Sources/NekoModel/README.md "Files in a model directory"):
+  * config.json with every field/default of Sources/NekoModel/README.md, including the alternative spellings
     num_experts / num_local_experts / n_routed_experts, rope_parameters.rope_theta, qkv_bias;
   * model.safetensors, or model-0000K-of-0000N.safetensors + model.safetensors.index.json;
   * tensors in BF16, F16 or F32;
@@ -22,7 +22,7 @@ What it reads (SPEC.md "Files in a model directory"):
     So gate_up_proj[e, :I] == experts.e.gate_proj.weight and gate_up_proj[e, I:] == up_proj.
     (hf_crosscheck.py confirms it numerically by loading a fused file with transformers.)
 
-Choices where SPEC.md is silent (each is logged when it applies):
+Choices where Sources/NekoModel/README.md is silent (each is logged when it applies):
   * num_key_value_heads absent -> num_attention_heads (transformers' convention).
   * both attention_bias and qkv_bias present -> biases iff either is true.
   * the shared expert needs all of gate/up/down + shared_expert_gate; a partial set is an error.
@@ -201,7 +201,7 @@ class NekoMindRef:
         return (w.to(y.dtype) * y).to(self.cd)
 
     def rope_cos_sin(self, positions: torch.Tensor):
-        # inv_freq and angles in float64; cos/sin rounded to float32 (SPEC.md), then compute dtype
+        # inv_freq and angles in float64; cos/sin rounded to float32 (Sources/NekoModel/README.md), then compute dtype
         ang = positions.to(torch.float64)[:, None] * self._inv_freq[None, :]
         cos = torch.cos(ang).to(torch.float32).to(self.cd)
         sin = torch.sin(ang).to(torch.float32).to(self.cd)
@@ -348,7 +348,7 @@ def routing_records(cfg: NekoConfig, rec: dict, extended: bool = False) -> list:
     """Per token: [per MoE layer: {"layer", "experts", "weights"}] (experts in descending weight
     order, ties by lower index; weights as used, i.e. after renormalisation).
     extended: also "shared_gate" (sigmoid(h . shared_expert_gate); only for layers with a gate) and
-    "router_entropy" (-sum p log2 p over all experts' softmax probabilities, bits), as ROUTING.md's
+    "router_entropy" (-sum p log2 p over all experts' softmax probabilities, bits), as Sources/NekoRouting/README.md's
     routing record. Off by default so make_fixtures.py's expected.json stays as it was."""
     layers = sorted(rec)
     T = rec[layers[0]]["experts"].shape[0] if layers else 0

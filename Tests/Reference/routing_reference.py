@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Independent reference for the routing analyses of /work/shared/ROUTING.md (numpy/pandas).
+"""Independent reference for the routing analyses of Sources/NekoRouting/README.md (numpy/pandas).
 
-Written from ROUTING.md's definitions, not from the Swift code: the figures are computed in batch
+Written from Sources/NekoRouting/README.md's definitions, not from the Swift code: the figures are computed in batch
 over a long table with one row per (token, layer, rank), the way an analyst would with pandas.
 
     # (a) routing of the float64 reference model (nekomind_ref.py), one sequence per --ids
@@ -13,7 +13,7 @@ over a long table with one row per (token, layer, rank), the way an analyst woul
     # write the goldens of Tests/Fixtures/routing/ (deterministic)
     python routing_reference.py --make-goldens [--out DIR]
 
-(a) and (b) print ROUTING.md's `nekochat routing --json` document. Conventions where ROUTING.md
+(a) and (b) print Sources/NekoRouting/README.md's `nekochat routing --json` document. Conventions where Sources/NekoRouting/README.md
 leaves a case open (the Swift module NekoRouting follows the same):
   * N = 0 tokens: `load`, `entropy_bits`, `max_violation`, `jain` and the means are null;
   * no consecutive pair (N <= 1, or every sequence one token long): `repeat_top1`/`repeat_topk` null;
@@ -88,7 +88,7 @@ def routing_from_csv(path: str, experts: int | None) -> Routing:
 
 
 # --------------------------------------------------------------------------------------------
-# the analyses (ROUTING.md, per MoE layer over N tokens, E experts, k per token)
+# the analyses (Sources/NekoRouting/README.md, per MoE layer over N tokens, E experts, k per token)
 # --------------------------------------------------------------------------------------------
 def analyze(R: Routing, min_count: int = 10) -> dict:
     rows, E = R.rows, R.E

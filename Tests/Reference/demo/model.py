@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Trainable PyTorch NekoMind (float32) computing exactly /work/shared/SPEC.md's forward pass.
+"""Trainable PyTorch NekoMind (float32) computing exactly Sources/NekoModel/README.md's forward pass.
 
 Conventions shared with ../nekomind_ref.py:
   * rmsnorm(x, w) = w * x / sqrt(mean(x^2) + eps); q_norm / k_norm per head over head_dim, before RoPE;
@@ -12,7 +12,7 @@ Conventions shared with ../nekomind_ref.py:
   * tied LM head (logits = rmsnorm(x) . embed^T).
 Routed experts are kept fused in memory ([E, I, H] gate/up, [E, H, I] down) and computed sparsely
 (gather the tokens routed to each expert, index_add back); `export_state_dict` writes them per
-expert with the Hugging Face names of SPEC.md.
+expert with the Hugging Face names of Sources/NekoModel/README.md.
 The Switch-Transformer load-balancing loss E * sum_i f_i * P_i (f_i = fraction of routing slots
 given to expert i, P_i = mean router probability of expert i) is returned per MoE layer.
 """

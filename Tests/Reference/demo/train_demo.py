@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train nekochat's built-in demo model: a small NekoMind (SPEC.md architecture, every feature
+"""Train nekochat's built-in demo model: a small NekoMind (Sources/NekoModel/README.md architecture, every feature
 present) on Shakespeare, and export it in Hugging Face layout (BF16 safetensors, per-expert
 tensors, tied head) with its tokenizer, chat template and generation defaults.
 

@@ -62,7 +62,7 @@ ARCH = "glm4moe"
 # ----------------------------------------------------------------------------- the checkpoint
 
 def load_config(src: Path) -> dict:
-    """config.json with SPEC.md's defaults and other spellings resolved."""
+    """config.json with Sources/NekoModel/README.md's defaults and other spellings resolved."""
     c = json.loads((src / "config.json").read_text())
     g = lambda *ks, d=None: next((c[k] for k in ks if k in c and c[k] is not None), d)  # noqa: E731
     rp = c.get("rope_parameters") or {}
