@@ -65,7 +65,7 @@ let package = Package(
         // Fuzzing (Tests/Fuzz/run.sh): the targets, the libFuzzer executable, and the replay of
         // seeds and past crashes in the ordinary test run.
         .target(name: "NekoFuzzTargets", dependencies: ["NekoChat", "NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON",
-                                                        "NekoOpenAI", "NekoRouting", "NekoTUI"], path: "Tests/Fuzz/Targets"),
+                                                        "NekoOpenAI", "NekoRouting", "NekoTUI", "NekoHub"], path: "Tests/Fuzz/Targets"),
         .executableTarget(name: "nekofuzz", dependencies: ["NekoFuzzTargets"], path: "Tests/Fuzz/nekofuzz"),
         .testTarget(name: "NekoFuzzTests", dependencies: ["NekoFuzzTargets"]),
         .testTarget(name: "NekoKernelsTests", dependencies: ["NekoKernels", "CNekoKernels"]),

@@ -146,15 +146,7 @@ final class HubClient: @unchecked Sendable {
         let url = "\(env.endpoint)/api/models/\(model.repo)/revision/\(Self.quote(model.revision, keepSlash: false))"
         let (r, body) = try await send(.GET, url)
         guard r.status == 200 else { throw failure(r, body, model: model) }
-        guard let json = try? JSONValue.parse(body), let sha = json["sha"]?.string, HubModelID.isCommit(sha) else {
-            throw HubError.malformed(url: url, what: "no 40-hex \"sha\"")
-        }
-        return sha
-    }
-
-    struct TreeFile: Equatable {
-        var path: String
-        var size: Int64
+        return try HubWire.revisionSHA(body, url: url)
     }
 
     /// The files of the repository at `commit` (paths and sizes), through the pages of the tree API.
@@ -167,74 +159,25 @@ final class HubClient: @unchecked Sendable {
             guard pages <= 10_000 else { throw HubError.malformed(url: u, what: "more than 10,000 pages") }
             let (r, body) = try await send(.GET, u)
             guard r.status == 200 else { throw failure(r, body, model: model) }
-            guard let json = try? JSONValue.parse(body), let items = json.array else {
-                throw HubError.malformed(url: u, what: "not a JSON list of files")
-            }
-            for item in items where item["type"]?.string == "file" {
-                guard let path = item["path"]?.string, let size = item["lfs"]?["size"]?.int ?? item["size"]?.int, size >= 0 else {
-                    throw HubError.malformed(url: u, what: "a file without a path or size")
-                }
-                files.append(TreeFile(path: path, size: Int64(size)))
-            }
-            url = Self.nextPage(r.headers.first(name: "Link"), after: u)
+            files += try HubWire.treeFiles(body, url: u)
+            url = HubWire.nextPage(r.headers.first(name: "Link"), after: u)
         }
         return files
     }
 
-    /// The `rel="next"` target of a Link header.
-    static func nextPage(_ link: String?, after current: String) -> String? {
-        guard let link else { return nil }
-        for part in link.split(separator: ",") {
-            let fields = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard let target = fields.first, target.hasPrefix("<"), target.hasSuffix(">"),
-                  fields.dropFirst().contains(where: { $0.replacingOccurrences(of: " ", with: "") == "rel=\"next\"" }) else { continue }
-            let raw = String(target.dropFirst().dropLast())
-            return URL(string: raw, relativeTo: URL(string: current))?.absoluteString
-        }
-        return nil
-    }
+    typealias TreeFile = HubWire.TreeFile
+    typealias FileInfo = HubWire.FileInfo
 
-    /// What the Hub says of one file: its etag (the sha256 of an LFS file, the git sha1 of
-    /// another), its size, and where its bytes are. Nil when the file does not exist there.
-    struct FileInfo: Equatable {
-        var etag: String
-        var size: Int64
-        var location: String
-    }
-
+    /// What the Hub says of one file (nil: it does not exist at that commit).
     func info(_ model: HubModelID, commit: String, path: String) async throws -> FileInfo? {
         let url = resolveURL(model, commit: commit, path: path)
         var extra = HTTPHeaders()
         extra.add(name: "Accept-Encoding", value: "identity")
         let (r, body) = try await send(.HEAD, url, extra: extra)
-        if r.headers.first(name: "X-Error-Code") == "EntryNotFound" || (r.status == 404 && r.headers.first(name: "X-Error-Code") == nil) {
-            return nil
-        }
+        let headers = r.headers.map { ($0.name, $0.value) }
+        if HubWire.isMissing(status: r.status, headers: headers) { return nil }
         guard (200..<400).contains(r.status) else { throw failure(r, body, model: model) }
-        guard let raw = r.headers.first(name: "X-Linked-Etag") ?? r.headers.first(name: "ETag") else {
-            throw HubError.malformed(url: url, what: "no ETag")
-        }
-        let etag = Self.normalise(raw)
-        guard !etag.isEmpty, etag.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), etag.count <= 128 else {
-            throw HubError.malformed(url: url, what: "an ETag that cannot name a file: \(raw.prefix(80))")
-        }
-        let redirected = (300..<400).contains(r.status)
-        guard let size = (r.headers.first(name: "X-Linked-Size") ?? (redirected ? nil : r.headers.first(name: "Content-Length"))).flatMap(Int64.init),
-              size >= 0 else {
-            throw HubError.malformed(url: url, what: "no size (X-Linked-Size or Content-Length)")
-        }
-        var location = r.url
-        if redirected, let l = r.headers.first(name: "Location"), let abs = URL(string: l, relativeTo: URL(string: r.url))?.absoluteString {
-            location = abs
-        }
-        return FileInfo(etag: etag, size: size, location: location)
-    }
-
-    /// `W/"abc"` → `abc`.
-    static func normalise(_ etag: String) -> String {
-        var e = etag.trimmingCharacters(in: .whitespaces)
-        if e.hasPrefix("W/") { e.removeFirst(2) }
-        return e.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        return try HubWire.fileInfo(status: r.status, headers: headers, url: r.url)
     }
 
     // MARK: - downloading

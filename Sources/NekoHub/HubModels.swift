@@ -94,7 +94,7 @@ public enum HubModels {
         return cache.files(commit: commit)
     }
 
-    static func shardNames(_ data: Data) throws -> [String] {
+    public static func shardNames(_ data: Data) throws -> [String] {
         guard let json = try? JSONValue.parse([UInt8](data)), let map = json["weight_map"]?.members else {
             throw HubError.malformed(url: "model.safetensors.index.json", what: "no weight_map")
         }

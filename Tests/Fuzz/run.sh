@@ -2,7 +2,7 @@
 # Fuzzes nekochat's parsers with libFuzzer + AddressSanitizer.
 #
 #   bash Tests/Fuzz/run.sh [SECONDS_EACH=600] [TARGET…]   (targets: safetensors config tokenizer
-#                                                           template transcript keys http)
+#                                                           template transcript keys http hub)
 # Builds nekofuzz into .build-fuzz with -sanitize=fuzzer,address, then runs each target for the
 # given time on a corpus grown from Tests/Fuzz/seeds/<target>. A crash, hang (10 s) or leak
 # stops that target and leaves its input in .build-fuzz/crashes/; the script then exits 1.
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(safetensors config tokenizer template transcript keys http)
+[ ${#targets[@]} -eq 0 ] && targets=(safetensors config tokenizer template transcript keys http hub)
 
 swift build --product nekofuzz --scratch-path .build-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DNEKO_FUZZ || exit 1

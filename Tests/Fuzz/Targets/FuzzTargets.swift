@@ -1,5 +1,6 @@
 import Foundation
 import NekoChat
+import NekoHub
 import NekoJSON
 import NekoModel
 import NekoOpenAI
@@ -13,7 +14,7 @@ import NekoTUI
 /// seeds and every input that once crashed (Tests/Fuzz/regressions). A target must never crash,
 /// hang or leak: errors are fine, they are the point.
 public enum FuzzTargets {
-    public static let names = ["safetensors", "config", "tokenizer", "template", "transcript", "keys", "http"]
+    public static let names = ["safetensors", "config", "tokenizer", "template", "transcript", "keys", "http", "hub"]
 
     /// A scratch folder of this process, for the parsers that read files.
     static let scratch: String = {
@@ -43,6 +44,7 @@ public enum FuzzTargets {
         case "transcript": transcript(data)
         case "keys": keys(data)
         case "http": http(data)
+        case "hub": hub(data)
         default: fatalError("no fuzz target \(name); targets: \(names.joined(separator: ", "))")
         }
     }
@@ -146,5 +148,28 @@ public enum FuzzTargets {
     static func http(_ data: [UInt8]) {
         _ = try? CompletionRequest.parse(data, chat: true, defaults: ChatSettings(), maxTokens: 4096)
         _ = try? CompletionRequest.parse(data, chat: false, defaults: ChatSettings(), maxTokens: 4096)
+    }
+
+    /// The Hub's answers: a revision or a tree page as JSON, a shard index, a Link header, a
+    /// resolve answer's headers ("Name: value" lines after the first NUL, the first byte choosing
+    /// the status), Hub ids and snapshot paths, and the environment's variables.
+    static func hub(_ data: [UInt8]) {
+        let (a, b) = halves(data)
+        let url = "https://huggingface.co/api/models/acme/model/tree/main"
+        _ = try? HubWire.revisionSHA(data, url: url)
+        _ = try? HubWire.treeFiles(data, url: url)
+        _ = try? HubModels.shardNames(Data(data))
+        let text = String(decoding: a, as: UTF8.self)
+        _ = HubModelID.parse(text)
+        _ = HubModelID.ofSnapshot(text)
+        _ = HubWire.nextPage(text, after: url)
+        let headers = String(decoding: b, as: UTF8.self).split(separator: "\n").prefix(256).compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+        }
+        let status = [200, 302, 307, 404, 401, 500][Int(data.first ?? 0) % 6]
+        _ = HubWire.isMissing(status: status, headers: headers)
+        _ = try? HubWire.fileInfo(status: status, headers: headers, url: text.isEmpty ? url : text)
+        _ = HubEnvironment.from(["HF_HOME": text, "HF_ENDPOINT": text, "HF_HUB_OFFLINE": text, "HOME": "/nonexistent"])
     }
 }
