@@ -11,7 +11,7 @@ that LFS files redirect to, as the real Hub's do. It speaks what huggingface_hub
                                                  (PAGE entries, then `Link: <…>; rel="next"`)
   HEAD|GET /ORG/NAME/resolve/REV/PATH           X-Repo-Commit, ETag (git blob sha1); LFS files: a 302 to
                                                  the CDN with X-Linked-Etag (sha256) and X-Linked-Size
-  GET  CDN/blobs/SHA256                          the bytes, with Range (206) support
+  GET  CDN/repos/ORG--NAME/SHA256                the bytes, with Range (206) support
 
     python3 stand_in_hub.py CONFIG.json [--log FILE]
 
@@ -48,8 +48,8 @@ class State:
         self.lock = threading.Lock()
         self.broken = set()
         self.limited = {}
-        self.blobs = {}          # sha256 -> (bytes, mode)
-        for repo in self.repos.values():
+        self.blobs = {}          # (repo, sha256) -> (bytes, mode)
+        for name, repo in self.repos.items():
             repo.setdefault("refs", {"main": repo["commit"]})
             repo["data"] = {}
             for path, src in repo["files"].items():
@@ -57,7 +57,7 @@ class State:
                     data = f.read()
                 repo["data"][path] = data
                 if path in repo.get("lfs", []):
-                    self.blobs[hashlib.sha256(data).hexdigest()] = (data, repo.get("mode"))
+                    self.blobs[(name.replace("/", "--"), hashlib.sha256(data).hexdigest())] = (data, repo.get("mode"))
         self.cdn_port = 0
 
     def log(self, entry):
@@ -186,17 +186,19 @@ def make_handler(state, role):
                 sha = hashlib.sha256(data).hexdigest()
                 common.update({"X-Linked-Etag": '"%s"' % sha, "X-Linked-Size": str(len(data)),
                                "ETag": '"%s"' % git_sha1(b"pointer " + sha.encode()),
-                               "Location": "http://127.0.0.1:%d/blobs/%s?X-Amz-Signature=stand-in" % (state.cdn_port, sha)})
+                               "Location": "http://127.0.0.1:%d/repos/%s/%s?X-Amz-Signature=stand-in"
+                                           % (state.cdn_port, name.replace("/", "--"), sha)})
                 return self.send(302, b"", common, head)
             common.update({"ETag": '"%s"' % git_sha1(data), "Content-Type": "application/octet-stream"})
             self.send(200, data, common, head)
 
         def cdn(self, head):
             url = urllib.parse.urlsplit(self.path)
-            sha = url.path.rsplit("/", 1)[-1]
-            if sha not in state.blobs:
+            key = tuple(url.path.split("/")[-2:])
+            if key not in state.blobs:
                 return self.send(404, b"", {}, head)
-            data, mode = state.blobs[sha]
+            data, mode = state.blobs[key]
+            sha = key
             if mode == "corrupt":
                 data = data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1:]
             start, status, headers = 0, 200, {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}

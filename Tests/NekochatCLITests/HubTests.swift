@@ -138,7 +138,7 @@ final class StandInHub {
         let sha = try StandInHub.sha256(StandInHub.demo + "/model.safetensors")
         #expect(try StandInHub.sha256(cache + "/models--acme--flaky/blobs/" + sha) == sha)
         let ranges = hub.requests.compactMap { $0["range"] as? String }
-        #expect(ranges.count == 1 && ranges[0].hasPrefix("bytes=") && ranges[0] != "bytes=0-", "\(hub.requests)")
+        #expect(ranges.count == 1 && ranges.first?.hasPrefix("bytes=") == true && ranges.first != "bytes=0-", "\(hub.requests)")
 
         // An interrupted run's part: the next one asks only for the rest.
         let blobs = cache + "/models--acme--neko-demo/blobs"
