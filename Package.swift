@@ -17,8 +17,6 @@ let package = Package(
         // The OpenAI-compatible server (nekochat serve) and the client of remote servers.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
-        // SHA-256 (and git's SHA-1) of downloaded model files; already built for async-http-client.
-        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
@@ -48,8 +46,9 @@ let package = Package(
         // The chat against any OpenAI-compatible server, behind the same backend seam.
         .target(name: "NekoRemote", dependencies: ["NekoChat", "NekoJSON", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         // Models by name: the Hugging Face cache (shared with every other tool) and downloads from the Hub.
-        .target(name: "NekoHub", dependencies: ["NekoJSON", .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                                                .product(name: "Crypto", package: "swift-crypto")]),
+        // SHA-256 and SHA-1 of downloaded files (swift-crypto would compile a second BoringSSL).
+        .target(name: "CNekoHash", path: "Sources/CNekoHash", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "NekoHub", dependencies: ["NekoJSON", "CNekoHash", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         // The chat screen: knows chat events and commands, never the model.
         .target(name: "NekoTUI", dependencies: ["NekoChat", "NekoRouting", "CNcursesw", "CNekoPlatform"]),
         .executableTarget(

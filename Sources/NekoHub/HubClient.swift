@@ -1,5 +1,5 @@
 import AsyncHTTPClient
-import Crypto
+import CNekoHash
 import Foundation
 import NekoJSON
 import NIOCore
@@ -282,26 +282,24 @@ final class HubClient: @unchecked Sendable {
 }
 
 /// SHA-256 of a file, or git's blob SHA-1 (`sha1("blob SIZE\0" + bytes)`), as the Hub's etags are.
-struct Digest {
-    var sha256: SHA256?
-    var sha1: Insecure.SHA1?
+public struct Digest {
+    private var state = nk_hash()
 
-    init(gitSize: Int64?) {
-        if let gitSize {
-            var h = Insecure.SHA1()
-            h.update(data: Data("blob \(gitSize)\0".utf8))
-            sha1 = h
-        } else {
-            sha256 = SHA256()
-        }
+    /// `gitSize`: git's blob SHA-1 of a file of that many bytes; nil: SHA-256.
+    public init(gitSize: Int64?) {
+        nk_hash_init(&state, gitSize == nil ? 0 : 1)
+        if let gitSize { update(Data("blob \(gitSize)\0".utf8)) }
     }
 
-    mutating func update(_ data: Data) {
-        if sha256 != nil { sha256!.update(data: data) } else { sha1!.update(data: data) }
+    public mutating func update(_ data: Data) {
+        data.withUnsafeBytes { raw in nk_hash_update(&state, raw.baseAddress, raw.count) }
     }
 
-    func finish() -> String {
-        let bytes: [UInt8] = sha256.map { Array($0.finalize()) } ?? Array(sha1!.finalize())
-        return bytes.map { String(format: "%02x", $0) }.joined()
+    /// The digest as lowercase hex.
+    public mutating func finish() -> String {
+        var out = [UInt8](repeating: 0, count: 32)
+        let n = state.sha1 != 0 ? 20 : 32
+        nk_hash_final(&state, &out)
+        return out.prefix(n).map { String(format: "%02x", $0) }.joined()
     }
 }

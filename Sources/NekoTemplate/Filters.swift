@@ -182,12 +182,17 @@ extension Interpreter {
             }
         case "abs":
             switch value {
-            case let .int(i): return .int(abs(i))
+            case let .int(i):
+                guard i != .min else { throw RenderError("integer result beyond 64 bits (Python would switch to a big integer; nekochat does not)") }
+                return .int(abs(i))
             case let .float(d): return .float(abs(d))
             default: throw RenderError("bad operand type for abs(): '\(value.typeName)'")
             }
         case "round":
             let precision = arg(0, "precision")?.integer ?? 0
+            guard precision.magnitude <= UInt(Limits.precision) else {
+                throw RenderError("round precision \(precision) is beyond nekochat's limit (±\(Limits.precision))")
+            }
             let method = arg(1, "method")?.str ?? "common"
             guard let x = value.number else { throw RenderError("round needs a number") }
             let scale = pow(10.0, Double(precision))
@@ -203,12 +208,21 @@ extension Interpreter {
             }
         case "indent":
             let width = arg(0, "width")
-            let indentText = width.map { if case let .string(s) = $0 { s } else { String(repeating: " ", count: max(0, $0.integer ?? 4)) } } ?? "    "
+            let indentText: String
+            if case let .string(text)? = width {
+                indentText = text
+            } else {
+                indentText = String(repeating: " ", count: try Limits.width(width?.integer ?? 4, "indent width"))
+            }
             let first = arg(1, "first")?.truthy ?? false
             let blank = arg(2, "blank")?.truthy ?? false
             var s = value.str
             let newline = "\n"
             var lines = s.components(separatedBy: newline)
+            // The result's size is known before it is built: refuse it, not the machine's memory.
+            guard s.utf8.count + lines.count * indentText.utf8.count <= Limits.string else {
+                throw RenderError("indent would build a string longer than \(Limits.string) bytes (nekochat's limit)")
+            }
             for i in lines.indices where i > 0 || first {
                 if blank || !lines[i].trimmingCharacters(in: .whitespaces).isEmpty { lines[i] = indentText + lines[i] }
             }

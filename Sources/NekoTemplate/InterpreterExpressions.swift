@@ -223,10 +223,13 @@ extension Interpreter {
                 return .float(Double(a) / Double(b))
             case "//":
                 guard b != 0 else { throw RenderError("integer division or modulo by zero") }
+                // Int.min // -1 is the one quotient 64 bits cannot hold.
+                guard !(a == .min && b == -1) else { throw RenderError("integer result beyond 64 bits (Python would switch to a big integer; nekochat does not)") }
                 let q = a / b
                 return .int(a % b != 0 && (a < 0) != (b < 0) ? q - 1 : q)
             case "%":
                 guard b != 0 else { throw RenderError("integer division or modulo by zero") }
+                if b == -1 { return .int(0) }   // Int.min % -1 traps in Swift; it is 0
                 let m = a % b
                 return .int(m != 0 && (m < 0) != (b < 0) ? m + b : m)
             case "**":

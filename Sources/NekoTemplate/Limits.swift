@@ -14,6 +14,16 @@ public enum Limits {
     /// template thread's stack).
     public static let nesting = 1000
 
+    /// Digits after the point that a number format may ask for (`%.Nf`, `{:.Nf}`, `round(x, N)`).
+    public static let precision = 1000
+
+    /// A width or count a template asks for (padding, indentation, a format's width), checked
+    /// before any memory is reserved for it: at most `string`.
+    static func width(_ n: Int, _ what: String) throws -> Int {
+        guard n <= string else { throw RenderError("\(what) \(n) is larger than nekochat's limit (\(string))") }
+        return max(0, n)
+    }
+
     static func checked(_ s: String) throws -> String {
         guard s.utf8.count <= string else { throw RenderError("string longer than \(string) bytes (nekochat's limit)") }
         return s

@@ -245,12 +245,15 @@ extension Interpreter {
             return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || $0.properties.numericType != nil })
         case "isspace": return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy(Self.isPyWhitespace))
         case "expandtabs":
-            let size = argument(args, kwargs, 0, "tabsize")?.integer ?? 8
+            let size = try Limits.width(argument(args, kwargs, 0, "tabsize")?.integer ?? 8, "expandtabs tab size")
             var out = String.UnicodeScalarView()
             var column = 0
             for c in s.unicodeScalars {
                 if c == "\t" {
                     let n = size > 0 ? size - column % size : 0
+                    guard out.count + n <= Limits.string else {
+                        throw RenderError("expandtabs would build a string longer than \(Limits.string) characters (nekochat's limit)")
+                    }
                     out.append(contentsOf: String(repeating: " ", count: n).unicodeScalars)
                     column += n
                 } else {
@@ -292,6 +295,7 @@ extension Interpreter {
             let width = args.first?.integer ?? 0
             guard width <= Limits.string else { throw RenderError("\(method) width \(width) is larger than nekochat's limit (\(Limits.string))") }
             let fill = (try str(1, "fillchar")) ?? " "
+            guard fill.unicodeScalars.count == 1 else { throw RenderError("The fill character must be exactly one character long") }
             let n = s.unicodeScalars.count
             guard width > n else { return .string(s) }
             let total = width - n

@@ -41,15 +41,30 @@ extension Parser {
         return value
     }
 
+    // Every loop below that wraps `left` in one more node counts that node as a level of
+    // nesting (`link()`, undone on return), so a chain of 100,000 `~`, `+`, `or`, `[0]`, `.a` or
+    // `|f` is an error naming the limit, like 100,000 parentheses — never an AST so deep that
+    // evaluating or freeing it overflows the stack.
+
+    /// One more node around `left`: a level of nesting until the enclosing parse returns.
+    mutating func link(_ links: inout Int) throws {
+        links += 1
+        try enter()
+    }
+
     mutating func parseOr() throws -> Expr {
+        var links = 0
+        defer { nesting -= links }
         var left = try parseAnd()
-        while skipName("or") { left = .or(left, try parseAnd()) }
+        while skipName("or") { try link(&links); left = .or(left, try parseAnd()) }
         return left
     }
 
     mutating func parseAnd() throws -> Expr {
+        var links = 0
+        defer { nesting -= links }
         var left = try parseNot()
-        while skipName("and") { left = .and(left, try parseNot()) }
+        while skipName("and") { try link(&links); left = .and(left, try parseNot()) }
         return left
     }
 
@@ -82,9 +97,12 @@ extension Parser {
     }
 
     mutating func parseMath1() throws -> Expr {
+        var links = 0
+        defer { nesting -= links }
         var left = try parseConcat()
         while case let .op(o) = current.kind, o == "+" || o == "-" {
             let loc = location
+            try link(&links)
             p += 1
             left = .located(.binary(o, left, try parseConcat()), loc)
         }
@@ -92,9 +110,12 @@ extension Parser {
     }
 
     mutating func parseConcat() throws -> Expr {
+        var links = 0
+        defer { nesting -= links }
         var left = try parseMath2()
         while isOp("~") {
             let loc = location
+            try link(&links)
             p += 1
             left = .located(.binary("~", left, try parseMath2()), loc)
         }
@@ -102,9 +123,12 @@ extension Parser {
     }
 
     mutating func parseMath2() throws -> Expr {
+        var links = 0
+        defer { nesting -= links }
         var left = try parsePow()
         while case let .op(o) = current.kind, ["*", "/", "//", "%"].contains(o) {
             let loc = location
+            try link(&links)
             p += 1
             left = .located(.binary(o, left, try parsePow()), loc)
         }
@@ -112,9 +136,12 @@ extension Parser {
     }
 
     mutating func parsePow() throws -> Expr {
+        var links = 0
+        defer { nesting -= links }
         var left = try parseUnary()
         while isOp("**") {
             let loc = location
+            try link(&links)
             p += 1
             left = .located(.binary("**", left, try parseUnary()), loc)
         }
@@ -214,9 +241,12 @@ extension Parser {
     }
 
     mutating func parsePostfix(_ base: Expr) throws -> Expr {
+        var links = 0
+        defer { nesting -= links }
         var node = base
         while true {
             let loc = location
+            if isOp(".") || isOp("[") || isOp("(") { try link(&links) }
             if skipOp(".") {
                 switch current.kind {
                 case let .name(n): p += 1; node = .located(.attribute(node, n), loc)
@@ -253,9 +283,12 @@ extension Parser {
     }
 
     mutating func parseFilterExpression(_ base: Expr) throws -> Expr {
+        var links = 0
+        defer { nesting -= links }
         var node = base
         while true {
             let loc = location
+            if isOp("|") || isName("is") { try link(&links) }
             if skipOp("|") {
                 var name = try identifier()
                 while skipOp(".") { name += "." + (try identifier()) }

@@ -37,9 +37,16 @@ enum PyFormat {
         let keySeparator = separators?.1 ?? ": "
         var out = ""
         func string(_ s: String) { JSONValue.writeString(s, into: &out, ensureASCII: ensureASCII) }
+        // Python indents by `indent` spaces a level (none for 0 or less), still breaking lines.
+        let step = try indent.map { try Limits.width($0, "tojson indent") }
         func write(_ v: Value, _ level: Int) throws {
-            func newline(_ l: Int) {
-                if let indent { out += "\n" + String(repeating: " ", count: indent * l) }
+            func newline(_ l: Int) throws {
+                guard let step else { return }
+                let (n, overflow) = step.multipliedReportingOverflow(by: l)
+                guard !overflow, out.utf8.count + n <= Limits.string else {
+                    throw RenderError("tojson would build a string longer than \(Limits.string) bytes (nekochat's limit)")
+                }
+                out += "\n" + String(repeating: " ", count: n)
             }
             switch v {
             case .none: out += "null"
@@ -53,10 +60,10 @@ enum PyFormat {
                 out += "["
                 for (i, item) in a.enumerated() {
                     if i > 0 { out += itemSeparator }
-                    newline(level + 1)
+                    try newline(level + 1)
                     try write(item, level + 1)
                 }
-                newline(level)
+                try newline(level)
                 out += "]"
             case let .dict(d):
                 if d.count == 0 { out += "{}"; return }
@@ -67,7 +74,7 @@ enum PyFormat {
                 out += "{"
                 for (i, (k, item)) in pairs.enumerated() {
                     if i > 0 { out += itemSeparator }
-                    newline(level + 1)
+                    try newline(level + 1)
                     switch k {
                     case let .string(s): string(s)
                     case .int, .float, .bool, .none:
@@ -77,7 +84,7 @@ enum PyFormat {
                     out += keySeparator
                     try write(item, level + 1)
                 }
-                newline(level)
+                try newline(level)
                 out += "}"
             case .undefined, .object:
                 throw RenderError("Object of type \(v.typeName) is not JSON serializable")
@@ -120,6 +127,17 @@ enum PyFormat {
             }
             guard let conversion = it.popFirst() else { throw RenderError("incomplete format") }
             if conversion == "%" { out += "%"; continue }
+            // Widths and precisions are checked before anything is built: `%1000000000d` is an
+            // error naming the limit, not a gigabyte of spaces.
+            if !width.isEmpty {
+                guard let w = Int(width) else { throw RenderError("format width \(width.prefix(40)) is larger than nekochat's limit (\(Limits.string))") }
+                _ = try Limits.width(w, "format width")
+            }
+            if let precision, !precision.isEmpty {
+                guard let p = Int(precision), p <= Limits.precision else {
+                    throw RenderError("format precision \(precision.prefix(40)) is larger than nekochat's limit (\(Limits.precision))")
+                }
+            }
             let value: Value
             if let key {
                 guard let mapping, let v = mapping[key] else { throw RenderError("format requires a mapping") }
@@ -253,12 +271,19 @@ enum PyFormat {
         while let d = s.first, d.isASCII, d.properties.numericType != nil { width.unicodeScalars.append(d); s.removeFirst() }
         var grouping = false
         if s.first == "," { grouping = true; s.removeFirst() }
+        if !width.isEmpty {
+            guard let w = Int(width) else { throw RenderError("format width \(width.prefix(40)) is larger than nekochat's limit (\(Limits.string))") }
+            _ = try Limits.width(w, "format width")
+        }
         var precision: Int?
         if s.first == "." {
             s.removeFirst()
             var p = ""
             while let d = s.first, d.isASCII, d.properties.numericType != nil { p.unicodeScalars.append(d); s.removeFirst() }
             precision = Int(p)
+            guard !p.isEmpty, let q = precision, q <= Limits.precision else {
+                throw RenderError("format precision \(p.prefix(40)) is larger than nekochat's limit (\(Limits.precision))")
+            }
         }
         let type = s.first
         var text: String

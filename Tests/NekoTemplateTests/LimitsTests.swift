@@ -46,3 +46,74 @@ import Testing
                 == "1|4052555153018976267|-9223372036854775808|0|0.5")
     }
 }
+
+/// The classes a structure-aware fuzz of real templates found (21 crashes and a hang in 1,118
+/// cases): each fails cleanly now, naming the limit, and renders within a second.
+@Suite struct HostileTemplateTests {
+    func render(_ source: String) throws -> String { try Template(source).render([:]) }
+
+    func fails(_ source: String, saying words: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        let start = ContinuousClock.now
+        do {
+            let out = try render(source)
+            Issue.record("rendered \(out.count) characters instead of failing", sourceLocation: sourceLocation)
+        } catch let e as TemplateError {
+            #expect(e.description.contains(words), "\(e)", sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("\(error)", sourceLocation: sourceLocation)
+        }
+        #expect(ContinuousClock.now - start < .seconds(5), "too slow: \(source.prefix(60))", sourceLocation: sourceLocation)
+    }
+
+    /// 100,000 links of every chain the parser builds in a loop (not by recursion): each is a
+    /// level of nesting, so each is an error naming the limit — not an AST whose evaluation or
+    /// freeing overflows the stack.
+    @Test(arguments: [
+        ("'a'", " ~ 'a'"), ("1", " + 1"), ("1", " - 1"), ("2", " * 1"), ("1", " // 1"), ("2", " ** 1"),
+        ("true", " or true"), ("true", " and true"), ("x", "[0]"), ("x", ".a"), ("x", "()"),
+        ("'a'", "|upper"), ("1", " is number"), ("'a'", "|trim|lower"),
+    ])
+    func longChainsAreBounded(head: String, link: String) {
+        fails("{{ " + head + String(repeating: link, count: 100_000) + " }}", saying: "nests deeper")
+    }
+
+    @Test func chainsOfRealLengthStillRender() throws {
+        #expect(try render("{{ 'a'" + String(repeating: " ~ 'a'", count: 400) + " }}") == String(repeating: "a", count: 401))
+        #expect(try render("{{ 1" + String(repeating: " + 1", count: 400) + " }}") == "401")
+        #expect(try render("{% set x = {'a': {'a': {'a': 1}}} %}{{ x.a.a.a }}{{ ('a' " + String(repeating: "|upper", count: 300) + ") }}") == "1A")
+        // Chains inside nesting inside chains: still bounded, still fine at sizes people write.
+        let inner = "(" + String(repeating: "1 + ", count: 100) + "1)"
+        #expect(try render("{{ " + Array(repeating: inner, count: 50).joined(separator: " + ") + " }}") == "5050")
+    }
+
+    @Test func integerExtremesFailCleanly() {
+        fails("{{ (-9223372036854775807 - 1) | abs }}", saying: "beyond 64 bits")
+        fails("{{ (-9223372036854775807 - 1) // -1 }}", saying: "beyond 64 bits")
+        fails("{{ 'a\nb' | indent(9223372036854775807) }}", saying: "indent width")
+        fails("{{ 'a\nb' | indent(30000000) }}", saying: "longer than")
+        fails("{{ [1, [2]] | tojson(indent=9223372036854775807) }}", saying: "tojson indent")
+        fails("{{ '%9223372036854775807d' % 1 }}", saying: "format width")
+        fails("{{ '%99999999999999999999999d' % 1 }}", saying: "format width")
+        fails("{{ '%.9999999999f' % 1.5 }}", saying: "format precision")
+        fails("{{ '{:>9223372036854775807}'.format(1) }}", saying: "format width")
+        fails("{{ '{:.99999}f'.format(1.5) }}", saying: "format precision")
+        fails("{{ 1.5 | round(9223372036854775807) }}", saying: "round precision")
+        fails("{{ 1.5 | round(-9223372036854775807 - 1) }}", saying: "round precision")
+        fails("{{ 'a\tb'.expandtabs(9223372036854775807) }}", saying: "tab size")
+        fails("{{ 'a'.center(10, 'xy') }}", saying: "exactly one character")
+    }
+
+    @Test func extremesThatPythonAnswersAreAnsweredTheSame() throws {
+        #expect(try render("{{ (-9223372036854775807 - 1) % -1 }}") == "0")
+        #expect(try render("{{ [1, [2]] | tojson(indent=-3) }}") == "[\n1,\n[\n2\n]\n]")
+        #expect(try render("{{ (10.0 ** 400) }}") == "inf")
+        #expect(try render("{{ (10.0 ** 400) | int }}") == "0")
+        #expect(try render("{{ '%5d|%-4s|%.2f' % (7, 'ab', 1.234) }}") == "    7|ab  |1.23")
+    }
+
+    /// A width of 10⁹ hung for seconds building a gigabyte of spaces before the output limit.
+    @Test func aHugeWidthFailsAtOnce() {
+        fails("{{ '%1000000000d' % 1 }}", saying: "format width")
+        fails("{{ '{:1000000000}'.format(1) }}", saying: "format width")
+    }
+}

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import NekoHub
 import Testing
@@ -66,7 +65,37 @@ final class StandInHub {
     }
 
     static func sha256(_ path: String) throws -> String {
-        SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: path))).map { String(format: "%02x", $0) }.joined()
+        var d = Digest(gitSize: nil)
+        d.update(try Data(contentsOf: URL(fileURLWithPath: path)))
+        return d.finish()
+    }
+}
+
+/// The hashes downloads are checked with, against Python's hashlib (FIPS 180-4's vectors).
+@Suite struct DigestTests {
+    func hex(_ data: Data, gitSize: Int64? = nil, chunks: Int = 0) -> String {
+        var d = Digest(gitSize: gitSize)
+        if chunks > 0 {
+            var i = 0
+            while i < data.count { let n = min(chunks, data.count - i); d.update(data[i..<i + n]); i += n }
+        } else {
+            d.update(data)
+        }
+        return d.finish()
+    }
+
+    @Test func sha256AndSHA1MatchTheirVectors() {
+        #expect(hex(Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(hex(Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let long = Data(repeating: 0x61, count: 1_000_000)
+        #expect(hex(long) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(hex(long, chunks: 63) == hex(long) && hex(long, chunks: 64) == hex(long) && hex(long, chunks: 1000) == hex(long))
+        // 55 and 56 bytes: the padding's two cases.
+        #expect(hex(Data(repeating: 0x61, count: 55)) == "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318")
+        #expect(hex(Data(repeating: 0x61, count: 56)) == "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a")
+        // git's blob sha1: `printf 'hello\n' | git hash-object --stdin`.
+        #expect(hex(Data("hello\n".utf8), gitSize: 6) == "ce013625030ba8dba906f756967f9e9ca394464a")
+        #expect(hex(Data(), gitSize: 0) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391")
     }
 }
 
