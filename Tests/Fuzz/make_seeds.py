@@ -139,3 +139,18 @@ for i, b in enumerate([
 ]):
     put("http", f"body{i}.json", json.dumps(b))
 print("seeds written to", SEEDS)
+
+# The structure-aware targets read their input as a stream of choices: seeds are bytes, a few
+# random (fixed seed) and a few that walk to the extremes (long runs of one choice).
+import random  # noqa: E402
+
+rng = random.Random(31)
+for target in ["template-grammar", "tokenizer-grammar", "config-grammar", "transcript-grammar", "hub-grammar"]:
+    for i in range(6):
+        put(target, "random-%d" % i, bytes(rng.randrange(256) for _ in range(rng.choice([8, 32, 128, 512]))))
+    put(target, "zeros", bytes(64))
+    put(target, "ones", bytes([1] * 64))
+    put(target, "ramp", bytes(range(256)))
+# Templates: an expression chained 100,000 times, and a block nested 5,000 times.
+put("template-grammar", "long-chain", bytes([10, 14, 0, 0, 9]))
+put("template-grammar", "deep-blocks", bytes([7, 9, 0]))

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes nekochat's parsers with libFuzzer + AddressSanitizer.
 #
-#   bash Tests/Fuzz/run.sh [SECONDS_EACH=600] [TARGET…]   (targets: safetensors config tokenizer
-#                                                           template transcript keys http hub)
+#   bash Tests/Fuzz/run.sh [SECONDS_EACH=600] [TARGET…]   (byte-level targets: safetensors config
+#     tokenizer template transcript keys http hub; structure-aware ones, whose bytes are choices
+#     in a grammar (Tests/Fuzz/Targets/Grammar.swift): template-grammar tokenizer-grammar
+#     config-grammar transcript-grammar hub-grammar)
 # Builds nekofuzz into .build-fuzz with -sanitize=fuzzer,address, then runs each target for the
 # given time on a corpus grown from Tests/Fuzz/seeds/<target>. A crash, hang (10 s) or leak
 # stops that target and leaves its input in .build-fuzz/crashes/; the script then exits 1.
@@ -12,7 +14,8 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(safetensors config tokenizer template transcript keys http hub)
+[ ${#targets[@]} -eq 0 ] && targets=(safetensors config tokenizer template transcript keys http hub
+  template-grammar tokenizer-grammar config-grammar transcript-grammar hub-grammar)
 
 swift build --product nekofuzz --scratch-path .build-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DNEKO_FUZZ || exit 1

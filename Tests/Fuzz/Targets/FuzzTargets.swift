@@ -14,7 +14,8 @@ import NekoTUI
 /// seeds and every input that once crashed (Tests/Fuzz/regressions). A target must never crash,
 /// hang or leak: errors are fine, they are the point.
 public enum FuzzTargets {
-    public static let names = ["safetensors", "config", "tokenizer", "template", "transcript", "keys", "http", "hub"]
+    public static let names = ["safetensors", "config", "tokenizer", "template", "transcript", "keys", "http", "hub",
+                               "template-grammar", "tokenizer-grammar", "config-grammar", "transcript-grammar", "hub-grammar"]
 
     /// A scratch folder of this process, for the parsers that read files.
     static let scratch: String = {
@@ -45,6 +46,11 @@ public enum FuzzTargets {
         case "keys": keys(data)
         case "http": http(data)
         case "hub": hub(data)
+        case "template-grammar": templateGrammar(data)
+        case "tokenizer-grammar": tokenizerGrammar(data)
+        case "config-grammar": configGrammar(data)
+        case "transcript-grammar": transcriptGrammar(data)
+        case "hub-grammar": hubGrammar(data)
         default: fatalError("no fuzz target \(name); targets: \(names.joined(separator: ", "))")
         }
     }
