@@ -115,48 +115,40 @@ public struct DecodeOutcome: Sendable {
     public var decodeTokensPerSecond = 0.0
 }
 
-/// Runs a model: chunked prefill and the one decode loop, with the KV cache.
+/// Runs a model: chunked prefill and the one decode loop, with the KV cache, over a
+/// `DecodeSession` (the loop `serve` runs too, several sessions at a time).
 public final class Generator: @unchecked Sendable {
     public let model: LanguageModel
     public let context: ForwardContext
-    /// Prompt tokens per forward pass; stop is checked between chunks.
-    public var prefillChunk = 512
+    /// Prompt tokens per forward pass; stop is checked between chunks. One value for every
+    /// front end (the chat, `generate`, `serve`, `bench`): a chunk long enough that the experts'
+    /// products run as GEMMs over many tokens, short enough that Esc is honoured within a
+    /// fraction of a second on the full-size model.
+    public static let defaultPrefillChunk = 256
+    public var prefillChunk = Generator.defaultPrefillChunk
 
     public init(model: LanguageModel, threads: Int) {
         self.model = model
         context = ForwardContext(threads: threads)
     }
 
-    /// Prefills `tokens` after what `cache` holds, in chunks; `progress` sees the tokens done
-    /// after each chunk. Returns the last position's logits, or nil when cancelled.
-    public func prefill(_ tokens: [Int], cache: KVCache, routing: RoutingRecord?,
-                        cancel: CancellationFlag? = nil, progress: (Int) -> Void = { _ in }) throws -> [Float]? {
+    /// Prefills `tokens` after what `cache` holds, in chunks, recording routing; returns the last
+    /// position's logits. (`nekochat routing` and `score` use it; generation runs sessions.)
+    public func prefill(_ tokens: [Int], cache: KVCache, routing: RoutingRecord?) throws -> [Float] {
         var logits: [Float] = []
         var i = 0
         while i < tokens.count {
-            if cancel?.isCancelled == true { return nil }
             let end = min(tokens.count, i + prefillChunk)
             logits = try model.forward(Array(tokens[i..<end]), cache: cache,
                                        logits: end == tokens.count ? .last : .none,
                                        routing: routing, context: context)
             i = end
-            progress(i)
         }
         return logits
     }
 
-    /// Throws when logits hold NaN or infinity (corrupt weights): never sample from garbage.
-    public static func checkFinite(_ logits: [Float]) throws {
-        var bad = false
-        logits.withUnsafeBufferPointer { p in
-            var acc: Float = 0
-            for v in p { acc += v * 0 }   // NaN or ±inf turns the sum into NaN
-            bad = !acc.isFinite
-        }
-        if bad {
-            throw ModelError.input("the model produced NaN or infinite logits: its weights are probably corrupt (check the files, or run `nekochat score` on a known text)")
-        }
-    }
+    /// Throws when logits hold NaN or infinity (corrupt weights).
+    public static func checkFinite(_ logits: [Float]) throws { try DecodeSession.checkFinite(logits) }
 
     /// The decode loop: prefills `prompt` after what `cache` holds (at least one token), then
     /// samples with `sequence` until one of its stop rules, `cancel` or the full context ends it.
@@ -164,47 +156,40 @@ public final class Generator: @unchecked Sendable {
     @discardableResult
     public func decode(_ prompt: [Int], cache: KVCache, sequence: inout DecodeSequence, routing: RoutingRecord? = nil,
                        cancel: CancellationFlag? = nil, observe: (DecodeEvent) -> Void = { _ in }) throws -> DecodeOutcome {
-        guard !prompt.isEmpty else { throw ModelError.input("the prompt is empty: there is nothing for the model to continue") }
-        try model.check(tokens: prompt)
-        guard cache.length + prompt.count <= cache.capacity else {
-            throw ModelError.input("the prompt needs \(cache.length + prompt.count) tokens, more than the context size \(cache.capacity)")
-        }
+        let session = try DecodeSession(model: model, prompt: prompt, cache: cache, sequence: sequence, routing: routing)
+        defer { sequence = session.sequence }
         var outcome = DecodeOutcome()
-        let prefillStart = DispatchTime.now()
-        let firstRouted = routing?.tokens ?? 0
-        let prefilled = try prefill(prompt, cache: cache, routing: routing, cancel: cancel) { done in
-            outcome.prefilled = done
-            observe(.prefilled(done: done, total: prompt.count))
+        while !session.isPrefilled {
+            if cancel?.isCancelled == true { break }
+            try session.prefill(chunk: prefillChunk, context: context)
+            outcome.prefilled = session.prefilled
+            observe(.prefilled(done: session.prefilled, total: prompt.count))
         }
-        outcome.prefillTokensPerSecond = Double(outcome.prefilled) / seconds(since: prefillStart)
-        if routing != nil, outcome.prefilled > 0 { observe(.routed(first: firstRouted, count: outcome.prefilled)) }
-        guard var logits = prefilled, cancel?.isCancelled != true else {
-            sequence.finish(.cancelled)
+        outcome.prefillTokensPerSecond = session.prefillTokensPerSecond
+        if routing != nil, session.prefilled > 0 { observe(.routed(first: session.firstRouted, count: session.prefilled)) }
+        guard session.isPrefilled, cancel?.isCancelled != true else {
+            session.finish(.cancelled)
             return outcome
         }
-        try Self.checkFinite(logits)
-        if sequence.rules.maxTokens <= 0 { sequence.finish(.length) }
-        let decodeStart = DispatchTime.now()
-        while !sequence.isFinished {
-            let (token, text) = sequence.next(logits: logits)
+        while !session.isFinished {
+            let (token, text) = session.sample()
             observe(.token(id: token, text: text))
-            if sequence.isFinished { break }
-            if cancel?.isCancelled == true { sequence.finish(.cancelled); break }
-            if cache.length >= cache.capacity { sequence.finish(.context); break }
+            if session.isFinished { break }
+            if cancel?.isCancelled == true { session.finish(.cancelled); break }
             let before = routing?.tokens ?? 0
-            logits = try model.forward([token], cache: cache, logits: .last, routing: routing, context: context)
-            try Self.checkFinite(logits)
-            outcome.decoded += 1
+            try DecodeSession.feed([session], context: context)
             if routing != nil { observe(.routed(first: before, count: 1)) }
         }
-        let rest = sequence.flush()
+        let rest = session.flush()
         if !rest.isEmpty { observe(.token(id: -1, text: rest)) }
-        if outcome.decoded > 0 { outcome.decodeTokensPerSecond = Double(outcome.decoded) / seconds(since: decodeStart) }
+        outcome.decoded = session.decoded
+        outcome.decodeTokensPerSecond = session.decodeTokensPerSecond
         return outcome
     }
 }
 
-func seconds(since start: DispatchTime) -> Double {
+/// Seconds since `start` (never 0: rates divide by it).
+public func seconds(since start: DispatchTime) -> Double {
     max(1e-9, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
 }
 

@@ -17,21 +17,15 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
     let cache: KVCache
     /// The tokens whose keys and values the cache holds, in order.
     private(set) var cachedTokens: [Int] = []
-    let endOfTurnIds: Set<Int>
-    let controlTokenIds: Set<Int>
 
     public init(bundle: ModelBundle, threads: Int, contextSize: Int? = nil, modelName: String? = nil,
                 isBuiltInDemo: Bool = false) throws {
         self.bundle = bundle
         tokenizer = try bundle.requireTokenizer()
         template = try bundle.chatTemplate()
+        // Prefill in Generator.defaultPrefillChunk tokens a pass: progress and Esc between chunks.
         generator = Generator(model: bundle.model, threads: threads)
-        // Small prefill chunks: the chat shows progress (and honours Esc) every few hundred ms
-        // even on the full-size model, at little cost (a chunk of 128 rows still runs as GEMM).
-        generator.prefillChunk = 128
         cache = try bundle.model.makeCache(capacity: contextSize)
-        endOfTurnIds = bundle.endOfTurnIds(template)
-        controlTokenIds = Set(tokenizer.addedTokens.filter(\.special).map(\.id))
         let config = bundle.model.config
         info = BackendInfo(kind: "local", modelName: modelName ?? URL(fileURLWithPath: bundle.directory).lastPathComponent,
                            location: bundle.directory, fingerprint: bundle.fingerprint, contextSize: cache.capacity,
@@ -92,11 +86,7 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
     }
 
     func rules(_ settings: ChatSettings) -> StopRules {
-        var rules = StopRules(eos: bundle.eosTokenIds, endOfTurn: settings.mode == .chat ? endOfTurnIds : [],
-                              stopStrings: settings.stop, maxTokens: settings.maxTokens)
-        rules.controlTokens = controlTokenIds
-        rules.maskControlTokens = settings.mode == .chat
-        return rules
+        bundle.stopRules(chat: settings.mode == .chat, template: template, stopStrings: settings.stop, maxTokens: settings.maxTokens)
     }
 
     public func reply(_ request: ReplyRequest, cancel: CancellationFlag, emit: (BackendEvent) -> Void) {

@@ -35,18 +35,15 @@ public struct ServeTimings: Sendable {
     }
 }
 
-/// One request being served: its prompt, its own KV cache, its decode sequence and stop rules.
+/// One request being served: its prompt, its decode sequence and, once it has a slot, the
+/// `DecodeSession` that owns its KV cache and routing.
 public final class ServeJob: @unchecked Sendable {
     public let prompt: [Int]
     public let cancel = CancellationFlag()
     let wantsRouting: Bool
-    var sequence: DecodeSequence
-    var cache: KVCache?
-    var record: RoutingRecord?
-    var prefilled = 0
-    var logits: [Float]?
-    /// Ids put through the model so far (prompt, then fed-back tokens), and routing entries sent.
-    var fed: [Int] = []
+    let sequence: DecodeSequence
+    var session: DecodeSession?
+    /// Routing entries sent so far.
     var routed = 0
     /// When its prefill began and ended (monotonic seconds).
     var prefillStart: Double?
@@ -63,14 +60,13 @@ public final class ServeJob: @unchecked Sendable {
 
 /// The model behind `nekochat serve`: renders and checks requests, then runs up to `parallel`
 /// of them at once on its own thread. Prompts are prefilled a chunk at a time between decode
-/// steps, and each decode step advances every running request by one token. Every request has
-/// its own KV cache; the stop rules are the decode loop's (`DecodeSequence`).
+/// steps, and each decode step advances every running request by one token in one batched
+/// forward pass. Every request is a `DecodeSession` (the chat's decode loop) with its own KV
+/// cache; the stop rules are the model bundle's (`ModelBundle.stopRules`).
 public final class ServeEngine: @unchecked Sendable {
     public let bundle: ModelBundle
     let tokenizer: Tokenizer
     let template: ChatTemplate
-    let endOfTurn: Set<Int>
-    let controlTokens: Set<Int>
     public let modelID: String
     public let contextSize: Int
     public let parallel: Int
@@ -81,14 +77,12 @@ public final class ServeEngine: @unchecked Sendable {
     /// Requests admitted and not yet submitted: their bodies are being read and prepared.
     private var preparing = 0
     /// Prompt tokens per prefill step (between decode steps of the other requests).
-    let prefillChunk = 128
+    let prefillChunk = Generator.defaultPrefillChunk
 
     public init(bundle: ModelBundle, threads: Int, parallel: Int, contextSize: Int, modelID: String) throws {
         self.bundle = bundle
         tokenizer = try bundle.requireTokenizer()
         template = try bundle.chatTemplate()
-        endOfTurn = bundle.endOfTurnIds(template)
-        controlTokens = Set(tokenizer.addedTokens.filter(\.special).map(\.id))
         self.modelID = modelID
         self.contextSize = contextSize
         self.parallel = max(1, parallel)
@@ -103,8 +97,7 @@ public final class ServeEngine: @unchecked Sendable {
 
     /// Renders (chat) or encodes (text) the request and checks it fits the context.
     public func prepare(_ r: CompletionRequest, sink: @escaping @Sendable (ServeEvent) -> Void) throws -> ServeJob {
-        var rules = StopRules(eos: bundle.eosTokenIds, stopStrings: r.settings.stop, maxTokens: r.settings.maxTokens)
-        rules.controlTokens = controlTokens
+        let rules = bundle.stopRules(chat: r.kind.isChat, template: template, stopStrings: r.settings.stop, maxTokens: r.settings.maxTokens)
         let ids: [Int]
         switch r.kind {
         case let .chat(messages):
@@ -115,8 +108,6 @@ public final class ServeEngine: @unchecked Sendable {
             } catch {
                 throw APIError.invalid("the chat template cannot render these messages: \(userMessage(error))", param: "messages")
             }
-            rules.endOfTurn = endOfTurn
-            rules.maskControlTokens = true
         case let .text(text):
             ids = tokenizer.encode(text)
         case let .ids(list):
@@ -200,76 +191,66 @@ public final class ServeEngine: @unchecked Sendable {
     }
 
     /// One round: one prefill chunk (for the oldest request still prefilling), then one token for
-    /// every request that is decoding. Returns the requests that ended.
+    /// every request that is decoding, fed back in one batched pass. Returns the requests that ended.
     func step(_ jobs: [ServeJob]) -> [ServeJob] {
         var ended: [ServeJob] = []
         func end(_ j: ServeJob, _ reason: FinishReason) {
-            j.sequence.finish(reason)
-            let rest = j.sequence.flush()
+            j.session?.finish(reason)
+            let rest = j.session?.flush() ?? ""
             if !rest.isEmpty { j.sink(.token(text: rest, routing: [])) }
             let now = Self.now()
             var t = ServeTimings()
             if let start = j.prefillStart {
-                t.promptTokens = j.prefilled
+                t.promptTokens = j.session?.prefilled ?? 0
                 t.promptSeconds = (j.prefillEnd ?? now) - start
             }
+            let generated = j.session?.sequence.generated.count ?? 0
             if let decodeStart = j.prefillEnd {
-                t.predictedTokens = j.sequence.generated.count
+                t.predictedTokens = generated
                 t.predictedSeconds = now - decodeStart
             }
-            j.sink(.finished(reason, promptTokens: j.prompt.count, completionTokens: j.sequence.generated.count, timings: t))
+            j.sink(.finished(j.session?.finishReason ?? reason, promptTokens: j.prompt.count, completionTokens: generated, timings: t))
+            ended.append(j)
+        }
+        func fail(_ j: ServeJob, _ error: Error) {
+            j.sink(.failed(APIError(status: 500, message: "the model failed: \(userMessage(error))", type: "server_error")))
             ended.append(j)
         }
         for j in jobs where j.cancel.isCancelled { end(j, .cancelled) }
         let live = jobs.filter { j in !ended.contains { $0 === j } }
-        if let j = live.first(where: { $0.logits == nil }) {
+        if let j = live.first(where: { $0.session?.isPrefilled != true }) {
             do {
-                if j.cache == nil {
+                if j.session == nil {
                     j.prefillStart = Self.now()
-                    j.cache = try bundle.model.makeCache(capacity: contextSize)
-                    j.record = j.wantsRouting ? bundle.model.makeRoutingRecord() : nil
+                    j.session = try DecodeSession(model: bundle.model, prompt: j.prompt, cache: try bundle.model.makeCache(capacity: contextSize),
+                                                  sequence: j.sequence, routing: j.wantsRouting ? bundle.model.makeRoutingRecord() : nil)
                 }
-                let end = min(j.prompt.count, j.prefilled + prefillChunk)
-                let logits = try bundle.model.forward(Array(j.prompt[j.prefilled..<end]), cache: j.cache!,
-                                                      logits: end == j.prompt.count ? .last : .none,
-                                                      routing: j.record, context: generator.context)
-                j.fed += j.prompt[j.prefilled..<end]
-                j.prefilled = end
-                if end == j.prompt.count {
-                    try Generator.checkFinite(logits)
-                    j.logits = logits
+                let session = j.session!
+                try session.prefill(chunk: prefillChunk, context: generator.context)
+                if session.isPrefilled {
                     j.prefillEnd = Self.now()
                     j.sink(.started(promptTokens: j.prompt.count, routing: newRouting(j)))
                 }
             } catch {
-                j.sink(.failed(APIError(status: 500, message: "the model failed: \(userMessage(error))", type: "server_error")))
-                ended.append(j)
+                fail(j, error)
             }
         }
-        var batch: [(ServeJob, Int)] = []
-        for j in live where j.logits != nil && !ended.contains(where: { $0 === j }) {
-            let (token, text) = j.sequence.next(logits: j.logits!)
+        var batch: [ServeJob] = []
+        for j in live where j.session?.isPrefilled == true && !ended.contains(where: { $0 === j }) {
+            let session = j.session!
+            if session.isFinished { end(j, session.finishReason ?? .length); continue }   // max_tokens 0
+            let (_, text) = session.sample()
             let routing = newRouting(j)
             if !text.isEmpty || !routing.isEmpty { j.sink(.token(text: text, routing: routing)) }
-            if let reason = j.sequence.finishReason { end(j, reason); continue }
-            if j.cache!.length >= j.cache!.capacity { end(j, .context); continue }
-            batch.append((j, token))
+            if let reason = session.finishReason { end(j, reason); continue }
+            batch.append(j)
         }
         // One forward pass for every decoding request: the weights stream once for all of them.
         if !batch.isEmpty {
             do {
-                let rows = try bundle.model.decode(tokens: batch.map(\.1), caches: batch.map { $0.0.cache! },
-                                                   routing: batch.map { $0.0.record }, context: generator.context)
-                for ((j, token), logits) in zip(batch, rows) {
-                    try Generator.checkFinite(logits)
-                    j.logits = logits
-                    j.fed.append(token)
-                }
+                try DecodeSession.feed(batch.compactMap(\.session), context: generator.context)
             } catch {
-                for (j, _) in batch {
-                    j.sink(.failed(APIError(status: 500, message: "the model failed: \(userMessage(error))", type: "server_error")))
-                    ended.append(j)
-                }
+                for j in batch { fail(j, error) }
             }
         }
         return ended
@@ -279,13 +260,9 @@ public final class ServeEngine: @unchecked Sendable {
 
     /// The routing entries recorded since the last event.
     func newRouting(_ j: ServeJob) -> [RoutingStep] {
-        guard let record = j.record, record.tokens > j.routed else { return [] }
-        let steps = (j.routed..<record.tokens).map { t in
-            RoutingStep(record: record, token: t, id: j.fed[t], text: tokenizer.decode([j.fed[t]]), isPrompt: t < j.prompt.count)
-        }
+        guard let session = j.session, let record = session.routing else { return [] }
+        let steps = session.routingSteps(from: j.routed) { i in tokenizer.decode([session.fed[i]]) }
         j.routed = record.tokens
         return steps
     }
 }
-
-

@@ -13,6 +13,7 @@ struct Bench: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens to prefill.") var promptTokens = 512
     @Option(name: .customLong("gen-tokens"), help: "Tokens to decode.") var genTokens = 128
+    @Option(help: "Prompt tokens a prefill pass (the chat's, generate's and serve's default).") var chunk = Generator.defaultPrefillChunk
     @Option(help: "Seed for the random prompt.") var seed: UInt64 = 1
     @Option(help: "Also time batched decode of this many sequences at once, e.g. 1,2,4.") var batch: String?
     @Option(name: .customLong("batch-prompt-tokens"), help: "Prompt tokens of each batched sequence.")
@@ -34,6 +35,7 @@ struct Bench: ParsableCommand {
         if !(1...1_000_000).contains(promptTokens) { throw ValidationError("--prompt-tokens must be from 1 to 1000000") }
         if !(0...1_000_000).contains(genTokens) { throw ValidationError("--gen-tokens must be from 0 to 1000000") }
         if !(1...1_000_000).contains(batchPromptTokens) { throw ValidationError("--batch-prompt-tokens must be from 1 to 1000000") }
+        if !(1...1_000_000).contains(chunk) { throw ValidationError("--chunk must be from 1 to 1000000") }
         if let batch { _ = try batchSizes(batch) }
     }
 
@@ -70,16 +72,24 @@ struct Bench: ParsableCommand {
             _ = try model.forward(prompt, cache: try model.makeCache(capacity: promptTokens), logits: .last, context: context)
         }
 
-        let cache = try model.makeCache(capacity: promptTokens + genTokens)
+        // The chat's decode loop (a DecodeSession): prefill in --chunk tokens a pass, then greedy
+        // tokens with no stop but the count, each fed back.
+        let cache = try model.makeCache(capacity: promptTokens + genTokens + 1)
+        var sampling = SamplingParameters()
+        sampling.temperature = 0
+        let session = try DecodeSession(model: model, prompt: prompt, cache: cache,
+                                        sequence: DecodeSequence(prompt: prompt, sampling: sampling,
+                                                                 rules: StopRules(maxTokens: genTokens + 1), tokenizer: nil))
         let prefillProfile = PhaseProfile(), decodeProfile = PhaseProfile()
         if profile { context.profile = prefillProfile }
         let prefillStart = DispatchTime.now()
-        var logits = try model.forward(prompt, cache: cache, logits: .last, context: context)
+        while !session.isPrefilled { try session.prefill(chunk: chunk, context: context) }
         let prefillSeconds = seconds(since: prefillStart)
         if profile { context.profile = decodeProfile }
         let decodeStart = DispatchTime.now()
         for _ in 0..<genTokens {
-            logits = try model.forward([argmax(logits)], cache: cache, logits: .last, context: context)
+            _ = session.sample()
+            try DecodeSession.feed([session], context: context)
         }
         let decodeSeconds = seconds(since: decodeStart)
         context.profile = nil
@@ -111,7 +121,7 @@ struct Bench: ParsableCommand {
                 ("decode_tokens_per_s", .double(decodeRate)),
                 ("peak_rss_bytes", .int(rss)), ("weights", .string(modelOptions.weights.rawValue)),
                 ("dtype", .string(model.dtype.rawValue)), ("threads", .int(threads)),
-                ("prompt_tokens", .int(promptTokens)), ("gen_tokens", .int(genTokens)),
+                ("prompt_tokens", .int(promptTokens)), ("gen_tokens", .int(genTokens)), ("prefill_chunk", .int(chunk)),
                 ("cpu", .string(cpu)), ("simd", .string(simd)),
                 ("read_bandwidth_bytes_per_s", .double(bandwidth)),
                 ("read_bandwidth_source", .string("weights")),
@@ -157,7 +167,7 @@ struct Bench: ParsableCommand {
             read bandwidth (\(threads) threads): the weights' own memory \(format(bandwidth / 1e9)) GB/s (median of \(weightPasses.count) passes after decode); fresh 256 MiB \(format(freshBandwidth / 1e9)) GB/s (median of \(passes.count) passes before and after, \(format(passes.first! / 1e9))–\(format(passes.last! / 1e9)))
             weights \(modelOptions.weights.rawValue) (stored \(model.dtype.rawValue)): \(format(Double(activeBytes) / 1e6)) MB read per token → limit \(format(limit)) tok/s (fresh-memory limit \(format(freshLimit)))
             load: \(String(format: "%.2f", loadSeconds)) s\(cacheNote(model))
-            prefill: \(promptTokens) tokens, \(format(prefillRate)) tok/s, \(format(gflops)) GFLOP/s = \(percent(gflops * 1e9 / peak)) of the FMA peak \(format(peak / 1e9)) GFLOP/s
+            prefill: \(promptTokens) tokens in passes of \(chunk), \(format(prefillRate)) tok/s, \(format(gflops)) GFLOP/s = \(percent(gflops * 1e9 / peak)) of the FMA peak \(format(peak / 1e9)) GFLOP/s
                      (peak measured: 12 independent FMA chains per thread, \(peakNote))
             decode:  \(genTokens) tokens, \(format(decodeRate)) tok/s = \(percent(decodeRate / limit)) of the bandwidth limit (\(percent(decodeRate / freshLimit)) of the fresh-memory one)
             peak RSS: \(format(Double(rss) / 1_048_576)) MiB
@@ -204,11 +214,7 @@ struct Bench: ParsableCommand {
 
     func percent(_ x: Double) -> String { String(format: "%.1f%%", 100 * x) }
 
-    func argmax(_ logits: [Float]) -> Int {
-        var best = 0
-        for i in logits.indices where logits[i] > logits[best] { best = i }
-        return best
-    }
+    func argmax(_ logits: [Float]) -> Int { Sampler.argmax(logits) }
 
     /// Aggregate decode rate of N sequences decoded together (`decode(tokens:caches:routing:)`).
     func timeBatches(_ sizes: [Int], model: LanguageModel, context: ForwardContext) throws -> [(sequences: Int, rate: Double)] {
@@ -300,9 +306,6 @@ struct Bench: ParsableCommand {
         return "unknown CPU"
     }
 
-    func seconds(since start: DispatchTime) -> Double {
-        max(1e-9, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
-    }
 
     /// Per token the chat applies a text delta and a routing step, renders the 200×60 grid and
     /// finds the cells that changed (what the terminal is then sent): timed here over 500 tokens

@@ -36,15 +36,13 @@ struct Generate: ParsableCommand {
         let stop = try stopStrings(self.stop)
         if prompt != nil || !stop.isEmpty { _ = try bundle.requireTokenizer() }
         let text = try prompt.map { $0 == "-" ? try readStandardInput() : $0 }
-        var rules = StopRules(eos: bundle.eosTokenIds, stopStrings: stop, maxTokens: maxTokens)
-        rules.controlTokens = Set(tokenizer?.addedTokens.filter(\.special).map(\.id) ?? [])
+        var rules = bundle.stopRules(chat: false, template: nil, stopStrings: stop, maxTokens: maxTokens)
         let ids: [Int]
         if chat, let text {
             let template = try bundle.chatTemplate()
             if template.isDefault { Output.err("note: the model has no chat template; using the ChatML default\n") }
             ids = try bundle.chatPrompt([.object([("role", .string("user")), ("content", .string(text))])], template: template)
-            rules.endOfTurn = bundle.endOfTurnIds(template).subtracting(bundle.eosTokenIds)
-            rules.maskControlTokens = true
+            rules = bundle.stopRules(chat: true, template: template, stopStrings: stop, maxTokens: maxTokens)
         } else {
             ids = try text.map { tokenizer!.encode($0) } ?? parseIds(promptIds ?? "", flag: "--prompt-ids")
         }

@@ -134,3 +134,58 @@ enum EngineFixtures {
         #expect(p.temperature == 0)
     }
 }
+
+/// The one decode loop: sessions fed back together in one batched pass generate exactly what
+/// each generates alone, whatever the prefill chunk; a full context ends one with `context`.
+@Suite struct DecodeSessionTests {
+    func session(_ model: LanguageModel, _ prompt: [Int], capacity: Int = 64, routing: Bool = true) throws -> DecodeSession {
+        var p = SamplingParameters()
+        p.temperature = 0
+        return try DecodeSession(model: model, prompt: prompt, cache: try model.makeCache(capacity: capacity),
+                                 sequence: DecodeSequence(prompt: prompt, sampling: p, rules: StopRules(maxTokens: 8), tokenizer: nil),
+                                 routing: routing ? model.makeRoutingRecord() : nil)
+    }
+
+    @Test func sessionsFedTogetherGenerateWhatEachGeneratesAlone() throws {
+        let model = try LanguageModel.load(directory: EngineFixtures.path("neko_mini_bf16"))
+        let context = ForwardContext(threads: 2)
+        let prompts = [[5, 9, 13, 40, 2, 7, 71], [3, 3, 8], [100, 1, 50, 20, 11, 90, 4, 60, 5, 30, 12]]
+        var alone: [[Int]] = [], aloneRouting: [[Int]] = []
+        for (i, prompt) in prompts.enumerated() {
+            let s = try session(model, prompt)
+            while !s.isPrefilled { try s.prefill(chunk: i + 1, context: context) }   // chunks of 1, 2 and 3
+            while true {
+                _ = s.sample()
+                if s.isFinished { break }
+                try DecodeSession.feed([s], context: context)
+            }
+            alone.append(s.sequence.generated)
+            aloneRouting.append((0..<s.routing!.tokens).flatMap { s.routing!.choice(token: $0, slot: 0).experts })
+        }
+        let together = try prompts.map { try session(model, $0) }
+        for s in together { while !s.isPrefilled { try s.prefill(chunk: 256, context: context) } }
+        while together.contains(where: { !$0.isFinished }) {
+            for s in together where !s.isFinished { _ = s.sample() }
+            try DecodeSession.feed(together, context: context)
+        }
+        #expect(together.map(\.sequence.generated) == alone)
+        #expect(together.map { s in (0..<s.routing!.tokens).flatMap { s.routing!.choice(token: $0, slot: 0).experts } } == aloneRouting)
+        #expect(together.allSatisfy { $0.finishReason == .length && $0.fed.count == $0.prompt.count + 7 })
+    }
+
+    @Test func aFullContextEndsTheSessionWithContext() throws {
+        let model = try LanguageModel.load(directory: EngineFixtures.path("neko_mini_bf16"))
+        let context = ForwardContext(threads: 2)
+        let s = try session(model, [5, 9, 13], capacity: 5, routing: false)
+        try s.prefill(chunk: 256, context: context)
+        var tokens = 0
+        while !s.isFinished {
+            _ = s.sample()
+            tokens += 1
+            try DecodeSession.feed([s], context: context)
+        }
+        #expect(s.finishReason == .context && tokens == 3 && s.cache.length == 5)
+        #expect(throws: ModelError.self) { try self.session(model, [1, 2, 3, 4, 5, 6], capacity: 5) }
+        #expect(throws: ModelError.self) { try self.session(model, [], capacity: 5) }
+    }
+}
