@@ -43,6 +43,16 @@ int nk_simd_level(void) {
     return level;
 }
 
+_Thread_local int nk_thread_level = -1;
+
+void nk_thread_simd_level(int level) {
+    if (level < 0) { nk_thread_level = -1; return; }
+    int best = nk_simd_detect();
+    nk_thread_level = level < best ? level : best;
+}
+
+int nk_current_simd_level(void) { return nk_level_now(); }
+
 void nk_force_simd_level(int level) {
     int best = nk_simd_detect();
     if (level < 0) level = 0;

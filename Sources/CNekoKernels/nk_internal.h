@@ -25,7 +25,10 @@
 #define NK_LEVEL_AMX 3
 
 /// The level every dispatcher reads (relaxed atomics: tests may force it from another thread).
-static inline int nk_level_now(void) { return nk_simd_level(); }
+/// This thread's pinned level (-1: none): see nk_thread_simd_level; a pool worker takes the one
+/// of the thread that started its task.
+extern _Thread_local int nk_thread_level;
+static inline int nk_level_now(void) { return nk_thread_level >= 0 ? nk_thread_level : nk_simd_level(); }
 
 static inline float nk_bf16_to_f32(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;

@@ -73,6 +73,7 @@ static void *worker_main(void *p) {
             }
             if (!in) continue;
         }
+        nk_thread_level = pool->level;   // the level the task's caller runs at
         pool->fn(pool->context, arg.index, pool->threads);
         atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
     }
@@ -128,6 +129,7 @@ int nk_pool_threads(const nk_pool *pool) { return pool ? pool->threads : 1; }
 static void publish(nk_pool *pool, nk_task_fn fn, void *context, int shared) {
     pool->fn = fn;
     pool->context = context;
+    pool->level = nk_thread_level;
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
     uint64_t gen = atomic_load(&pool->generation) + 1;   // only the caller writes it
     atomic_store(&pool->join, ((uint64_t)(uint32_t)gen << 32) | (shared ? NK_JOIN_SHARED : 0));

@@ -25,6 +25,7 @@ struct nk_pool {
     _Atomic int stop;
     nk_task_fn fn;
     void *context;
+    int level;                     // the starting thread's pinned SIMD level (-1: none), for the workers
     pthread_mutex_t mutex;
     pthread_cond_t wake;
     void **scratch;                // per thread, grown on demand, only touched by its thread

@@ -10,8 +10,8 @@ import Testing
 @Suite(.serialized) struct AMXKernelTests {
     @Test(arguments: [1, 2])
     func amxJobsMatchNaive(threads: Int) {
-        nk_force_simd_level(3)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(3)
+        defer { nk_thread_simd_level(-1) }
         if nk_simd_detect() >= 3 { #expect(nk_simd_level() == 3) }
         let pool = WorkerPool(threads: threads)
         for (rows, cols, tokens) in [(16, 32, 16), (40, 64, 17), (33, 96, 40), (48, 1024, 33), (100, 288, 20)] {

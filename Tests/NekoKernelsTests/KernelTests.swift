@@ -70,13 +70,13 @@ func maxDiff(_ a: [Float], _ b: [Float]) -> Float {
     return zip(a, b).map { abs($0 - $1) }.max() ?? 0
 }
 
-@Suite(.serialized) struct KernelTests {
+@Suite struct KernelTests {
     let pool = WorkerPool(threads: 2)
 
     @Test(arguments: [DType.bf16, .f16, .f32], [0, 1, 2])
     func linearMatchesNaive(dtype: DType, simd: Int32) {
-        nk_force_simd_level(simd)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(simd)
+        defer { nk_thread_simd_level(-1) }
         // Columns not a multiple of 8 or 16 exercise the tails; odd byte offsets the unaligned loads.
         for (rows, cols) in [(37, 61), (64, 48), (5, 300), (130, 17), (21, 688), (9, 1024)] {
             let w = StoredMatrix(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows * cols))
@@ -120,8 +120,8 @@ func maxDiff(_ a: [Float], _ b: [Float]) -> Float {
 
     @Test(arguments: [0, 1, 2] as [Int32])
     func conversionIsExact(simd: Int32) {
-        nk_force_simd_level(simd)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(simd)
+        defer { nk_thread_simd_level(-1) }
         // Every F16 bit pattern (normals, subnormals, ±0, ±inf, NaN) against Swift's Float16.
         let halves = (0...UInt16.max).map { $0 }
         var out = [Float](repeating: 0, count: halves.count)
@@ -146,8 +146,8 @@ func maxDiff(_ a: [Float], _ b: [Float]) -> Float {
 
     @Test(arguments: [0, 1, 2] as [Int32])
     func vectorKernelsMatchNaive(simd: Int32) {
-        nk_force_simd_level(simd)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(simd)
+        defer { nk_thread_simd_level(-1) }
         var noise = Noise(state: 42)
         for n in [1, 7, 8, 15, 16, 33, 128, 1000] {
             let a = noise.floats(n), b = noise.floats(n)

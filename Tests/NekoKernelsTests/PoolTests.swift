@@ -1,3 +1,4 @@
+import Foundation
 import CNekoKernels
 import NekoKernels
 import Testing
@@ -70,5 +71,31 @@ import Testing
         #expect(bandwidth > 1e8 && bandwidth < 1e13)
         let peak = pool.measureFMAPeak(seconds: 0.02)
         #expect(peak > 1e8 && peak < 1e14)
+    }
+}
+
+/// A test pins a SIMD level for its own thread and the pool tasks it starts, never for the
+/// process: kernel tests of different levels run side by side.
+@Suite struct PinnedLevelTests {
+    final class Box: @unchecked Sendable {
+        let lock = NSLock()
+        var levels: [Int32] = []
+        func add(_ l: Int32) { lock.withLock { levels.append(l) } }
+    }
+
+    @Test func aPinnedLevelStaysWithItsThreadAndItsPoolTasks() {
+        guard nk_simd_detect() > 0 else { return }   // a portable-only CPU has nothing to tell apart
+        nk_thread_simd_level(0)
+        defer { nk_thread_simd_level(-1) }
+        #expect(nk_current_simd_level() == 0)
+        let other = Box(), done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { other.add(nk_current_simd_level()); done.signal() }
+        done.wait()
+        #expect(other.levels == [nk_simd_level()] && nk_simd_level() > 0)
+        let pool = WorkerPool(threads: 2), seen = Box()
+        for _ in 0..<20 {
+            pool.parallelRanges(64, minChunk: 1) { _, _ in seen.add(nk_current_simd_level()) }
+        }
+        #expect(!seen.levels.isEmpty && seen.levels.allSatisfy { $0 == 0 })
     }
 }

@@ -136,8 +136,8 @@ extension KernelTests {
 
     @Test(arguments: [0, 1, 2] as [Int32])
     func activationQuantisationIsExact(simd: Int32) {
-        nk_force_simd_level(simd)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(simd)
+        defer { nk_thread_simd_level(-1) }
         var noise = Noise(state: 5)
         for cols in [1, 17, 32, 100, 688] {
             let rows = 3
@@ -166,8 +166,8 @@ extension KernelTests {
     /// Every level's Q8/Q4 rows kernel against the naive twin, through gathered input rows.
     @Test(arguments: [MatrixFormat.q8, .q4], [0, 1, 2] as [Int32])
     func quantizedRowsMatchNaive(format: MatrixFormat, simd: Int32) {
-        nk_force_simd_level(simd)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(simd)
+        defer { nk_thread_simd_level(-1) }
         for (rows, cols) in Self.quantShapes {
             let p = PackedMatrix(rows: rows, cols: cols, format: format, seed: UInt64(rows * 7 + cols))
             defer { p.free() }
@@ -204,8 +204,8 @@ extension KernelTests {
     /// A fused gate/up job equals silu(gate·x) · (up·x) from two plain jobs, for every format.
     @Test(arguments: [MatrixFormat.bf16, .q8, .q4], [0, 1, 2] as [Int32])
     func gluJobIsSiluGateTimesUp(format: MatrixFormat, simd: Int32) {
-        nk_force_simd_level(simd)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(simd)
+        defer { nk_thread_simd_level(-1) }
         let rows = 40, cols = 96, tokens = 6
         let gateM: WeightMatrix, upM: WeightMatrix
         var keep: [() -> Void] = []
@@ -238,8 +238,8 @@ extension KernelTests {
     /// The BF16 kernels read the even/odd-prepared input; without it they read the natural order.
     @Test(arguments: [0, 1, 2] as [Int32])
     func bf16PreparedAndNaturalInputsAgree(simd: Int32) {
-        nk_force_simd_level(simd)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(simd)
+        defer { nk_thread_simd_level(-1) }
         for (rows, cols) in [(19, 700), (32, 64), (3, 33)] {
             let w = StoredMatrix(rows: rows, cols: cols, dtype: .bf16, seed: 9)
             defer { w.free() }
@@ -300,8 +300,8 @@ extension KernelTests {
     /// Decode attention for a group of query heads against a naive softmax(q·kᵀ)·v.
     @Test(arguments: [0, 1, 2] as [Int32])
     func decodeAttentionMatchesNaive(simd: Int32) {
-        nk_force_simd_level(simd)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(simd)
+        defer { nk_thread_simd_level(-1) }
         var noise = Noise(state: 31)
         for (group, hd, n) in [(1, 16, 1), (2, 128, 37), (4, 64, 300), (3, 24, 5), (2, 10, 7)] {
             let q = noise.floats(group * hd), k = noise.floats(n * hd).map { $0 * 3 }, v = noise.floats(n * hd)
@@ -324,8 +324,8 @@ extension KernelTests {
     /// Decode attention over a half-precision cache against the naive one on the halves' values.
     @Test(arguments: [0, 1, 2] as [Int32])
     func decodeAttentionOverHalvesMatchesNaive(simd: Int32) {
-        nk_force_simd_level(simd)
-        defer { nk_force_simd_level(99) }
+        nk_thread_simd_level(simd)
+        defer { nk_thread_simd_level(-1) }
         var noise = Noise(state: 41)
         for (group, hd, n) in [(1, 16, 1), (2, 128, 37), (4, 64, 300), (3, 24, 5), (2, 10, 7)] {
             let q = noise.floats(group * hd), kf = noise.floats(n * hd).map { $0 * 3 }, vf = noise.floats(n * hd)

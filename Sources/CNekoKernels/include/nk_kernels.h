@@ -27,8 +27,14 @@ typedef enum { NK_FMT_F32 = 0, NK_FMT_BF16 = 1, NK_FMT_F16 = 2, NK_FMT_Q8 = 3, N
 int nk_simd_level(void);
 /// The best level this CPU supports.
 int nk_simd_detect(void);
-/// Uses `level` from now on, capped at what the CPU supports (tests of every path).
+/// Uses `level` from now on, for the whole process, capped at what the CPU supports.
 void nk_force_simd_level(int level);
+/// Uses `level` (capped at what the CPU supports) on the calling thread, and in every pool task
+/// this thread starts, until `nk_thread_simd_level(-1)`; the process-wide level elsewhere. Tests
+/// pin a level this way without touching what other tests running beside them use.
+void nk_thread_simd_level(int level);
+/// The level the kernels use on the calling thread now.
+int nk_current_simd_level(void);
 /// "portable", "avx2", "avx512-vnni", "avx512-amx".
 const char *nk_simd_name(int level);
 
