@@ -98,6 +98,17 @@ NK_AVX2 static inline __m256 nk_exp8(__m256 x) {
 typedef void (*nk_rows_fn)(const nk_matvec *job, const void *w, int64_t r0, int64_t r1,
                            float *y, int64_t ldy);
 
+// ---------------------------------------------------------------------------------------------
+// Kernel choice, in one place. A (format, level) pair picks one row kernel (the table
+// `nk_kernel_table` in nk_jobs.c, as ggml's type traits); inside it, the number of tokens of the
+// job picks the decode path or a prefill path, from these thresholds (each measured, see the
+// kernels' comments):
+/// BF16/F16/F32 rows: from this many tokens, tiles of rows × tokens (below: one row at a time,
+/// every token's dot product, the decode path).
+#define NK_FLOAT_TILES_MIN_TOKENS 5
+/// q8/q4 rows on AVX2: from this many tokens, the int8 prefill tiles.
+#define NK_Q_PREFILL_MIN_TOKENS_AVX2 3
+
 void nk_rows_float_portable(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
 void nk_rows_q8_portable(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
 void nk_rows_q4_portable(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
@@ -111,7 +122,7 @@ void nk_rows_q4_avx512(const nk_matvec *job, const void *w, int64_t r0, int64_t 
 void nk_rows_float_amx(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
 /// AMX-BF16 tiles present and granted by the kernel (asks once per process).
 int nk_amx_available(void);
-/// Fewest tokens for which packing the input for AMX pays.
+/// BF16 on AMX: from this many tokens, the input is packed into tiles (it pays from there).
 #ifndef NK_AMX_MIN_TOKENS
 #define NK_AMX_MIN_TOKENS 16
 #endif
@@ -123,8 +134,8 @@ size_t nk_amx_pack_bytes(const nk_matvec *job);
 void nk_amx_pack(const nk_matvec *job, uint16_t *out);
 void nk_rows_bf16_outer_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t r1, float *y, int64_t ldy);
 #endif
-/// Outer-product BF16 prefill (nk_rows_bf16_outer.c): tokens per transposed input tile, and the
-/// fewest tokens for which transposing the input pays.
+/// BF16 on AVX2: the outer-product prefill (nk_rows_bf16_outer.c) takes tiles of this many
+/// tokens, and from NK_OUTER_MIN_TOKENS tokens transposing the input pays.
 #define NK_OUTER_TOKENS 16
 #ifndef NK_OUTER_MIN_TOKENS
 #define NK_OUTER_MIN_TOKENS 8

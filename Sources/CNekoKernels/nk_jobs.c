@@ -6,23 +6,26 @@
 #include <stdlib.h>
 #include <time.h>
 
-static nk_rows_fn pick_kernel(int format, int level) {
-    int packed = format == NK_FMT_Q8 || format == NK_FMT_Q4;
+/// The row kernel of each matrix format (columns: F32, BF16, F16, Q8, Q4) at each SIMD level
+/// (rows: portable, AVX2, AVX-512, AMX). The token thresholds inside each kernel are in
+/// nk_internal.h ("Kernel choice").
+static const nk_rows_fn nk_kernel_table[4][5] = {
+    {nk_rows_float_portable, nk_rows_float_portable, nk_rows_float_portable, nk_rows_q8_portable, nk_rows_q4_portable},
 #if NK_X86
-    if (level >= NK_LEVEL_AMX && format == NK_FMT_BF16) return nk_rows_float_amx;
-    if (level >= NK_LEVEL_AVX512) {
-        if (!packed) return nk_rows_float_avx512;
-        return format == NK_FMT_Q8 ? nk_rows_q8_avx512 : nk_rows_q4_avx512;
-    }
-    if (level >= NK_LEVEL_AVX2) {
-        if (!packed) return nk_rows_float_avx2;
-        return format == NK_FMT_Q8 ? nk_rows_q8_avx2 : nk_rows_q4_avx2;
-    }
+    {nk_rows_float_avx2, nk_rows_float_avx2, nk_rows_float_avx2, nk_rows_q8_avx2, nk_rows_q4_avx2},
+    {nk_rows_float_avx512, nk_rows_float_avx512, nk_rows_float_avx512, nk_rows_q8_avx512, nk_rows_q4_avx512},
+    {nk_rows_float_avx512, nk_rows_float_amx, nk_rows_float_avx512, nk_rows_q8_avx512, nk_rows_q4_avx512},
+#endif
+};
+
+static nk_rows_fn pick_kernel(int format, int level) {
+#if NK_X86
+    int row = level < 0 ? 0 : level > NK_LEVEL_AMX ? NK_LEVEL_AMX : level;
 #else
     (void)level;
+    int row = 0;
 #endif
-    if (!packed) return nk_rows_float_portable;
-    return format == NK_FMT_Q8 ? nk_rows_q8_portable : nk_rows_q4_portable;
+    return nk_kernel_table[row][format >= 0 && format <= NK_FMT_Q4 ? format : NK_FMT_F32];
 }
 
 static double bytes_per_weight(int format) {
@@ -238,16 +241,6 @@ void nk_run_matvecs(nk_pool *pool, const nk_matvec *given, int64_t njobs) {
                    .level = level};
     atomic_store(&s.next, 0);
     nk_pool_run_shared(pool, run_task, &s);
-}
-
-void nk_matmul_rows(const void *w, nk_dtype dtype, size_t cols, size_t row_begin, size_t row_end,
-                    const float *x, size_t ntok, size_t ldx, float *y, size_t ldy) {
-    nk_matvec job = {.w = w, .format = (int32_t)dtype, .ntok = (int32_t)ntok,
-                     .rows = (int64_t)row_end, .cols = (int64_t)cols, .x = x, .ldx = (int64_t)ldx,
-                     .y = y, .ldy = (int64_t)ldy};
-    if (row_end <= row_begin || ntok == 0) return;
-    pick_kernel(job.format, nk_level_now())(&job, w, (int64_t)row_begin, (int64_t)row_end,
-                                           y + row_begin, (int64_t)ldy);
 }
 
 // ---------------------------------------------------------------------------------------------

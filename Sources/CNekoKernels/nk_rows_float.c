@@ -200,7 +200,7 @@ void nk_rows_float_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t
                         float *y, int64_t ldy) {
     if (job->format == NK_FMT_BF16 && job->xp) {
         if (job->xt) nk_rows_bf16_outer_avx2(job, w, r0, r1, y, ldy);
-        else if (job->ntok > 4) rows_bf16_tiles_avx2(job, w, r0, r1, y, ldy);
+        else if (job->ntok >= NK_FLOAT_TILES_MIN_TOKENS) rows_bf16_tiles_avx2(job, w, r0, r1, y, ldy);
         else rows_bf16_avx2(job, w, r0, r1, y, ldy);
     } else {
         rows_natural_avx2(job, w, r0, r1, y, ldy);
@@ -348,9 +348,9 @@ NK_AVX512 static void rows_bf16_avx512(const nk_matvec *job, const void *w, int6
                                        float *y, int64_t ldy) {
     int64_t cols = job->cols, stride = nk_pad32(cols);
     const uint16_t *w16 = (const uint16_t *)w;
-    if (job->ntok <= 4) {
+    if (job->ntok < NK_FLOAT_TILES_MIN_TOKENS) {
         int nt = job->ntok;
-        const float *xs[4];
+        const float *xs[NK_FLOAT_TILES_MIN_TOKENS - 1];
         for (int i = 0; i < nt; i++) xs[i] = job->xp + nk_xrow(job, i) * stride;
         for (int64_t r = r0; r < r1; r++)
             row_bf16_decode_avx512(w16 + (size_t)r * (size_t)cols, cols, xs, nt, y + (r - r0), ldy);

@@ -185,7 +185,7 @@ NK_AVX2 static void rows_q_prefill_avx2(const nk_matvec *job, const void *w, int
 
 NK_AVX2 static void rows_q_avx2(const nk_matvec *job, const void *w, int64_t r0, int64_t r1,
                                 float *y, int64_t ldy, int q4) {
-    if (job->ntok > 2) { rows_q_prefill_avx2(job, w, r0, r1, y, ldy, q4); return; }
+    if (job->ntok >= NK_Q_PREFILL_MIN_TOKENS_AVX2) { rows_q_prefill_avx2(job, w, r0, r1, y, ldy, q4); return; }
     int64_t nb = (job->cols + 31) / 32;
     int64_t gbytes = nb * (q4 ? NK_Q4_BLOCK_BYTES : NK_Q8_BLOCK_BYTES);
     int64_t end = r1 < job->rows ? r1 : job->rows;

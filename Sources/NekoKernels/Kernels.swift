@@ -24,10 +24,6 @@ public final class ScratchBuffer: @unchecked Sendable {
 
 /// The kernels the model calls by name. No knowledge of layers here: matrices and vectors only.
 public enum Kernels {
-    /// Below this many tokens a matrix product is memory-bound (each weight row streamed once
-    /// against all tokens); from it on the row kernels switch to compute tiles.
-    public static let gemmThreshold = 8
-
     /// How `linear` multiplies: the row kernels through the pool (`rows`, `auto`), or, for
     /// comparison, blocks converted to float32 and multiplied by OpenBLAS `sgemm` (`gemm`).
     public enum Method: Sendable { case auto, rows, gemm }

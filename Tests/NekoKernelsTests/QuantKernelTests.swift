@@ -297,13 +297,19 @@ extension KernelTests {
 }
 
 extension KernelTests {
+    /// (query heads per KV head, head_dim, cached positions): NekoMind's 2 × 128, OLMoE's and
+    /// Mixtral's 4 × 128, groups of 8 and 16, head sizes 16 to 128 in steps of 16 and odd ones
+    /// (the portable path), one position and several hundred.
+    static let attentionShapes = [(1, 16, 1), (2, 128, 37), (4, 64, 300), (3, 24, 5), (2, 10, 7), (4, 128, 300), (8, 64, 50),
+                                  (16, 128, 20), (3, 96, 33), (5, 80, 9), (2, 48, 5), (1, 112, 7), (6, 32, 40), (16, 16, 3), (7, 128, 2)]
+
     /// Decode attention for a group of query heads against a naive softmax(q·kᵀ)·v.
     @Test(arguments: [0, 1, 2] as [Int32])
     func decodeAttentionMatchesNaive(simd: Int32) {
         nk_thread_simd_level(simd)
         defer { nk_thread_simd_level(-1) }
         var noise = Noise(state: 31)
-        for (group, hd, n) in [(1, 16, 1), (2, 128, 37), (4, 64, 300), (3, 24, 5), (2, 10, 7)] {
+        for (group, hd, n) in Self.attentionShapes {
             let q = noise.floats(group * hd), k = noise.floats(n * hd).map { $0 * 3 }, v = noise.floats(n * hd)
             let scale = 1 / Float(hd).squareRoot()
             var scores = [Float](repeating: 0, count: group * n), out = [Float](repeating: .nan, count: group * hd)
@@ -327,7 +333,7 @@ extension KernelTests {
         nk_thread_simd_level(simd)
         defer { nk_thread_simd_level(-1) }
         var noise = Noise(state: 41)
-        for (group, hd, n) in [(1, 16, 1), (2, 128, 37), (4, 64, 300), (3, 24, 5), (2, 10, 7)] {
+        for (group, hd, n) in Self.attentionShapes {
             let q = noise.floats(group * hd), kf = noise.floats(n * hd).map { $0 * 3 }, vf = noise.floats(n * hd)
             var k = [UInt16](repeating: 0, count: n * hd), v = k
             kf.withUnsafeBufferPointer { Kernels.toHalf($0.baseAddress!, count: n * hd, out: &k) }

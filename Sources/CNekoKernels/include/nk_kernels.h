@@ -47,13 +47,6 @@ void nk_f32_to_f16_array(const float *src, size_t n, uint16_t *dst);
 /// IEEE half → float32.
 float nk_f16_to_f32(uint16_t h);
 
-/// Small-batch matrix product against a weight matrix W (rows × cols, row-major, `dtype`):
-/// y[t * ldy + r] = Σ_c W[r, c] · x[t * ldx + c]   for t < ntok, row_begin ≤ r < row_end.
-/// (Single-threaded; kept for callers of the first API. The model uses nk_run_matvecs.)
-void nk_matmul_rows(const void *w, nk_dtype dtype, size_t cols,
-                    size_t row_begin, size_t row_end,
-                    const float *x, size_t ntok, size_t ldx,
-                    float *y, size_t ldy);
 
 /// Σ a[i]·b[i].
 float nk_dot(const float *a, const float *b, size_t n);
