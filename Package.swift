@@ -31,16 +31,16 @@ let package = Package(
         // The calls whose spelling differs between Linux and macOS (executable path, disk
         // preallocation, file times) and terminal job control (the external editor, Ctrl-Z).
         .target(name: "CNekoPlatform", path: "Sources/CNekoPlatform"),
-        .target(name: "NekoModel", dependencies: ["NekoKernels", "NekoJSON", "CNekoPlatform"]),
+        .target(name: "NekoModel", dependencies: ["NekoKernels", "NekoJSON", "CNekoPlatform"], exclude: ["README.md"]),
         // JSON with ordered keys, compared scalar by scalar (tokenizer.json vocabularies, templates).
         .target(name: "NekoJSON"),
         .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),
         .target(name: "NekoTemplate", dependencies: ["NekoJSON"]),
         .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting", "CNekoPlatform"]),
-        // The analyses of ROUTING.md over routing traces, and their JSON/CSV/SVG: knows no model.
-        .target(name: "NekoRouting", dependencies: ["NekoJSON"]),
+        // The routing analyses (its README) over routing traces, and their JSON/CSV/SVG: knows no model.
+        .target(name: "NekoRouting", dependencies: ["NekoJSON"], exclude: ["README.md"]),
         // `nekochat serve`: OpenAI's HTTP API over the local engine (batched decode of N streams).
-        .target(name: "NekoServe", dependencies: ["NekoChat", "NekoModel", "NekoJSON", "NekoOpenAI", .product(name: "Hummingbird", package: "hummingbird")]),
+        .target(name: "NekoServe", dependencies: ["NekoChat", "NekoModel", "NekoJSON", "NekoOpenAI", .product(name: "Hummingbird", package: "hummingbird")], exclude: ["README.md"]),
         // OpenAI's request and response objects, checked; no HTTP (so the parsing fuzzes alone).
         .target(name: "NekoOpenAI", dependencies: ["NekoChat", "NekoJSON"]),
         // The chat against any OpenAI-compatible server, behind the same backend seam.
@@ -48,7 +48,7 @@ let package = Package(
         // Models by name: the Hugging Face cache (shared with every other tool) and downloads from the Hub.
         // SHA-256 and SHA-1 of downloaded files (swift-crypto would compile a second BoringSSL).
         .target(name: "CNekoHash", path: "Sources/CNekoHash", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "NekoHub", dependencies: ["NekoJSON", "CNekoHash", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
+        .target(name: "NekoHub", dependencies: ["NekoJSON", "CNekoHash", .product(name: "AsyncHTTPClient", package: "async-http-client")], exclude: ["README.md"]),
         // The chat screen: knows chat events and commands, never the model.
         .target(name: "NekoTUI", dependencies: ["NekoChat", "NekoRouting", "CNcursesw", "CNekoPlatform"]),
         .executableTarget(
@@ -59,6 +59,7 @@ let package = Package(
             ],
             // The built-in demo model (Tests/Reference/demo/ trains it); found at run time by
             // ModelLocation, not through Bundle.module.
+            exclude: ["README.md"],
             resources: [.copy("Resources/DemoModel")]
         ),
         // Fuzzing (Tests/Fuzz/run.sh): the targets, the libFuzzer executable, and the replay of

@@ -8,7 +8,8 @@ public enum Platform {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = nk_executable_path(&buffer, buffer.count)
         guard n > 0 else { return nil }
-        return URL(fileURLWithPath: String(cString: buffer)).resolvingSymlinksInPath().path
+        let bytes = buffer.prefix(n).map { UInt8(bitPattern: $0) }
+        return URL(fileURLWithPath: String(decoding: bytes, as: UTF8.self)).resolvingSymlinksInPath().path
     }
 
     /// Runs `arguments` as the terminal's foreground job (an editor) and waits: its exit status,

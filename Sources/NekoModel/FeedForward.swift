@@ -31,13 +31,15 @@ extension LanguageModel {
     }
 
     /// Sparse MoE over the `n` rows of `h` (prepared as ctx.hInput): route → dispatch → experts →
-    /// combine, then the shared expert (gated or not) is added. Writes `y` (n, hidden).
+    /// combine, then the shared expert (gated or not) is added unless `interventions` leave it
+    /// out. Writes `y` (n, hidden).
     func moe(_ w: MoEWeights, input h: UnsafePointer<Float>, layer l: Int, slot: Int, count n: Int,
-             segments: [Segment], out y: UnsafeMutablePointer<Float>, ctx: ForwardContext) {
-        let routes = route(w, input: h, layer: l, count: n, ctx: ctx)
+             segments: [Segment], interventions: Interventions, out y: UnsafeMutablePointer<Float>, ctx: ForwardContext) {
+        let routes = route(w, input: h, layer: l, count: n, interventions: interventions, ctx: ctx)
         ctx.timed("record_routing") { record(slot: slot, routes, count: n, segments: segments) }
         let dispatch = Dispatch(routes, count: n, experts: w.experts.count, ctx: ctx)
-        let (expertOut, sharedOut) = runExperts(w, dispatch, count: n, ctx: ctx)
+        let (expertOut, sharedOut) = runExperts(w, dispatch, count: n, shared: interventions.sharedExpert, ctx: ctx)
+        ctx.saliency?.add(slot: slot, dispatch, expertOut: expertOut, hidden: config.hiddenSize)
         combine(dispatch, expertOut: expertOut, count: n, out: y)
         ctx.dump("expert_out", l, y, n * config.hiddenSize)
         guard let sharedOut else { return }
@@ -66,9 +68,12 @@ extension LanguageModel {
     }
 
     /// The router: logits h·Wᵣᵀ, their softmax, and the family's rule for the k chosen and
-    /// their weights (`RouterRule`).
-    func route(_ w: MoEWeights, input h: UnsafePointer<Float>, layer l: Int, count n: Int, ctx: ForwardContext) -> Routes {
-        let hidden = config.hiddenSize, experts = w.experts.count, k = config.numExpertsPerTok
+    /// their weights (`RouterRule`), under `interventions`: masked experts' logits are −∞ before
+    /// the softmax and the selection, forced experts take the first slots, N replaces k.
+    func route(_ w: MoEWeights, input h: UnsafePointer<Float>, layer l: Int, count n: Int,
+               interventions: Interventions, ctx: ForwardContext) -> Routes {
+        let hidden = config.hiddenSize, experts = w.experts.count, k = interventions.expertsPerToken(config)
+        let masked = interventions.mask[l] ?? [], forced = interventions.force[l] ?? []
         let logits = ctx.routerLogits.reserve(n * experts)  // (n, experts)
         ctx.jobs.add(w.router, input: ctx.hInput, out: logits, ldy: experts)
         if n * experts * hidden < (1 << 20) {
@@ -77,6 +82,7 @@ extension LanguageModel {
         } else {
             ctx.runPhase("router")
         }
+        for t in 0..<n { for e in masked { logits[t * experts + e] = -.infinity } }
         let probs = ctx.probs.reserve(n * experts)          // (n, experts)
         probs.update(from: logits, count: n * experts)
         for t in 0..<n { Kernels.softmax(probs + t * experts, experts) }
@@ -84,13 +90,19 @@ extension LanguageModel {
 
         let chosen = ctx.chosen.reserve(n * k)              // (n, k)
         let weights = ctx.chosenWeights.reserve(n * k)      // (n, k)
-        let taken = ctx.taken.reserve(experts)              // (experts): chosen already in this row
+        let taken = ctx.taken.reserve(experts)              // (experts): chosen already (or masked) in this row
         taken.initialize(repeating: false, count: experts)
+        for e in masked { taken[e] = true }
         let byLogits = config.router == .topKThenSoftmax
         for t in 0..<n {
-            // Selection: the k best by probability (or by logit), the lower index winning ties.
+            // Selection: the forced experts, then the best by probability (or by logit) up to k,
+            // the lower index winning ties; masked experts are never candidates.
             let score = byLogits ? UnsafePointer(logits + t * experts) : UnsafePointer(probs + t * experts)
-            for j in 0..<k {
+            for (j, e) in forced.enumerated() {
+                taken[e] = true
+                chosen[t * k + j] = Int32(e)
+            }
+            for j in forced.count..<k {
                 var best = -1
                 for e in 0..<experts where !taken[e] {
                     if best < 0 || score[e] > score[best] { best = e }
@@ -99,6 +111,7 @@ extension LanguageModel {
                 chosen[t * k + j] = Int32(best)
             }
             for j in 0..<k { taken[Int(chosen[t * k + j])] = false }
+            for e in masked { taken[e] = true }
             // Weights.
             let row = weights + t * k
             switch config.router {
@@ -113,10 +126,13 @@ extension LanguageModel {
                 for j in 0..<k { row[j] = logits[t * experts + Int(chosen[t * k + j])] }
                 Kernels.softmax(row, k)
             }
+            // Forced experts may outrank none of the others: the record keeps descending weight
+            // (ties: lower index first), so sort the row's k pairs.
+            if !forced.isEmpty { sortByWeight(chosen + t * k, row, k) }
         }
 
         var gates: UnsafeMutablePointer<Float>?
-        if let g = w.sharedGate {
+        if let g = w.sharedGate, interventions.sharedExpert {
             let out = ctx.gates.reserve(n)                  // (n)
             g.withUnsafeBufferPointer { gp in
                 for t in 0..<n { out[t] = 1 / (1 + exp(-Kernels.dot(h + t * hidden, gp.baseAddress!, hidden))) }
@@ -124,6 +140,23 @@ extension LanguageModel {
             gates = out
         }
         return Routes(k: k, experts: experts, probs: probs, chosen: chosen, weights: weights, sharedGates: gates)
+    }
+
+    /// Sorts `k` (expert, weight) pairs by descending weight, the lower expert first on ties
+    /// (an insertion sort: k is small).
+    func sortByWeight(_ experts: UnsafeMutablePointer<Int32>, _ weights: UnsafeMutablePointer<Float>, _ k: Int) {
+        guard k > 1 else { return }
+        for i in 1..<k {
+            let e = experts[i], w = weights[i]
+            var j = i
+            while j > 0 && (weights[j - 1] < w || (weights[j - 1] == w && experts[j - 1] > e)) {
+                experts[j] = experts[j - 1]
+                weights[j] = weights[j - 1]
+                j -= 1
+            }
+            experts[j] = e
+            weights[j] = w
+        }
     }
 
     /// The (row, expert) assignments of one MoE layer grouped by expert, so that each expert's
@@ -170,10 +203,10 @@ extension LanguageModel {
         }
     }
 
-    /// Every chosen expert on its rows, and the shared expert on all rows: one phase for all the
-    /// gate/up products, one for all the down products. Returns each assignment's output
-    /// (A, hidden) and the shared expert's (n, hidden), ungated.
-    func runExperts(_ w: MoEWeights, _ d: Dispatch, count n: Int,
+    /// Every chosen expert on its rows, and the shared expert on all rows (when `shared`): one
+    /// phase for all the gate/up products, one for all the down products. Returns each
+    /// assignment's output (A, hidden) and the shared expert's (n, hidden), ungated.
+    func runExperts(_ w: MoEWeights, _ d: Dispatch, count n: Int, shared useShared: Bool,
                     ctx: ForwardContext) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?) {
         let hidden = config.hiddenSize
         let inter = w.experts.first?.gate.rows ?? 0
@@ -183,7 +216,7 @@ extension LanguageModel {
                          inputRows: d.rowOf + d.offsets[e], count: d.counts[e], out: act + d.offsets[e] * inter, ldy: inter)
         }
         var sharedAct: UnsafeMutablePointer<Float>?
-        if let shared = w.shared {
+        if let shared = w.shared, useShared {
             let a = ctx.sharedAct.reserve(n * shared.gate.rows)  // (n, sharedIntermediate)
             ctx.jobs.add(shared.gate, up: shared.up, input: ctx.hInput, out: a, ldy: shared.gate.rows)
             sharedAct = a
@@ -197,7 +230,7 @@ extension LanguageModel {
                          count: d.counts[e], out: expertOut + d.offsets[e] * hidden, ldy: hidden)
         }
         var sharedOut: UnsafeMutablePointer<Float>?
-        if let shared = w.shared, let sharedAct {
+        if let shared = w.shared, useShared, let sharedAct {
             let out = ctx.sharedOut.reserve(n * hidden)        // (n, hidden)
             ctx.sharedInput.set(sharedAct, rows: n, ldx: shared.gate.rows, cols: shared.gate.rows)
             ctx.jobs.add(shared.down, input: ctx.sharedInput, out: out, ldy: hidden)

@@ -54,6 +54,8 @@ public final class ForwardContext: @unchecked Sendable {
 
     /// When set, every phase adds its time and weight bytes here (`nekochat bench --profile`).
     public var profile: PhaseProfile?
+    /// When set, every MoE layer adds its experts' REAP saliency here (`nekochat routing ablate`).
+    public var saliency: ExpertSaliency?
 
     public init(threads: Int) { pool = WorkerPool(threads: threads) }
 
@@ -90,6 +92,43 @@ struct Segment {
     let rows: Range<Int>
     let routing: RoutingRecord?
     let firstRouted: Int
+}
+
+/// REAP's saliency of every (MoE layer, expert) over the tokens that passed: the mean, over the
+/// tokens routed to the expert, of its routing weight × the L2 norm of its output.
+public final class ExpertSaliency: @unchecked Sendable {
+    public let moeLayers: Int
+    public let experts: Int
+    private var sums: [Double]
+    private var counts: [Int]
+
+    public init(moeLayers: Int, experts: Int) {
+        self.moeLayers = moeLayers
+        self.experts = experts
+        sums = Array(repeating: 0, count: moeLayers * experts)
+        counts = Array(repeating: 0, count: moeLayers * experts)
+    }
+
+    /// Tokens routed to `expert` at the `slot`-th MoE layer.
+    public func count(slot: Int, expert: Int) -> Int { counts[slot * experts + expert] }
+
+    /// The saliency of `expert` at the `slot`-th MoE layer; 0 when no token was routed to it.
+    public func saliency(slot: Int, expert: Int) -> Double {
+        let i = slot * experts + expert
+        return counts[i] == 0 ? 0 : sums[i] / Double(counts[i])
+    }
+
+    func add(slot: Int, _ d: LanguageModel.Dispatch, expertOut: UnsafePointer<Float>, hidden: Int) {
+        for e in 0..<min(d.experts, experts) {
+            for a in d.offsets[e]..<d.offsets[e + 1] {
+                let row = expertOut + a * hidden
+                var norm = 0.0
+                for i in 0..<hidden { norm += Double(row[i]) * Double(row[i]) }
+                sums[slot * experts + e] += Double(d.weightOf[a]) * norm.squareRoot()
+                counts[slot * experts + e] += 1
+            }
+        }
+    }
 }
 
 /// Where forward passes spend their time, by phase: seconds, calls and weight bytes streamed.

@@ -47,6 +47,13 @@ public final class LanguageModel: @unchecked Sendable {
         }
         return "none"
     }
+    public var hasSharedExpert: Bool { sharedExpert != "none" }
+
+    /// Throws unless `interventions` fit this model (`Interventions.check`).
+    public func check(_ interventions: Interventions) throws {
+        if interventions.isEmpty { return }
+        try interventions.check(config, hasSharedExpert: hasSharedExpert)
+    }
 
     /// Loads `config.json` and the safetensors weights of a Hugging Face model directory, as stored.
     public static func load(directory: String) throws -> LanguageModel {
@@ -119,9 +126,10 @@ public final class LanguageModel: @unchecked Sendable {
         activeParameterCount = parameters - inactive
     }
 
-    /// A routing record shaped for this model.
-    public func makeRoutingRecord() -> RoutingRecord {
-        RoutingRecord(moeLayers: config.moeLayers, expertsPerToken: config.numExpertsPerTok)
+    /// A routing record shaped for this model (under `interventions`, which may change how many
+    /// experts each token gets).
+    public func makeRoutingRecord(_ interventions: Interventions = .none) -> RoutingRecord {
+        RoutingRecord(moeLayers: config.moeLayers, expertsPerToken: interventions.expertsPerToken(config))
     }
 
     /// A KV cache for `capacity` positions (default: the configured context): float32 for the
@@ -153,12 +161,14 @@ public final class LanguageModel: @unchecked Sendable {
 
     /// Runs `tokens` at positions `cache.length ..< cache.length + tokens.count` as one batch,
     /// appends their keys and values to `cache`, records routing, and returns logits
-    /// `(rows, vocab)` for the requested positions.
+    /// `(rows, vocab)` for the requested positions. The MoE layers route under `interventions`.
     public func forward(_ tokens: [Int], cache: KVCache, logits request: LogitsRequest = .last,
-                        routing: RoutingRecord? = nil, context ctx: ForwardContext) throws -> [Float] {
+                        routing: RoutingRecord? = nil, interventions: Interventions = .none,
+                        context ctx: ForwardContext) throws -> [Float] {
         let n = tokens.count
         guard n > 0 else { return [] }
         try check(tokens: tokens)
+        try check(interventions, routing: routing.map { [$0] } ?? [])
         guard cache.length + n <= cache.capacity else {
             throw ModelError.input("context window full: \(cache.length) cached + \(n) new tokens > context size \(cache.capacity)")
         }
@@ -170,20 +180,32 @@ public final class LanguageModel: @unchecked Sendable {
         case .last: rows = [n - 1]
         case .all: rows = Array(0..<n)
         }
-        return run(tokens, segments: [segment], logitRows: rows, ctx: ctx)
+        return run(tokens, segments: [segment], logitRows: rows, interventions: interventions, ctx: ctx)
+    }
+
+    /// Throws unless `interventions` fit the model and every routing record has room for the
+    /// experts chosen per token under them.
+    func check(_ interventions: Interventions, routing: [RoutingRecord?]) throws {
+        try check(interventions)
+        let k = interventions.expertsPerToken(config)
+        for case let record? in routing where record.expertsPerToken != k {
+            throw ModelError.input("a routing record for \(record.expertsPerToken) experts per token cannot record routing with \(k)")
+        }
     }
 
     /// One decode step for each of N independent sequences in ONE forward pass: `tokens[i]` runs
     /// at position `caches[i].length` of `caches[i]` (appended there) and records its routing in
     /// `routing[i]`. The weight-streaming products see N rows; attention is per sequence.
     /// Returns each sequence's logits (vocab values each).
+    /// All sequences route under the same `interventions`.
     public func decode(tokens: [Int], caches: [KVCache], routing: [RoutingRecord?],
-                       context ctx: ForwardContext) throws -> [[Float]] {
+                       interventions: Interventions = .none, context ctx: ForwardContext) throws -> [[Float]] {
         guard tokens.count == caches.count, routing.isEmpty || routing.count == tokens.count else {
             throw ModelError.input("decode: \(tokens.count) tokens, \(caches.count) caches and \(routing.count) routing records must be as many")
         }
         guard !tokens.isEmpty else { return [] }
         try check(tokens: tokens)
+        try check(interventions, routing: routing)
         var seen = Set<ObjectIdentifier>()
         for (i, cache) in caches.enumerated() {
             guard seen.insert(ObjectIdentifier(cache)).inserted else {
@@ -198,14 +220,15 @@ public final class LanguageModel: @unchecked Sendable {
             return Segment(cache: cache, start: cache.length, rows: i..<i + 1, routing: record,
                            firstRouted: record?.append(count: 1) ?? 0)
         }
-        let logits = run(tokens, segments: segments, logitRows: Array(tokens.indices), ctx: ctx)
+        let logits = run(tokens, segments: segments, logitRows: Array(tokens.indices), interventions: interventions, ctx: ctx)
         let vocab = config.vocabSize
         return tokens.indices.map { Array(logits[$0 * vocab..<($0 + 1) * vocab]) }
     }
 
     /// The layers over a batch of rows (`tokens[i]` is row i), per Sources/NekoModel/README.md; returns logits
     /// `(logitRows.count, vocab)`.
-    func run(_ tokens: [Int], segments: [Segment], logitRows: [Int], ctx: ForwardContext) -> [Float] {
+    func run(_ tokens: [Int], segments: [Segment], logitRows: [Int], interventions: Interventions,
+             ctx: ForwardContext) -> [Float] {
         let start = DispatchTime.now().uptimeNanoseconds
         defer { ctx.profile?.totalSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let n = tokens.count, hidden = config.hiddenSize
@@ -229,7 +252,8 @@ public final class LanguageModel: @unchecked Sendable {
             case let .dense(mlp):
                 denseMLP(mlp, count: n, out: y, ctx: ctx)
             case let .moe(moe):
-                self.moe(moe, input: h, layer: l, slot: moeSlot, count: n, segments: segments, out: y, ctx: ctx)
+                self.moe(moe, input: h, layer: l, slot: moeSlot, count: n, segments: segments,
+                         interventions: interventions, out: y, ctx: ctx)
                 moeSlot += 1
             }
             Kernels.axpy(x, Float(config.residualMultiplier), y, n * hidden)

@@ -67,6 +67,9 @@ class NekoMindRef:
         self.wd = weight_dtype
         self.cd = compute_dtype
         self.log = log
+        # Routing interventions (Sources/NekoRouting/README.md "Interventions"): layer -> experts
+        # masked / forced, experts per token instead of k, and whether the shared expert runs.
+        self.mask, self.force, self.top_k, self.shared = {}, {}, None, True
         self._build(tensors)
         self._inv_freq = cfg.rope_theta ** (
             -torch.arange(0, cfg.head_dim, 2, dtype=torch.float64) / cfg.head_dim)
@@ -259,15 +262,30 @@ class NekoMindRef:
 
     def _moe(self, ly, h, rec, trace=None):
         c = self.cfg
-        k = c.num_experts_per_tok
+        k = self.top_k or c.num_experts_per_tok
+        masked = self.mask.get(ly["index"], [])
+        forced = self.force.get(ly["index"], [])
         logits = self._lin(h, ly["router"])
+        if masked:
+            logits = logits.clone()
+            logits[:, masked] = -math.inf       # masked: -inf before the softmax
         p = torch.softmax(logits.to(torch.float64 if self.cd == torch.float64 else torch.float32), dim=-1)
         # top-k, ties by LOWER expert index first: stable sort of -p keeps index order among equals
-        order = torch.argsort(-p, dim=-1, stable=True)
+        score = p.clone()
+        if forced:
+            score[:, forced] = math.inf         # forced experts take their slots first
+        order = torch.argsort(-score, dim=-1, stable=True)
         idx = order[:, :k]
         w = torch.gather(p, 1, idx)
         if c.norm_topk_prob:
             w = w / w.sum(-1, keepdim=True)
+        if forced:
+            # the record is in descending weight, ties by lower index (idx is ascending among
+            # forced equals): a stable sort of -w over the index-sorted pairs
+            pre = torch.argsort(idx, dim=-1, stable=True)
+            idx, w = torch.gather(idx, 1, pre), torch.gather(w, 1, pre)
+            post = torch.argsort(-w, dim=-1, stable=True)
+            idx, w = torch.gather(idx, 1, post), torch.gather(w, 1, post)
         y = torch.zeros_like(h)
         for e in torch.unique(idx).tolist():
             tok, slot = torch.nonzero(idx == e, as_tuple=True)
@@ -277,7 +295,7 @@ class NekoMindRef:
         if trace is not None:
             trace("router_probs", ly["index"], p)
             trace("expert_out", ly["index"], y)
-        if ly["s_gate"] is not None:
+        if ly["s_gate"] is not None and self.shared:
             sg = torch.sigmoid(self._lin(h, ly["s_gate_w"]))
             shared = sg * self._mlp(h, ly["s_gate"], ly["s_up"], ly["s_down"])
             if trace is not None:
