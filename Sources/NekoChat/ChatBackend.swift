@@ -1,4 +1,5 @@
 import Foundation
+import NekoModel
 
 /// What the chat knows about where replies come from: the local engine, or an
 /// OpenAI-compatible server. The conversation, the screen and the transcript know only this.
@@ -16,6 +17,19 @@ public protocol ChatBackend: AnyObject, Sendable {
     /// The prompt as the model would see it, token by token (`/tokens`); nil when the backend
     /// cannot tell (a remote server).
     func describePrompt(_ messages: [ChatMessage], settings: ChatSettings) throws -> String?
+    /// Throws, saying why, unless replies can be made under `experts` (`/experts`): the model
+    /// has those layers and experts, or the server is one that takes interventions.
+    func check(_ experts: Interventions) throws
+}
+
+/// The routing interventions a reply is made under (NekoModel's value), named here for the
+/// front ends that never run a model (the remote backend, the screen).
+public typealias RoutingInterventions = Interventions
+
+extension ChatBackend {
+    public func check(_ experts: Interventions) throws {
+        if !experts.isEmpty { throw ChatError("this backend cannot change how experts are routed") }
+    }
 }
 
 /// A backend as the screen and the transcript describe it.

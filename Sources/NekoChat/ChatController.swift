@@ -1,4 +1,5 @@
 import Foundation
+import NekoModel
 import NekoJSON
 import NekoRouting
 
@@ -195,7 +196,8 @@ public final class ChatController {
         // A fixed seed gives each reply its own stream (seed + replies so far), so /regen makes
         // a new reply and the recorded seed reproduces each one.
         if let seed = settings.sampling.seed { settings.sampling.seed = (seed &+ UInt64(count)) & SettingSpec.maxSeed }
-        let reply = ChatMessage(id: id, parent: conversation.leaf, role: .assistant, content: start, time: TranscriptFormat.now())
+        var reply = ChatMessage(id: id, parent: conversation.leaf, role: .assistant, content: start, time: TranscriptFormat.now())
+        reply.experts = settings.experts
         let continuing = !start.isEmpty
         if !continuing { continuedFrom = nil }
         let request = ReplyRequest(messages: conversation.prompt + (continuing ? [reply] : []), settings: settings, continuing: continuing)
@@ -235,6 +237,65 @@ public final class ChatController {
         try spec.set(&s, value)
         if s != conversation.settings { emit(.settingsChanged(s)) }
         return "\(spec.name) = \(spec.display(s))"
+    }
+
+    /// `/experts [mask L:E… | force L:E… | k N | shared on|off | reset] …`: changes the routing
+    /// interventions (several may follow each other: `/experts mask 3:5 k 2`), checked against
+    /// the backend before they apply; alone, says what is in force. Returns the line to show.
+    @discardableResult
+    public func experts(_ arg: String) throws -> String {
+        let usage = "/experts mask L:E[,E…][;L:E…] | force L:E… | k N|default | shared on|off | reset (mask none / force none clear)"
+        var words = arg.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)[...]
+        let current = conversation.settings.experts
+        guard !words.isEmpty else {
+            return current.isEmpty ? "experts: routing as the model does (\(usage))" : "experts: \(current.summary) (/experts reset undoes)"
+        }
+        var e = current
+        while let word = words.popFirst() {
+            switch word {
+            case "reset", "off", "none": e = .none
+            case "mask", "force":
+                guard let spec = words.popFirst() else { throw ChatError("/experts \(word) needs LAYER:EXPERT[,EXPERT…]; \(usage)") }
+                if spec == "none" {
+                    if word == "mask" { e.mask = [:] } else { e.force = [:] }
+                    continue
+                }
+                let table: [Int: [Int]]
+                do { table = try Interventions.parseLayers(spec, what: word) } catch { throw ChatError("\(error)") }
+                for (layer, experts) in table {
+                    if word == "mask" {
+                        e.mask[layer] = Array(Set(e.mask[layer, default: []] + experts)).sorted()
+                    } else {
+                        e.force[layer] = Array(Set(e.force[layer, default: []] + experts)).sorted()
+                    }
+                }
+            case "k", "top_k", "experts-per-token":
+                guard let value = words.popFirst() else { throw ChatError("/experts k needs a number of experts per token, or default") }
+                if value == "default" { e.expertsPerToken = nil; continue }
+                guard let n = Int(value) else { throw ChatError("/experts k: '\(value)' is not a number") }
+                e.expertsPerToken = n
+            case "shared":
+                switch words.popFirst() {
+                case "on": e.sharedExpert = true
+                case "off": e.sharedExpert = false
+                default: throw ChatError("/experts shared takes on or off")
+                }
+            default:
+                throw ChatError("/experts: unknown '\(word)'; \(usage)")
+            }
+        }
+        e = Interventions(mask: e.mask, force: e.force, expertsPerToken: e.expertsPerToken, sharedExpert: e.sharedExpert)
+        try setExperts(e)
+        return e.isEmpty ? "experts: routing as the model does, from the next reply"
+            : "experts: \(e.summary), from the next reply (/experts reset undoes)"
+    }
+
+    /// Replies from now on are made under `experts`, once the backend has checked them.
+    public func setExperts(_ experts: Interventions) throws {
+        do { try backend.check(experts) } catch let error as InterventionError { throw ChatError("\(error)") }
+        var s = conversation.settings
+        s.experts = experts
+        if s != conversation.settings { emit(.settingsChanged(s)) }
     }
 
     public func describePrompt() throws -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import NekoModel
 import NekoJSON
 
 /// Why generation ended (Sources/nekochat/README.md's `finish_reason`).
@@ -30,6 +31,8 @@ public struct ChatMessage: Sendable, Equatable {
     public var seed: UInt64?
     /// Routing of the tokens this reply's turn put through the model (prompt part, then reply).
     public var routing: [RoutingStep] = []
+    /// Replies: the routing interventions it was written under (empty: none).
+    public var experts = Interventions.none
 
     public init(id: Int, parent: Int? = nil, role: Role, content: String, time: String? = nil) {
         self.id = id

@@ -26,6 +26,8 @@ public final class DecodeSession {
     /// Routing of every token put through the model, from `firstRouted` on; nil: not recorded.
     public let routing: RoutingRecord?
     public let firstRouted: Int
+    /// How the MoE layers route for this session (the cache holds keys made under them).
+    public let interventions: Interventions
     /// Prompt tokens prefilled so far.
     public private(set) var prefilled = 0
     /// Tokens put through the model by this session, in order: the prompt, then each token fed
@@ -49,9 +51,11 @@ public final class DecodeSession {
     public private(set) var decoded = 0
 
     /// A session that generates after `prompt` (at least one token) in `cache`.
-    public init(model: LanguageModel, prompt: [Int], cache: KVCache, sequence: DecodeSequence, routing: RoutingRecord? = nil) throws {
+    public init(model: LanguageModel, prompt: [Int], cache: KVCache, sequence: DecodeSequence, routing: RoutingRecord? = nil,
+                interventions: Interventions = .none) throws {
         guard !prompt.isEmpty else { throw ModelError.input("the prompt is empty: there is nothing for the model to continue") }
         try model.check(tokens: prompt)
+        try model.check(interventions)
         guard cache.length + prompt.count <= cache.capacity else {
             throw ModelError.input("the prompt needs \(cache.length + prompt.count) tokens, more than the context size \(cache.capacity)")
         }
@@ -60,6 +64,7 @@ public final class DecodeSession {
         self.cache = cache
         self.sequence = sequence
         self.routing = routing
+        self.interventions = interventions
         firstRouted = routing?.tokens ?? 0
         if sequence.rules.maxTokens <= 0 { self.sequence.finish(.length) }
     }
@@ -78,7 +83,8 @@ public final class DecodeSession {
         let start = DispatchTime.now()
         let end = min(prompt.count, prefilled + max(1, chunk))
         let out = try model.forward(Array(prompt[prefilled..<end]), cache: cache,
-                                    logits: end == prompt.count ? .last : .none, routing: routing, context: context)
+                                    logits: end == prompt.count ? .last : .none, routing: routing,
+                                    interventions: interventions, context: context)
         fed += prompt[prefilled..<end]
         let done = end - prefilled
         prefilled = end
@@ -112,12 +118,24 @@ public final class DecodeSession {
     public func flush() -> String { sequence.flush() }
 
     /// Feeds the token each session sampled back into the model: one forward pass for all of
-    /// them (the weights stream once), attention per session. Sessions that ended are skipped.
+    /// them (the weights stream once), attention per session — one pass per set of
+    /// interventions, since routing is the same for every row of a pass. Sessions that ended
+    /// are skipped.
     public static func feed(_ sessions: [DecodeSession], context: ForwardContext) throws {
         let live = sessions.filter { $0.pending != nil }
-        guard let model = live.first?.model else { return }
-        let rows = try model.decode(tokens: live.map { $0.pending! }, caches: live.map(\.cache),
-                                    routing: live.contains { $0.routing != nil } ? live.map(\.routing) : [], context: context)
+        var groups: [Interventions: [DecodeSession]] = [:], order: [Interventions] = []
+        for s in live {
+            if groups[s.interventions] == nil { order.append(s.interventions) }
+            groups[s.interventions, default: []].append(s)
+        }
+        for key in order { try feedTogether(groups[key]!, context: context) }
+    }
+
+    private static func feedTogether(_ live: [DecodeSession], context: ForwardContext) throws {
+        guard let first = live.first else { return }
+        let rows = try first.model.decode(tokens: live.map { $0.pending! }, caches: live.map(\.cache),
+                                          routing: live.contains { $0.routing != nil } ? live.map(\.routing) : [],
+                                          interventions: first.interventions, context: context)
         let now = DispatchTime.now()
         for (s, logits) in zip(live, rows) {
             try checkFinite(logits)

@@ -126,6 +126,9 @@ public final class Generator: @unchecked Sendable {
     /// fraction of a second on the full-size model.
     public static let defaultPrefillChunk = 256
     public var prefillChunk = Generator.defaultPrefillChunk
+    /// How the MoE layers route in everything this generator runs (`prefill`, `score`,
+    /// `decode`, `generate`).
+    public var interventions = Interventions.none
 
     public init(model: LanguageModel, threads: Int) {
         self.model = model
@@ -141,7 +144,7 @@ public final class Generator: @unchecked Sendable {
             let end = min(tokens.count, i + prefillChunk)
             logits = try model.forward(Array(tokens[i..<end]), cache: cache,
                                        logits: end == tokens.count ? .last : .none,
-                                       routing: routing, context: context)
+                                       routing: routing, interventions: interventions, context: context)
             i = end
         }
         return logits
@@ -156,7 +159,8 @@ public final class Generator: @unchecked Sendable {
     @discardableResult
     public func decode(_ prompt: [Int], cache: KVCache, sequence: inout DecodeSequence, routing: RoutingRecord? = nil,
                        cancel: CancellationFlag? = nil, observe: (DecodeEvent) -> Void = { _ in }) throws -> DecodeOutcome {
-        let session = try DecodeSession(model: model, prompt: prompt, cache: cache, sequence: sequence, routing: routing)
+        let session = try DecodeSession(model: model, prompt: prompt, cache: cache, sequence: sequence, routing: routing,
+                                        interventions: interventions)
         defer { sequence = session.sequence }
         var outcome = DecodeOutcome()
         while !session.isPrefilled {
@@ -212,7 +216,8 @@ extension Generator {
         var i = 0
         while i < tokens.count {
             let end = min(tokens.count, i + prefillChunk)
-            let logits = try model.forward(Array(tokens[i..<end]), cache: cache, logits: .all, context: context)
+            let logits = try model.forward(Array(tokens[i..<end]), cache: cache, logits: .all,
+                                           interventions: interventions, context: context)
             for t in i..<end where t + 1 < tokens.count {
                 let row = logits[(t - i) * vocab..<(t - i + 1) * vocab]
                 nll.append(logSumExp(row) - Double(row[row.startIndex + tokens[t + 1]]))
@@ -267,7 +272,7 @@ extension Generator {
         rules.maxTokens = request.maxTokens
         var sequence = DecodeSequence(prompt: request.promptIds, sampling: request.sampling, rules: rules, tokenizer: nil)
         var result = GenerationResult()
-        result.routing = request.recordRouting ? model.makeRoutingRecord() : nil
+        result.routing = request.recordRouting ? model.makeRoutingRecord(interventions) : nil
         let outcome = try decode(request.promptIds, cache: cache, sequence: &sequence, routing: result.routing, cancel: cancel) {
             if case let .token(id, _) = $0, id >= 0 { onToken(id) }
         }

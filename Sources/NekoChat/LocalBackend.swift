@@ -15,8 +15,10 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
     public let info: BackendInfo
     let generator: Generator
     let cache: KVCache
-    /// The tokens whose keys and values the cache holds, in order.
+    /// The tokens whose keys and values the cache holds, in order, and the interventions they
+    /// were put through under (other interventions make other keys: nothing is reused then).
     private(set) var cachedTokens: [Int] = []
+    private(set) var cachedInterventions = Interventions.none
 
     public init(bundle: ModelBundle, threads: Int, contextSize: Int? = nil, modelName: String? = nil,
                 isBuiltInDemo: Bool = false) throws {
@@ -79,6 +81,8 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         if count >= cache.capacity { throw tooLong(count) }
     }
 
+    public func check(_ experts: Interventions) throws { try bundle.model.check(experts) }
+
     public func describePrompt(_ messages: [ChatMessage], settings: ChatSettings) throws -> String? {
         let (ids, _) = try prompt(messages, settings: settings)
         let text = ids.map { "\($0):\(tokenizer.decode([$0]).debugDescription)" }.joined(separator: " ")
@@ -100,6 +104,11 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
             summary.error = userMessage(error)
             return
         }
+        do { try bundle.model.check(request.settings.experts) } catch {
+            summary.reason = .error
+            summary.error = userMessage(error)
+            return
+        }
         if dropped > 0 { emit(.contextTrimmed(droppedMessages: dropped)) }
         summary.promptTokens = ids.count
         guard !ids.isEmpty else {
@@ -108,7 +117,12 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
             return
         }
 
-        // Reuse the cache up to the longest common prefix; prefill at least one token.
+        // Reuse the cache up to the longest common prefix; prefill at least one token. Keys made
+        // under other interventions are not reused.
+        let experts = request.settings.experts
+        if experts != cachedInterventions { cachedTokens = [] }
+        cachedInterventions = experts
+        generator.interventions = experts
         let common = min(zip(cachedTokens, ids).prefix { $0 == $1 }.count, ids.count - 1)
         cache.truncate(to: common)
         cachedTokens = Array(cachedTokens.prefix(common))
@@ -117,7 +131,7 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         var sequence = DecodeSequence(prompt: ids, sampling: request.settings.sampling, rules: rules(request.settings),
                                       tokenizer: tokenizer)
         summary.seed = sequence.sampler.seed
-        let routing = info.reportsRouting ? bundle.model.makeRoutingRecord() : nil
+        let routing = info.reportsRouting ? bundle.model.makeRoutingRecord(experts) : nil
         var stats = GenerationStats(contextUsed: cache.length, contextSize: cache.capacity)
         var fed = fresh   // tokens put through the model this turn, in order (their routing)
         // Each token's text as the text grows (what the screen shows, so that token colours and

@@ -1,5 +1,6 @@
 import Foundation
 import NekoJSON
+import NekoModel
 
 /// Chat renders the conversation with the template; complete continues the plain text of
 /// the messages, as a base model is often used.
@@ -14,6 +15,8 @@ public struct ChatSettings: Sendable, Equatable {
     public var mode = ChatMode.chat
     /// Replies end where one of these strings would begin (the string is not kept).
     public var stop: [String] = []
+    /// How the MoE layers route (`/experts`, `--mask-experts` …): none by default.
+    public var experts = Interventions.none
 
     /// The most stop strings, and the longest in bytes: every token is checked against each of
     /// them (for the server, on the thread every request shares).
@@ -32,18 +35,35 @@ public struct ChatSettings: Sendable, Equatable {
 
     /// The settings as written in transcripts and shown by `/set`: numbers as they were set
     /// (`0.8`, not `0.800000011920929`), the seed as a number or `"random"`.
+    /// Interventions, when there are any, are the member `experts` (`Interventions.json`).
     public var json: JSONValue {
-        .object(SettingSpec.all.map { ($0.name, $0.value(self)) })
+        .object(SettingSpec.all.map { ($0.name, $0.value(self)) } + (experts.isEmpty ? [] : [("experts", experts.json)]))
     }
 
     /// Reads what `json` wrote; unknown names are ignored, a bad value is an error naming it.
+    /// Settings without `experts` route as the model does (every settings line is complete).
     public init(json: JSONValue, defaults: ChatSettings = ChatSettings()) throws {
         self = defaults
+        experts = .none
         for (key, value) in json.members ?? [] {
+            if key == "experts" {
+                do { experts = try Interventions(json: value) } catch { throw ChatError("experts: \(error)") }
+                continue
+            }
             guard let spec = SettingSpec.named(key) else { continue }
             try spec.set(&self, value.settingText)
         }
     }
+}
+
+extension ChatSettings {
+    /// Sets `experts` from its JSON (`Interventions.json`'s shape); an error says what is wrong.
+    public mutating func setExperts(json: JSONValue) throws {
+        do { experts = try Interventions(json: json) } catch { throw ChatError("\(error)") }
+    }
+
+    /// The interventions in one line ("none" when there are none).
+    public var expertsSummary: String { experts.summary }
 }
 
 extension JSONValue {

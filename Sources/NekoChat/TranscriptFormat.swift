@@ -1,4 +1,5 @@
 import Foundation
+import NekoModel
 import NekoJSON
 
 /// The first line of a transcript: which format, model and backend wrote it.
@@ -81,6 +82,7 @@ public enum TranscriptFormat {
                        ("prefill_tokens_per_s", .rate(m.prefillTokensPerSecond)),
                        ("tokens_per_s", .rate(m.decodeTokensPerSecond))]
             if let seed = m.seed { fields.append(("seed", .int(Int(truncatingIfNeeded: seed)))) }
+            if !m.experts.isEmpty { fields.append(("experts", m.experts.json)) }
         }
         if !m.routing.isEmpty { fields.append(("routing", RoutingCodec.encode(m.routing))) }
         return .object(fields)
@@ -210,7 +212,11 @@ public enum TranscriptFormat {
         }
         guard let content = v["content"]?.string else { throw fail("a message needs a string content") }
         var id = v["id"]?.int ?? conversation.nextID
-        if v["type"]?.string != "message" || id < 1 || conversation.message(id) != nil { id = conversation.nextID }
+        // Ids are renumbered when missing, taken, or outside 1 … 2⁴⁰ (a corrupt id such as
+        // Int.max would otherwise overflow the next id).
+        if v["type"]?.string != "message" || !(1...(1 << 40)).contains(id) || conversation.message(id) != nil {
+            id = conversation.nextID
+        }
         let parent: Int?
         if v["type"]?.string == "message", v["parent"] != nil {
             if let p = v["parent"]?.int, conversation.message(p) == nil {
@@ -236,6 +242,9 @@ public enum TranscriptFormat {
             m.prefillTokensPerSecond = v["prefill_tokens_per_s"]?.double ?? 0
             m.decodeTokensPerSecond = v["tokens_per_s"]?.double ?? 0
             m.seed = v["seed"]?.int.flatMap { $0 >= 0 ? UInt64($0) : nil }
+            if let e = v["experts"] {
+                do { m.experts = try Interventions(json: e) } catch { throw fail("experts: \(error)") }
+            }
         }
         if let r = v["routing"] {
             do { m.routing = try RoutingCodec.decode(r) } catch { throw fail("routing: \(error)") }

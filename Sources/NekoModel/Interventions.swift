@@ -47,18 +47,18 @@ public struct Interventions: Sendable, Hashable {
     public func check(_ config: ModelConfig, hasSharedExpert: Bool) throws {
         let experts = config.numExperts, k = expertsPerToken(config), moe = Set(config.moeLayers)
         if let n = expertsPerToken, !(1...max(1, experts)).contains(n) || experts == 0 {
-            throw InterventionError("experts per token must be from 1 to \(experts) (the experts per layer); got \(n)")
+            throw InterventionError("experts per token must be from 1 to \(experts) (the experts per layer); got \(n)", field: "top_k")
         }
         for (what, table) in [("mask", mask), ("force", force)] {
             for layer in table.keys.sorted() {
                 guard layer >= 0 && layer < config.numHiddenLayers else {
-                    throw InterventionError("\(what): layer \(layer) does not exist (layers 0 to \(config.numHiddenLayers - 1))")
+                    throw InterventionError("layer \(layer) does not exist (layers 0 to \(config.numHiddenLayers - 1))", field: what)
                 }
                 guard moe.contains(layer) else {
-                    throw InterventionError("\(what): layer \(layer) is dense (no router); the MoE layers are \(Self.ranges(config.moeLayers))")
+                    throw InterventionError("layer \(layer) is dense (no router); the MoE layers are \(Self.ranges(config.moeLayers))", field: what)
                 }
                 if let bad = table[layer]!.first(where: { $0 < 0 || $0 >= experts }) {
-                    throw InterventionError("\(what): layer \(layer) has no expert \(bad) (experts 0 to \(experts - 1))")
+                    throw InterventionError("layer \(layer) has no expert \(bad) (experts 0 to \(experts - 1))", field: what)
                 }
             }
         }
@@ -75,7 +75,7 @@ public struct Interventions: Sendable, Hashable {
             }
         }
         if !sharedExpert && !hasSharedExpert {
-            throw InterventionError("this model has no shared expert to leave out")
+            throw InterventionError("this model has no shared expert to leave out", field: "shared")
         }
     }
 
@@ -206,9 +206,20 @@ public struct Interventions: Sendable, Hashable {
     }
 }
 
-/// An intervention that does not fit the model, or text that does not spell one.
+/// An intervention that does not fit the model, or text that does not spell one. `field` names
+/// the part at fault in the JSON's words (`mask`, `force`, `top_k`, `shared`) when it is one part;
+/// a front end may name it its own way (`named`), e.g. by the command-line flag.
 public struct InterventionError: Error, CustomStringConvertible, Equatable {
+    public let field: String?
     public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public init(_ message: String, field: String? = nil) {
+        self.field = field
+        self.message = message
+    }
+    public var description: String { field.map { "\($0): \(message)" } ?? message }
+
+    /// The description with `field` called `names[field]` (unchanged when it has no name there).
+    public func named(_ names: [String: String]) -> String {
+        field.map { "\(names[$0] ?? $0): \(message)" } ?? message
+    }
 }

@@ -5,7 +5,12 @@ extension LanguageModel {
     /// Bytes of weights one decode step reads: every matrix of attention and the dense layers,
     /// the routers, the top-k experts (counted as k distinct experts), the shared experts and the
     /// LM head, in the format in use (the embedding row and the norms are negligible).
-    public var activeWeightBytes: Int {
+    public var activeWeightBytes: Int { activeWeightBytes(.none) }
+
+    /// The weight bytes one token reads under `interventions` (N experts per token, no shared
+    /// expert).
+    public func activeWeightBytes(_ interventions: Interventions) -> Int {
+        let k = interventions.expertsPerToken(config)
         var bytes = weights.lmHead.byteCount
         for layer in weights.layers {
             let a = layer.attention
@@ -13,8 +18,8 @@ extension LanguageModel {
             switch layer.feedForward {
             case let .dense(m): bytes += m.byteCount
             case let .moe(m):
-                bytes += m.router.byteCount + (m.shared?.byteCount ?? 0)
-                if let e = m.experts.first { bytes += min(config.numExpertsPerTok, m.experts.count) * e.byteCount }
+                bytes += m.router.byteCount + (interventions.sharedExpert ? m.shared?.byteCount ?? 0 : 0)
+                if let e = m.experts.first { bytes += min(k, m.experts.count) * e.byteCount }
             }
         }
         return bytes

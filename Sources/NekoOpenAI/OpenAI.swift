@@ -130,6 +130,12 @@ public struct CompletionRequest: Sendable {
         r.includeUsage = json["stream_options"]?["include_usage"]?.bool ?? false
         r.extended = json["nekochat"]?.members != nil
         r.routing = json["nekochat"]?["routing"]?.bool ?? false
+        // Routing interventions replace the server's defaults (they are not merged with them).
+        if let experts = json["nekochat"]?["experts"], !experts.isNull {
+            do { try r.settings.setExperts(json: experts) } catch {
+                throw APIError.invalid("nekochat.experts: \(error)", param: "nekochat.experts")
+            }
+        }
         return r
     }
 

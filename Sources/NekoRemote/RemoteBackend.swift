@@ -80,6 +80,14 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
 
     public func describePrompt(_ messages: [ChatMessage], settings: ChatSettings) throws -> String? { nil }
 
+    /// Only nekochat's server takes routing interventions (it checks them against its model and
+    /// answers a bad one with a 400 that the chat shows).
+    public func check(_ experts: RoutingInterventions) throws {
+        guard isNekochat || experts.isEmpty else {
+            throw ChatError("the server at \(base) is not nekochat's: only `nekochat serve` takes routing interventions")
+        }
+    }
+
     /// How many stop strings the server is sent: OpenAI takes at most 4, nekochat's server 16.
     /// The rest are applied here (`StopScanner`), and the request is cancelled when one matches.
     var stopsSent: Int { isNekochat ? ChatSettings.maxStopStrings : 4 }
@@ -102,7 +110,10 @@ public final class RemoteBackend: ChatBackend, @unchecked Sendable {
             fields += [("top_k", .int(s.sampling.topK)), ("min_p", .float(s.sampling.minP)), ("repeat_penalty", .float(s.sampling.repeatPenalty))]
         }
         // Asking for the extension at all brings the exact finish reason; routing only when shown.
-        if isNekochat { fields.append(("nekochat", .object([("routing", .bool(info.reportsRouting))]))) }
+        // The interventions are always sent: they replace the server's defaults.
+        if isNekochat {
+            fields.append(("nekochat", .object([("routing", .bool(info.reportsRouting)), ("experts", s.experts.json)])))
+        }
         return .object(fields)
     }
 

@@ -41,6 +41,8 @@ public final class ServeJob: @unchecked Sendable {
     public let prompt: [Int]
     public let cancel = CancellationFlag()
     let wantsRouting: Bool
+    /// How the MoE layers route for this request (the server's defaults, or the request's own).
+    let interventions: Interventions
     let sequence: DecodeSequence
     var session: DecodeSession?
     /// Routing entries sent so far.
@@ -50,8 +52,10 @@ public final class ServeJob: @unchecked Sendable {
     var prefillEnd: Double?
     let sink: @Sendable (ServeEvent) -> Void
 
-    init(prompt: [Int], sequence: DecodeSequence, routing: Bool, sink: @escaping @Sendable (ServeEvent) -> Void) {
+    init(prompt: [Int], sequence: DecodeSequence, routing: Bool, interventions: Interventions,
+         sink: @escaping @Sendable (ServeEvent) -> Void) {
         self.prompt = prompt
+        self.interventions = interventions
         self.sequence = sequence
         wantsRouting = routing
         self.sink = sink
@@ -120,8 +124,12 @@ public final class ServeEngine: @unchecked Sendable {
         guard ids.count < contextSize else {
             throw APIError.invalid("the prompt has \(ids.count) tokens; the context holds \(contextSize)", param: r.kind.isChat ? "messages" : "prompt")
         }
+        do { try bundle.model.check(r.settings.experts) } catch {
+            throw APIError.invalid("nekochat.experts: \(error)", param: "nekochat.experts")
+        }
         let sequence = DecodeSequence(prompt: ids, sampling: r.settings.sampling, rules: rules, tokenizer: tokenizer)
-        return ServeJob(prompt: ids, sequence: sequence, routing: r.routing && !config.moeLayers.isEmpty, sink: sink)
+        return ServeJob(prompt: ids, sequence: sequence, routing: r.routing && !config.moeLayers.isEmpty,
+                        interventions: r.settings.experts, sink: sink)
     }
 
     /// Most requests that may wait for a slot, counting those still being received and prepared;
@@ -223,7 +231,9 @@ public final class ServeEngine: @unchecked Sendable {
                 if j.session == nil {
                     j.prefillStart = Self.now()
                     j.session = try DecodeSession(model: bundle.model, prompt: j.prompt, cache: try bundle.model.makeCache(capacity: contextSize),
-                                                  sequence: j.sequence, routing: j.wantsRouting ? bundle.model.makeRoutingRecord() : nil)
+                                                  sequence: j.sequence,
+                                                  routing: j.wantsRouting ? bundle.model.makeRoutingRecord(j.interventions) : nil,
+                                                  interventions: j.interventions)
                 }
                 let session = j.session!
                 try session.prefill(chunk: prefillChunk, context: generator.context)

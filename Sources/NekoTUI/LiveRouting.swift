@@ -34,6 +34,13 @@ public struct LiveRouting: Sendable {
     }
 
     mutating func add(_ step: RoutingStep) {
+        // Interventions may change a reply's shape (experts per token, the shared expert's gate):
+        // the figures then start over from this step, since no trace mixes shapes.
+        if let trace, !fits(step, trace) {
+            self.trace = nil
+            session = nil
+            reply = nil
+        }
         if trace == nil {
             guard let t = try? RoutingTrace.of([(sequenceName, [step])], experts: max(experts, 1)) else { rejected += 1; return }
             trace = t
@@ -48,6 +55,14 @@ public struct LiveRouting: Sendable {
         if !step.isPrompt {
             reply!.add(trace!, token: t)
             lastGenerated = t
+        }
+    }
+
+    private func fits(_ step: RoutingStep, _ trace: RoutingTrace) -> Bool {
+        guard step.layers == trace.moeLayers, step.experts.allSatisfy({ $0.count == trace.topK }) else { return false }
+        return step.layers.indices.allSatisfy { slot in
+            let gated = slot < step.sharedGate.count && !step.sharedGate[slot].isNaN
+            return gated == trace.hasSharedGate[slot]
         }
     }
 

@@ -19,6 +19,7 @@ enum MessagesView {
             if m.finishReason == .error { title += " (failed)" }
             if m.finishReason == .length { title += " (cut at the token limit)" }
             if m.finishReason == .context { title += " (context full)" }
+            if !m.experts.isEmpty { title += " [experts: \(m.experts.summary)]" }
             if m.decodeTokensPerSecond > 0 { title += String(format: " · %.1f tok/s", m.decodeTokensPerSecond) }
             style = .assistant
         case .system: title = "system"; style = .system

@@ -100,6 +100,9 @@ public enum ChatView {
         }
         // A server that does not say its context size: what is used, as far as known.
         parts.append(st.contextSize > 0 ? "ctx \(st.contextUsed)/\(st.contextSize)" : st.contextUsed > 0 ? "ctx \(st.contextUsed)" : "ctx –")
+        // Routing interventions in force: always said, in words (`/experts` lists them).
+        let experts = s.conversation.settings.experts
+        if !experts.isEmpty { parts.append("experts: " + experts.summary) }
         g.put(" " + parts.joined(separator: " │ "), x: 0, y: 0, style: .status)
     }
 

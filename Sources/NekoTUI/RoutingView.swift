@@ -22,7 +22,7 @@ enum RoutingView {
     /// the view cannot be shown in that width. Models with more experts than columns get cells
     /// of several experts each (heat) or their most-used experts (co-activation, flow).
     static func width(_ s: ScreenState, available: Int) -> Int? {
-        let k = max(1, s.backend.expertsPerToken)
+        let k = max(1, s.expertsPerToken)
         if s.inspector != nil, s.panelView == .heat {
             let wanted = max(30, 5 + 13 * k + 12, heatFigures + s.experts)
             if wanted <= available { return wanted }
@@ -190,7 +190,7 @@ enum RoutingView {
     }
 
     static func drawTable(_ s: ScreenState, _ stats: RoutingStats, into g: inout CellGrid, _ a: (x: Int, y: Int, w: Int, h: Int)) {
-        let layers = stats.moeLayers, E = s.experts, k = max(1, s.backend.expertsPerToken)
+        let layers = stats.moeLayers, E = s.experts, k = max(1, s.expertsPerToken)
         title(s, "random: rep1 \(f(RoutingAnalysis.randomRepeatTop1(experts: E))) repk \(f(RoutingAnalysis.randomRepeatTopK(experts: E, topK: min(k, E))))",
               into: &g, a)
         if a.h > 1 { g.put("      rep1  repk  spec  gate  H_rt", x: a.x, y: a.y + 1, style: .dim, maxX: a.x + a.w) }

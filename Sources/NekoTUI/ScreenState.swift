@@ -86,6 +86,9 @@ public struct ScreenState: Sendable {
     }
 
     public var experts: Int { backend.experts }
+    /// Experts per token of the routing shown: the most of the model's k and the chat's
+    /// `/experts k` (so the inspector has room for either).
+    public var expertsPerToken: Int { max(backend.expertsPerToken, conversation.settings.experts.expertsPerToken ?? 0) }
 
     public var isBusy: Bool { conversation.pendingReply != nil }
 

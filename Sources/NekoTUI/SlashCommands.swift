@@ -58,12 +58,17 @@ struct SlashCommand: Sendable {
             }
             return try app.controller.set(kv[0], kv[1])
         },
+        SlashCommand(name: "experts", usage: "/experts [mask L:E… | force L:E… | k N | shared on|off | reset]",
+                     help: "mask or force experts, change experts per token, drop the shared expert; alone: what is in force") { app, arg, _ in
+            try app.controller.experts(arg)
+        },
         SlashCommand(name: "show", usage: "/show", help: "the model, the backend and the settings") { app, _, _ in
             let info = app.controller.backend.info
             let settings = app.controller.conversation.settings
             var parts = ["model \(info.modelName) (\(info.location))", "\(info.kind) backend", "context \(info.contextSize)"]
             if !info.moeLayers.isEmpty { parts.append("\(info.moeLayers.count) MoE layers × \(info.experts) experts, top-\(info.expertsPerToken)") }
             parts.append(SettingSpec.all.map { "\($0.name) \($0.display(settings))" }.joined(separator: ", "))
+            if !settings.experts.isEmpty { parts.append("experts: " + settings.experts.summary) }
             if let path = app.controller.transcript?.path { parts.append("saved to \(path)") }
             return parts.joined(separator: " · ")
         },

@@ -27,6 +27,7 @@ struct Bench: ParsableCommand {
     var noWarmup = false
     @Flag(help: "Also print where prefill and decode spend their time, phase by phase.") var profile = false
     @Flag(help: "Print one JSON document.") var json = false
+    @OptionGroup var steering: InterventionOptions
     @Flag(help: "Instead: time redrawing the chat screen at 200×60 after each token (no model needed).") var ui = false
     @Option(name: .customLong("paste-bytes"), help: "With --ui: also time keystrokes in a draft of this many pasted bytes, and its screen once sent.")
     var pasteBytes = 0
@@ -65,11 +66,13 @@ struct Bench: ParsableCommand {
         guard promptTokens + genTokens <= model.config.maxPositionEmbeddings else {
             throw CLIError("--prompt-tokens + --gen-tokens = \(promptTokens + genTokens) exceeds the context window \(model.config.maxPositionEmbeddings)")
         }
+        let experts = try steering.interventions(for: model)
         var rng = SeededGenerator(seed: seed)
         let prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<model.config.vocabSize, using: &rng) }
         let context = ForwardContext(threads: threads)
         if !noWarmup {
-            _ = try model.forward(prompt, cache: try model.makeCache(capacity: promptTokens), logits: .last, context: context)
+            _ = try model.forward(prompt, cache: try model.makeCache(capacity: promptTokens), logits: .last,
+                                  interventions: experts, context: context)
         }
 
         // The chat's decode loop (a DecodeSession): prefill in --chunk tokens a pass, then greedy
@@ -79,7 +82,8 @@ struct Bench: ParsableCommand {
         sampling.temperature = 0
         let session = try DecodeSession(model: model, prompt: prompt, cache: cache,
                                         sequence: DecodeSequence(prompt: prompt, sampling: sampling,
-                                                                 rules: StopRules(maxTokens: genTokens + 1), tokenizer: nil))
+                                                                 rules: StopRules(maxTokens: genTokens + 1), tokenizer: nil),
+                                        interventions: experts)
         let prefillProfile = PhaseProfile(), decodeProfile = PhaseProfile()
         if profile { context.profile = prefillProfile }
         let prefillStart = DispatchTime.now()
@@ -104,7 +108,7 @@ struct Bench: ParsableCommand {
 
         let prefillRate = Double(promptTokens) / prefillSeconds
         let decodeRate = genTokens > 0 ? Double(genTokens) / decodeSeconds : 0
-        let activeBytes = model.activeWeightBytes
+        let activeBytes = model.activeWeightBytes(experts)
         let limit = bandwidth / Double(activeBytes)
         let freshLimit = freshBandwidth / Double(activeBytes)
         let flops = model.forwardFLOPs(tokens: promptTokens)
@@ -140,6 +144,7 @@ struct Bench: ParsableCommand {
                 ("weights_cache_reused", .bool(model.weightCache?.reused ?? false)),
                 ("weights_cache_mapped", .bool(model.weightCache?.mapped ?? false)),
             ]
+            if !experts.isEmpty { fields.append(("experts", experts.json)) }
             if !batched.isEmpty {
                 fields.append(("batched_decode", .array(batched.map {
                     .object([("sequences", .int($0.sequences)), ("tokens_per_s", .double($0.rate))])

@@ -18,6 +18,7 @@ struct Chat: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Longest reply, in tokens (default 512).") var maxTokens: Int?
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var remote: RemoteOptions
+    @OptionGroup var steering: InterventionOptions
     @Option(help: "Stop replies before this text (repeatable).") var stop: [String] = []
     /// Answers from a JSON list of texts instead of a model (demos, tests of the screen).
     @Option(name: .customLong("scripted-replies"), help: .hidden) var scriptedReplies: String?
@@ -71,6 +72,9 @@ struct Chat: ParsableCommand {
             contextNotice = bundle.model.contextWarning(context)
         }
         settings.stop = try stopStrings(stop)
+        let experts = try steering.interventions()
+        do { try backend.check(experts) } catch { throw CLIError(userMessage(error)) }
+        settings.experts = experts
         let store = TranscriptStore.standard()
         var header = TranscriptHeader(backend.info)
         if let hub { header.hubModel = hub.model.repo; header.hubCommit = hub.commit }
@@ -106,6 +110,7 @@ struct Chat: ParsableCommand {
             for (n, v) in sampling.given { try controller.set(n, v) }
             if let maxTokens { try controller.set("max_tokens", String(maxTokens)) }
             for s in stop { try controller.set("stop", s) }
+            if !experts.isEmpty { try controller.setExperts(experts) }
         }
 
         let app = ChatApp(controller: controller, theme: chosenTheme, noColor: noColor, historyPath: store.directory + "/history")

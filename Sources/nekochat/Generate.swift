@@ -19,6 +19,7 @@ struct Generate: ParsableCommand {
     @Flag(help: "Include the routing record in the JSON output.") var routing = false
     @Flag(help: "Print one JSON document instead of streaming text.") var json = false
     @OptionGroup var remote: RemoteOptions
+    @OptionGroup var steering: InterventionOptions
 
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt and --prompt-ids") }
@@ -49,9 +50,10 @@ struct Generate: ParsableCommand {
         let parameters = try sampling.settings(bundle.generationConfig).sampling
         var sequence = DecodeSequence(prompt: ids, sampling: parameters, rules: rules, tokenizer: tokenizer)
         let generator = Generator(model: bundle.model, threads: modelOptions.threadCount)
+        generator.interventions = try steering.interventions(for: bundle.model)
         let cache = try bundle.model.makeCache(capacity: ctxSize)
         if let warning = bundle.model.contextWarning(cache.capacity) { Output.err("warning: \(warning)\n") }
-        let record = routing ? bundle.model.makeRoutingRecord() : nil
+        let record = routing ? bundle.model.makeRoutingRecord(generator.interventions) : nil
         if tokenizer == nil && !json { Output.err("note: \(bundle.directory) has no tokenizer.json: printing token ids\n") }
         let outcome = try generator.decode(ids, cache: cache, sequence: &sequence, routing: record) { event in
             guard !json, case let .token(id, text) = event else { return }
@@ -78,6 +80,7 @@ struct Generate: ParsableCommand {
             ("decode_tokens_per_s", .double(outcome.decodeTokensPerSecond)),
         ]
         if parameters.temperature > 0 { fields.append(("seed", .int(Int(truncatingIfNeeded: sequence.sampler.seed)))) }
+        if !generator.interventions.isEmpty { fields.append(("experts", generator.interventions.json)) }
         if let record { fields.append(("routing", routingJSON(record))) }
         try Output.json(.object(fields))
     }
@@ -94,6 +97,8 @@ extension Generate {
         var settings = try sampling.settings(backend, maxTokens: maxTokens)
         settings.stop = try stopStrings(stop)
         settings.mode = chat ? .chat : .complete
+        settings.experts = try steering.interventions()
+        try backend.check(settings.experts)
         var out = "", steps: [RoutingStep] = [], summary = ReplySummary(reason: .error)
         backend.reply(ReplyRequest(messages: [ChatMessage(id: 1, role: .user, content: text)], settings: settings), cancel: CancellationFlag()) { e in
             switch e {

@@ -161,3 +161,42 @@ struct RemoteOptions: ParsableArguments {
         return key
     }
 }
+
+/// `--mask-experts`, `--force-experts`, `--experts-per-token`, `--no-shared-expert`: routing
+/// interventions (Sources/NekoRouting/README.md, "Interventions"), on every command that runs
+/// the model; checked against the model once it is loaded.
+struct InterventionOptions: ParsableArguments {
+    @Option(name: .customLong("mask-experts"), help: "Experts never chosen: LAYER:EXPERT[,EXPERT…][;LAYER:…] (a-b: a range).")
+    var mask: String?
+    @Option(name: .customLong("force-experts"), help: "Experts always chosen: LAYER:EXPERT[,EXPERT…][;LAYER:…].")
+    var force: String?
+    @Option(name: .customLong("experts-per-token"), help: "Experts chosen per token in every MoE layer (default: the model's).")
+    var expertsPerToken: Int?
+    @Flag(name: .customLong("no-shared-expert"), help: "Leave the shared expert out of every MoE layer.")
+    var noSharedExpert = false
+
+    func validate() throws { _ = try interventions() }
+
+    /// The flag of each part of the interventions (errors name the flag the user typed).
+    static let flags = ["mask": "--mask-experts", "force": "--force-experts", "top_k": "--experts-per-token",
+                        "shared": "--no-shared-expert"]
+
+    /// The interventions asked for (not yet checked against a model).
+    func interventions() throws -> Interventions {
+        do {
+            return Interventions(mask: try mask.map { try Interventions.parseLayers($0, what: "--mask-experts") } ?? [:],
+                                 force: try force.map { try Interventions.parseLayers($0, what: "--force-experts") } ?? [:],
+                                 expertsPerToken: expertsPerToken, sharedExpert: !noSharedExpert)
+        } catch let error as InterventionError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// The interventions, checked against `model`: an error names the flag's layer or expert.
+    func interventions(for model: LanguageModel) throws -> Interventions {
+        let i = try interventions()
+        do { try model.check(i) } catch let error as InterventionError { throw CLIError(error.named(Self.flags)) }
+        if !i.isEmpty { Output.err("note: routing under interventions: \(i.summary)\n") }
+        return i
+    }
+}

@@ -20,6 +20,7 @@ struct RoutingCommand: ParsableCommand {
     @Flag(help: "Print the analyses as one JSON document.") var json = false
     @Option(help: "Write one row per (token, layer, rank) to this CSV file.") var csv: String?
     @Option(help: "Write the figures as SVG files into this folder.") var svg: String?
+    @OptionGroup var steering: InterventionOptions
 
     func validate() throws {
         let sources = (file.isEmpty ? 0 : 1) + (ids.isEmpty ? 0 : 1) + (transcript == nil ? 0 : 1)
@@ -75,6 +76,7 @@ struct RoutingCommand: ParsableCommand {
             sequences.append(((f as NSString).lastPathComponent, tokenizer.encode(text)))
         }
         let generator = Generator(model: model, threads: modelOptions.threadCount)
+        generator.interventions = try steering.interventions(for: model)
         var steps: [(name: String, steps: [RoutingStep])] = []
         for (name, tokens) in sequences {
             guard !tokens.isEmpty else { steps.append((name, [])); continue }
@@ -82,7 +84,7 @@ struct RoutingCommand: ParsableCommand {
                 throw CLIError("\(name): \(tokens.count) tokens, longer than the context window of \(config.maxPositionEmbeddings)")
             }
             try model.check(tokens: tokens)
-            let record = model.makeRoutingRecord()
+            let record = model.makeRoutingRecord(generator.interventions)
             _ = try generator.prefill(tokens, cache: try model.makeCache(capacity: tokens.count), routing: record)
             steps.append((name, tokens.indices.map { RoutingStep(record: record, token: $0, id: tokens[$0], text: "", isPrompt: true) }))
         }

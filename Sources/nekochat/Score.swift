@@ -11,6 +11,7 @@ struct Score: ParsableCommand {
     @Option(help: "A UTF-8 text file to score (encoded with the tokenizer's special tokens, e.g. BOS); - reads stdin.") var file: String?
     @Option(help: "Token ids to score: 1,2,3.") var ids: String?
     @Flag(help: "Print one JSON document.") var json = false
+    @OptionGroup var steering: InterventionOptions
 
     func validate() throws {
         if (file == nil) == (ids == nil) { throw ValidationError("give exactly one of --file and --ids") }
@@ -35,6 +36,7 @@ struct Score: ParsableCommand {
             tokens = try parseIds(ids ?? "", flag: "--ids")
         }
         let generator = Generator(model: bundle.model, threads: modelOptions.threadCount)
+        generator.interventions = try steering.interventions(for: bundle.model)
         let nll = try generator.score(tokens)
         let mean = nll.isEmpty ? 0 : nll.reduce(0, +) / Double(nll.count)
         if json {

@@ -17,6 +17,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "The longest reply (a request asking for more gets this many, ending with length), and the default.") var maxTokens = 2048
     @Option(name: .customLong("max-body"), help: "The largest request body accepted, in bytes.") var maxBody = 8 << 20
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var steering: InterventionOptions
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be from 0 to 65535") }
@@ -46,6 +47,8 @@ struct Serve: ParsableCommand {
         options.maxBodyBytes = maxBody
         options.maxTokens = maxTokens
         options.defaults = try sampling.settings(bundle.generationConfig, maxTokens: maxTokens)
+        // The server's routing interventions: every request's, unless it sends its own.
+        options.defaults.experts = try steering.interventions(for: bundle.model)
         // A parent may have blocked SIGTERM / SIGINT (test runners do): the server stops on them.
         var none = sigset_t()
         sigemptyset(&none)

@@ -1,5 +1,6 @@
 import Foundation
 @testable import NekoChat
+import NekoModel
 import Testing
 
 /// The chat core with a scripted backend and with the real model: commands in, events out,
@@ -156,6 +157,47 @@ import Testing
         #expect(events.contains { if case .stats = $0 { true } else { false } })
         #expect(reply.routing.filter(\.isPrompt).count == reply.promptTokens)
         #expect(try c.describePrompt().contains("tokens (chat mode)"))
+    }
+
+    /// `/experts`: changes add up, bad ones are refused naming the layer, replies record what
+    /// they were made under, and a saved chat reopens with the same interventions (settings
+    /// and each reply's own).
+    @Test func expertsCommandsSteerRepliesAndAreSaved() throws {
+        let backend = try ChatFixture.backend()
+        let store = TranscriptStore(directory: ChatFixture.temp())
+        let c = ChatController(backend: backend, conversation: Conversation(settings: ChatFixture.settings()),
+                               transcript: TranscriptWriter(store: store, header: TranscriptHeader(backend.info)))
+        #expect(try c.experts("").hasPrefix("experts: routing as the model does"))
+        #expect(try c.experts("mask 2:0,1") == "experts: mask 2:0,1, from the next reply (/experts reset undoes)")
+        try c.experts("mask 3:4 k 3 shared off")
+        #expect(c.conversation.settings.experts == Interventions(mask: [2: [0, 1], 3: [4]], expertsPerToken: 3, sharedExpert: false))
+        for (bad, message) in [("mask 0:1", "mask: layer 0 is dense"), ("force 3:4", "layer 3: expert 4 is both masked and forced"),
+                               ("k 9", "top_k: experts per token must be from 1 to 8"), ("shared maybe", "on or off"),
+                               ("mask", "needs LAYER:EXPERT"), ("frobnicate", "unknown 'frobnicate'")] {
+            let error = #expect(throws: ChatError.self) { try c.experts(bad) }
+            #expect(error?.description.contains(message) == true, "\(bad): \(error?.description ?? "")")
+        }
+        #expect(c.conversation.settings.experts.expertsPerToken == 3, "a refused change leaves the settings as they were")
+        try c.send("hi")
+        _ = c.finish()
+        let reply = try #require(c.conversation.path.last)
+        #expect(reply.experts == c.conversation.settings.experts)
+        #expect(reply.routing.allSatisfy { $0.experts.allSatisfy { $0.count == 3 } && $0.sharedGate.isEmpty })
+        #expect(reply.routing.allSatisfy { !$0.experts[0].contains(0) && !$0.experts[0].contains(1) && !$0.experts[1].contains(4) })
+        let loaded = try Transcript.load(path: try #require(c.transcript?.path)).conversation
+        #expect(loaded.settings.experts == c.conversation.settings.experts)
+        #expect(loaded.path.last?.experts == reply.experts)
+        #expect(loaded.path.last?.routing == reply.routing)
+        try c.experts("reset")
+        #expect(c.conversation.settings.experts.isEmpty)
+        #expect(try Transcript.load(path: try #require(c.transcript?.path)).conversation.settings.experts.isEmpty)
+    }
+
+    @Test func aBackendThatCannotSteerRefusesExperts() throws {
+        let (c, _) = controller()
+        let error = #expect(throws: ChatError.self) { try c.experts("mask 2:1") }
+        #expect(error?.description == "this backend cannot change how experts are routed")
+        #expect(try c.experts("reset").hasPrefix("experts: routing as the model does"))
     }
 }
 

@@ -63,6 +63,42 @@ import Testing
         #expect(ChatFixture.text(ChatFixture.reply(fresh, messages, settings)) == ChatFixture.text(second))
     }
 
+    /// Keys made under other routing interventions are never reused: the turn after a change
+    /// prefills everything, and answers as a fresh backend under the new interventions would;
+    /// its routing records the N experts per token asked for, without the masked ones.
+    @Test func changedInterventionsInvalidateTheCache() throws {
+        let backend = try ChatFixture.backend()
+        var steered = ChatFixture.settings()
+        steered.experts = Interventions(mask: [2: [0, 1]], expertsPerToken: 3)
+        let messages = [ChatFixture.user(1, "hi")]
+        _ = ChatFixture.reply(backend, messages, ChatFixture.settings())
+        let events = ChatFixture.reply(backend, messages, steered)
+        let prompt = try backend.prompt(messages, settings: steered).ids
+        let prefilled = events.compactMap { if case let .prefillProgress(_, total) = $0 { total } else { nil } }.last
+        #expect(prefilled == prompt.count, "\(String(describing: prefilled)) of \(prompt.count) prompt tokens prefilled")
+        let steps = events.compactMap { if case let .routing(s) = $0 { s } else { nil } }
+        #expect(!steps.isEmpty)
+        for step in steps {
+            #expect(step.experts.allSatisfy { $0.count == 3 })
+            #expect(!step.experts[0].contains(0) && !step.experts[0].contains(1))
+        }
+        let fresh = try ChatFixture.backend()
+        #expect(ChatFixture.text(ChatFixture.reply(fresh, messages, steered)) == ChatFixture.text(events))
+        // And back: the plain model's reply again.
+        let plain = ChatFixture.text(ChatFixture.reply(try ChatFixture.backend(), messages, ChatFixture.settings()))
+        #expect(ChatFixture.text(ChatFixture.reply(backend, messages, ChatFixture.settings())) == plain)
+    }
+
+    @Test func aBadInterventionIsTheReplysError() throws {
+        let backend = try ChatFixture.backend()
+        var settings = ChatFixture.settings()
+        settings.experts = Interventions(force: [3: [1, 2, 3]])
+        let summary = ChatFixture.summary(ChatFixture.reply(backend, [ChatFixture.user(1, "hi")], settings))
+        #expect(summary?.reason == .error)
+        #expect(summary?.error?.contains("layer 3: 3 experts forced, more than the 2 chosen per token") == true, "\(String(describing: summary?.error))")
+        #expect(throws: InterventionError.self) { try backend.check(settings.experts) }
+    }
+
     @Test func stopKeepsThePartialReplyAndItsCount() throws {
         let backend = try ChatFixture.backend()
         let cancel = CancellationFlag()

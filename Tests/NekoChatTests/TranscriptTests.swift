@@ -101,6 +101,20 @@ import Testing
         #expect(early.children(of: early.path[0].id).count == 2)
     }
 
+    /// Found by the transcript-grammar fuzzer: a message id of Int.max overflowed the next id.
+    @Test func absurdMessageIdsAreRenumbered() throws {
+        let text = """
+            {"type":"message","id":\(Int.max),"parent":null,"role":"user","content":"a"}
+            {"type":"message","id":-3,"parent":1,"role":"assistant","content":"b"}
+            {"type":"message","id":\(1 << 41),"parent":2,"role":"user","content":"c"}
+
+            """
+        let (_, c, _) = try TranscriptFormat.replay(Array(text.utf8), path: "x", defaults: ChatSettings())
+        #expect(c.path.map(\.content) == ["a", "b", "c"])
+        #expect(c.path.map(\.id) == [1, 2, 3])
+        #expect(c.nextID == 4)
+    }
+
     @Test func openAIStyleJSONLoadsAndIsNotALog() throws {
         let path = ChatFixture.temp() + "/chat.json"
         try #"{"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}"#

@@ -144,7 +144,8 @@ struct InterventionCases: Decodable {
         let error = #expect(throws: InterventionError.self) {
             try model.check(Interventions(sharedExpert: false))
         }
-        #expect(error?.description == "this model has no shared expert to leave out")
+        #expect(error?.description == "shared: this model has no shared expert to leave out")
+        #expect(error?.named(["shared": "--no-shared-expert"]) == "--no-shared-expert: this model has no shared expert to leave out")
     }
 
     @Test func aRecordForAnotherKIsRefused() throws {
