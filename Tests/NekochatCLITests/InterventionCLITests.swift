@@ -1,0 +1,130 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// Routing interventions through the commands: the flags give the reference's numbers, the
+/// server's `nekochat.experts` gives what the flags give, and bad ones are one clear error.
+@Suite(.serialized) struct InterventionCLITests {
+    let name = "neko_mini_bf16"
+
+    /// interventions.json's cases: (the `experts` object, the reference's NLL).
+    func cases() throws -> (prompt: [Int], cases: [(experts: [String: Any], nll: [Double])]) {
+        let data = try Data(contentsOf: CLI.fixtures.appendingPathComponent("\(name)/interventions.json"))
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let list = try #require(json["cases"] as? [[String: Any]])
+        return (json["prompt_ids"] as! [Int], list.map { ($0["experts"] as! [String: Any], $0["nll"] as! [Double]) })
+    }
+
+    /// The flags that ask for an `experts` object.
+    func flags(_ e: [String: Any]) -> [String] {
+        func spec(_ t: Any?) -> String? {
+            guard let t = t as? [String: [Int]], !t.isEmpty else { return nil }
+            return t.keys.sorted().map { "\($0):" + t[$0]!.map(String.init).joined(separator: ",") }.joined(separator: ";")
+        }
+        var out: [String] = []
+        if let m = spec(e["mask"]) { out += ["--mask-experts", m] }
+        if let f = spec(e["force"]) { out += ["--force-experts", f] }
+        if let k = e["top_k"] as? Int { out += ["--experts-per-token", String(k)] }
+        if e["shared"] as? Bool == false { out.append("--no-shared-expert") }
+        return out
+    }
+
+    @Test func scoreUnderTheFlagsGivesTheReferencesNLL() throws {
+        let (prompt, cases) = try cases()
+        let ids = prompt.map(String.init).joined(separator: ",")
+        for (experts, want) in cases {
+            let r = try CLI.run(["score", "--model", CLI.model(name), "--ids", ids, "--json", "--threads", "1"] + flags(experts))
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stderr.contains("routing under interventions"), "\(r.stderr)")
+            let nll = try #require(r.json?["nll"] as? [Double])
+            #expect(nll.count == want.count)
+            #expect(zip(nll, want).allSatisfy { abs($0 - $1) < 1e-3 }, "\(experts): \(nll) vs \(want)")
+        }
+    }
+
+    @Test func generateRecordsTheRoutingThatRan() throws {
+        let r = try CLI.run(["generate", "--model", CLI.model(name), "--prompt-ids", "5,6,7,8", "--temperature", "0",
+                             "--max-tokens", "4", "--json", "--routing", "--mask-experts", "2:0-3", "--experts-per-token", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json)
+        let experts = try #require(json["experts"] as? [String: Any])
+        #expect(experts["top_k"] as? Int == 3)
+        let routing = try #require(json["routing"] as? [[[String: Any]]])
+        #expect(routing.count == 4 + 4 - 1)
+        for token in routing {
+            for layer in token {
+                let chosen = try #require(layer["experts"] as? [Int])
+                #expect(chosen.count == 3)
+                if layer["layer"] as? Int == 2 { #expect(chosen.allSatisfy { $0 >= 4 }) }
+            }
+        }
+    }
+
+    @Test(arguments: [
+        (["--mask-experts", "1:0"], "--mask-experts: layer 1 is dense (no router); the MoE layers are 2-3"),
+        (["--force-experts", "2:9"], "--force-experts: layer 2 has no expert 9 (experts 0 to 7)"),
+        (["--force-experts", "3:1,2,3"], "layer 3: 3 experts forced, more than the 2 chosen per token"),
+        (["--mask-experts", "3:1", "--force-experts", "3:1"], "layer 3: expert 1 is both masked and forced"),
+        (["--experts-per-token", "0"], "--experts-per-token: experts per token must be from 1 to 8"),
+        (["--mask-experts", "3;1"], "--mask-experts: '3' is not LAYER:EXPERT[,EXPERT…]"),
+    ])
+    func badFlagsAreOneClearError(arguments: [String], message: String) throws {
+        let r = try CLI.run(["score", "--model", CLI.model(name), "--ids", "5,6,7"] + arguments)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains(message), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
+    /// A request's `experts` replaces the server's defaults (it is not merged): with none the
+    /// defaults apply, with `{}` the model routes as trained, with its own they alone apply; a
+    /// bad one is a 400 naming `nekochat.experts`. The text equals `generate` under the same flags.
+    @Test func theServersExpertsFieldIsTheFlags() throws {
+        // The built-in demo (MoE layers 2-5, 8 experts, top-2, with a tokenizer).
+        let server = try ServerProcess(["--mask-experts", "2:0-3;3:0-3", "--experts-per-token", "1"])
+        defer { server.stop() }
+        func complete(_ ext: [String: Any]) throws -> [String: Any] {
+            var request = URLRequest(url: URL(string: server.url + "/v1/completions")!)
+            request.httpMethod = "POST"
+            request.httpBody = try JSONSerialization.data(withJSONObject: ["prompt": "ROMEO:", "max_tokens": 12, "temperature": 0,
+                                                                           "nekochat": ext])
+            return try #require(try JSONSerialization.jsonObject(with: ServeTests.send(request)) as? [String: Any])
+        }
+        func routing(_ reply: [String: Any]) throws -> [[[String: Any]]] {
+            try #require((reply["nekochat"] as? [String: Any])?["routing"] as? [[[String: Any]]], "\(reply)")
+        }
+        func text(_ reply: [String: Any]) -> String? { ((reply["choices"] as? [[String: Any]])?.first)?["text"] as? String }
+
+        let defaults = try complete(["routing": true])
+        for token in try routing(defaults) {
+            #expect(token.allSatisfy { ($0["experts"] as? [Int])?.count == 1 })
+            #expect(token.first { $0["layer"] as? Int == 2 }.map { ($0["experts"] as! [Int]).allSatisfy { $0 >= 4 } } == true)
+        }
+        let plain = try complete(["routing": true, "experts": [String: Any]()])
+        #expect(try routing(plain).allSatisfy { $0.allSatisfy { ($0["experts"] as? [Int])?.count == 2 } })
+        let forced = try complete(["routing": true, "experts": ["force": ["2": [0]]]])
+        for token in try routing(forced) {
+            #expect(token.first { $0["layer"] as? Int == 2 }.map { ($0["experts"] as! [Int]).contains(0) } == true)
+            #expect(token.allSatisfy { ($0["experts"] as? [Int])?.count == 2 })
+        }
+        let bad = try complete(["experts": ["mask": ["0": [1]]]])
+        let error = try #require(bad["error"] as? [String: Any], "\(bad)")
+        #expect(error["param"] as? String == "nekochat.experts")
+        #expect((error["message"] as? String)?.contains("layer 0 is dense") == true, "\(error)")
+        let unknown = try complete(["experts": ["masks": [String: Any]()]])
+        #expect(((unknown["error"] as? [String: Any])?["message"] as? String)?.contains("unknown member 'masks'") == true, "\(unknown)")
+
+        // The same text and routing as `generate` under the same flags.
+        let cli = try CLI.run(["generate", "--prompt", "ROMEO:", "--temperature", "0", "--max-tokens", "12", "--json", "--routing",
+                               "--mask-experts", "2:0-3;3:0-3", "--experts-per-token", "1"])
+        let cliRouting = try #require(cli.json?["routing"] as? [[[String: Any]]], "\(cli.stderr)")
+        #expect(text(defaults) == cli.json?["text"] as? String)
+        #expect(text(defaults) != text(plain), "the interventions changed nothing: the test would not see them")
+        let served = try routing(defaults)
+        #expect(served.count == cliRouting.count)
+        for (a, b) in zip(served, cliRouting) {
+            #expect(a.map { $0["experts"] as? [Int] } == b.map { $0["experts"] as? [Int] })
+        }
+    }
+}
