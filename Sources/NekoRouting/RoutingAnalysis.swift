@@ -31,6 +31,24 @@ public struct RoutingReport: Sendable, Equatable {
     public var crossLayer: [CrossLayerFlow]
     public var byFile: [SequenceLoad]
 
+    /// The hot set: the fewest (MoE layer, expert) slots whose routed tokens cover 50, 90 and
+    /// 99 % of all routed (token, layer, rank) assignments — what an expert cache must hold.
+    public var hotSet: (slots: Int, cover50: Int, cover90: Int, cover99: Int) {
+        var counts = layers.flatMap(\.loadCounts)
+        counts.sort(by: >)
+        let total = counts.reduce(0, +)
+        func cover(_ p: Double) -> Int {
+            guard total > 0 else { return 0 }
+            var sum = 0
+            for (i, c) in counts.enumerated() {
+                sum += c
+                if Double(sum) >= p * Double(total) - 1e-9 { return i + 1 }
+            }
+            return counts.count
+        }
+        return (counts.count, cover(0.5), cover(0.9), cover(0.99))
+    }
+
     /// Sources/NekoRouting/README.md's document, keys in its order: `tokens`, `experts`, `top_k`, `layers`,
     /// `cross_layer`, `by_file`. nil figures are `null`.
     public var json: JSONValue {
@@ -63,6 +81,8 @@ public struct RoutingReport: Sendable, Equatable {
                 .object([("file", .string(s.name)), ("tokens", .int(s.tokens)),
                          ("load", .array(s.load.map(numbers)))])
             })),
+            ("hot_set", .object([("slots", .int(hotSet.slots)), ("cover_50", .int(hotSet.cover50)),
+                                 ("cover_90", .int(hotSet.cover90)), ("cover_99", .int(hotSet.cover99))])),
         ])
     }
 }

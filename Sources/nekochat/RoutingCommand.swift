@@ -104,6 +104,8 @@ struct RoutingCommand: ParsableCommand {
                 + "  " + f(l.repeatTop1) + " (" + f(top1) + ")  " + f(l.repeatTopK) + " (" + f(topk) + ")  "
                 + f(l.specialisation) + "  " + f(l.sharedGateMean, 2) + "  " + f(l.routerEntropyMean, 2) + "\n"
         }
+        let hot = r.hotSet
+        out += "hot set: \(hot.cover50), \(hot.cover90) and \(hot.cover99) of the \(hot.slots) (layer, expert) slots take 50, 90 and 99 % of the routed tokens\n"
         return out
     }
 }

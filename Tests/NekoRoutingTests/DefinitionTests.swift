@@ -137,6 +137,17 @@ import Testing
 
 /// N = 0, N = 1, E = 1 and one expert taking everything.
 @Suite struct EdgeCaseTests {
+    /// The hot set by hand: slot counts 6, 3, 1, 0 (one layer of four experts, k = 1, 10
+    /// tokens): 50 % needs 1 slot, 90 % needs 2 (9 of 10), 99 % needs 3.
+    @Test func hotSetCountsTheFewestSlotsThatCover() throws {
+        var trace = try RoutingTrace(moeLayers: [1], experts: 4, topK: 1, gatedLayers: [], hasRouterEntropy: false)
+        for e in [0, 0, 1, 0, 2, 0, 1, 0, 1, 0] {
+            try trace.append(tokenID: 7, layers: [LayerRouting(experts: [e], weights: [1], sharedGate: nil, routerEntropy: nil)])
+        }
+        let hot = RoutingAnalysis.analyze(trace).hotSet
+        #expect(hot.slots == 4 && hot.cover50 == 1 && hot.cover90 == 2 && hot.cover99 == 3, "\(hot)")
+    }
+
     @Test func noTokens() throws {
         var trace = try RoutingTrace(moeLayers: [2, 3], experts: 4, topK: 2, gatedLayers: [2, 3], hasRouterEntropy: true)
         var r = RoutingAnalysis.analyze(trace)
@@ -152,7 +163,8 @@ import Testing
         r = RoutingAnalysis.analyze(trace)
         #expect(r.byFile == [SequenceLoad(name: "empty.txt", tokens: 0, load: [nil, nil])])
         #expect(r.json.serialized.contains(#""load":null,"entropy_bits":null"#))
-        #expect(r.json.serialized.hasSuffix(#""by_file":[{"file":"empty.txt","tokens":0,"load":[null,null]}]}"#))
+        #expect(r.json.serialized.hasSuffix(#""by_file":[{"file":"empty.txt","tokens":0,"load":[null,null]}],"#
+                                            + #""hot_set":{"slots":8,"cover_50":0,"cover_90":0,"cover_99":0}}"#))
     }
 
     @Test func oneTokenHasNoPairs() throws {

@@ -161,8 +161,17 @@ def analyze(R: Routing, min_count: int = 10) -> dict:
             loads.append([float(x) for x in c / (n * k)] if n else None)
         by_file.append({"file": name, "tokens": int(n), "load": loads})
 
+    # hot set: the fewest (layer, expert) slots whose routed tokens cover 50/90/99 % of all
+    counts = np.sort(np.bincount(rows["layer"].map({L: i for i, L in enumerate(layers)}).to_numpy() * E
+                                 + rows["expert"].to_numpy(), minlength=len(layers) * E))[::-1]
+    total = int(counts.sum())
+    cum = np.cumsum(counts)
+    def cover(p):
+        return int(np.searchsorted(cum, p * total - 1e-9) + 1) if total else 0
+    hot = {"slots": len(layers) * E, "cover_50": cover(0.5), "cover_90": cover(0.9), "cover_99": cover(0.99)}
+
     return {"tokens": N, "experts": E, "top_k": k, "layers": out_layers, "cross_layer": cross,
-            "by_file": by_file}
+            "by_file": by_file, "hot_set": hot}
 
 
 # --------------------------------------------------------------------------------------------
