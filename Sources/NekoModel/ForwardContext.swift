@@ -56,6 +56,9 @@ public final class ForwardContext: @unchecked Sendable {
     public var profile: PhaseProfile?
     /// When set, every MoE layer adds its experts' REAP saliency here (`nekochat routing ablate`).
     public var saliency: ExpertSaliency?
+    /// When set, a pass keeps the residual stream entering each MoE layer's feed-forward block
+    /// here, for passes that resume from it (`LanguageModel.resume`).
+    public var tape: ResidualTape?
 
     public init(threads: Int) { pool = WorkerPool(threads: threads) }
 
@@ -92,6 +95,22 @@ struct Segment {
     let rows: Range<Int>
     let routing: RoutingRecord?
     let firstRouted: Int
+}
+
+/// The residual stream entering each MoE layer's feed-forward block, as one pass over a
+/// sequence left it: what a pass that changes only that layer onwards starts from.
+public final class ResidualTape: @unchecked Sendable {
+    /// Rows of the pass that wrote it.
+    public private(set) var tokens = 0
+    private(set) var layers: [Int: [Float]] = [:]
+    public init() {}
+
+    func store(layer: Int, _ x: UnsafePointer<Float>, rows: Int, hidden: Int) {
+        tokens = rows
+        layers[layer] = Array(UnsafeBufferPointer(start: x, count: rows * hidden))
+    }
+
+    public var storedLayers: [Int] { layers.keys.sorted() }
 }
 
 /// REAP's saliency of every (MoE layer, expert) over the tokens that passed: the mean, over the

@@ -183,6 +183,36 @@ public final class LanguageModel: @unchecked Sendable {
         return run(tokens, segments: [segment], logitRows: rows, interventions: interventions, ctx: ctx)
     }
 
+    /// Runs the pass that wrote `tape` again from MoE layer `layer`'s feed-forward block onwards
+    /// (its residual stream taken from the tape), with `interventions` applied at that layer
+    /// only; returns the logits of every position. What is below the layer cannot change, so
+    /// an ablation of one layer costs the layers from it up. The tape's tokens are `tokens`.
+    public func resume(_ tokens: [Int], from layer: Int, tape: ResidualTape, interventions: Interventions,
+                       context ctx: ForwardContext) throws -> [Float] {
+        guard let residual = tape.layers[layer], tape.tokens == tokens.count else {
+            throw ModelError.input("the tape holds no residual stream of \(tokens.count) tokens at layer \(layer)")
+        }
+        try check(interventions)
+        let cache = try makeCache(capacity: tokens.count)
+        let segment = Segment(cache: cache, start: 0, rows: 0..<tokens.count, routing: nil, firstRouted: 0)
+        let saved = (ctx.tape, ctx.saliency)
+        ctx.tape = nil
+        ctx.saliency = nil
+        defer { (ctx.tape, ctx.saliency) = saved }
+        return residual.withUnsafeBufferPointer { r in
+            run(tokens, segments: [segment], logitRows: Array(tokens.indices), interventions: .none,
+                resume: ResumePoint(layer: layer, residual: r.baseAddress!, interventions: interventions), ctx: ctx)
+        }
+    }
+
+    /// Where a resumed pass starts: at `layer`'s feed-forward block, from `residual`, with
+    /// `interventions` at that layer alone.
+    struct ResumePoint {
+        let layer: Int
+        let residual: UnsafePointer<Float>
+        let interventions: Interventions
+    }
+
     /// Throws unless `interventions` fit the model and every routing record has room for the
     /// experts chosen per token under them.
     func check(_ interventions: Interventions, routing: [RoutingRecord?]) throws {
@@ -228,7 +258,7 @@ public final class LanguageModel: @unchecked Sendable {
     /// The layers over a batch of rows (`tokens[i]` is row i), per Sources/NekoModel/README.md; returns logits
     /// `(logitRows.count, vocab)`.
     func run(_ tokens: [Int], segments: [Segment], logitRows: [Int], interventions: Interventions,
-             ctx: ForwardContext) -> [Float] {
+             resume: ResumePoint? = nil, ctx: ForwardContext) -> [Float] {
         let start = DispatchTime.now().uptimeNanoseconds
         defer { ctx.profile?.totalSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let n = tokens.count, hidden = config.hiddenSize
@@ -241,8 +271,17 @@ public final class LanguageModel: @unchecked Sendable {
         let rope = ropeTable(positions: positions, ctx: ctx)
         var moeSlot = 0
         for (l, layer) in weights.layers.enumerated() {
-            attention(layer: l, layer.attention, norm: layer.inputNorm, x: x, count: n,
-                      segments: segments, rope: rope, ctx: ctx)
+            if let resume, l <= resume.layer {
+                if l < resume.layer {
+                    if case .moe = layer.feedForward { moeSlot += 1 }
+                    continue
+                }
+                x.update(from: resume.residual, count: n * hidden)
+            } else {
+                attention(layer: l, layer.attention, norm: layer.inputNorm, x: x, count: n,
+                          segments: segments, rope: rope, ctx: ctx)
+            }
+            if let tape = ctx.tape, case .moe = layer.feedForward { tape.store(layer: l, x, rows: n, hidden: hidden) }
             let h = ctx.h.reserve(n * hidden)     // (n, hidden): the feed-forward input from here on
             rmsnorm(x, layer.postAttentionNorm, rows: n, out: h)
             ctx.dump("ffn_norm", l, h, n * hidden)
@@ -252,8 +291,9 @@ public final class LanguageModel: @unchecked Sendable {
             case let .dense(mlp):
                 denseMLP(mlp, count: n, out: y, ctx: ctx)
             case let .moe(moe):
+                let here = resume.map { $0.layer == l ? $0.interventions : .none } ?? interventions
                 self.moe(moe, input: h, layer: l, slot: moeSlot, count: n, segments: segments,
-                         interventions: interventions, out: y, ctx: ctx)
+                         interventions: here, out: y, ctx: ctx)
                 moeSlot += 1
             }
             Kernels.axpy(x, Float(config.residualMultiplier), y, n * hidden)

@@ -5,12 +5,20 @@ import NekoJSON
 import NekoModel
 import NekoRouting
 
-/// `nekochat routing`: Sources/NekoRouting/README.md's analyses of a model's routing over texts or ids, or of a
-/// saved chat's recorded routing; as a summary, JSON, CSV rows or SVG figures.
+/// `nekochat routing`: the analyses (the default subcommand) and `ablate`.
 struct RoutingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "routing",
-        abstract: "Expert-routing analyses of texts, ids or a saved chat (load, balance, co-activation, flows, specialisation).")
+        abstract: "Expert-routing analyses of texts, ids or a saved chat (load, balance, co-activation, flows, specialisation, hot set); `routing ablate` masks each expert in turn.",
+        subcommands: [RoutingAnalyze.self, RoutingAblate.self], defaultSubcommand: RoutingAnalyze.self)
+}
+
+/// `nekochat routing [analyze]`: Sources/NekoRouting/README.md's analyses of a model's routing over texts or ids, or of a
+/// saved chat's recorded routing; as a summary, JSON, CSV rows or SVG figures.
+struct RoutingAnalyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Expert-routing analyses of texts, ids or a saved chat (the default of `nekochat routing`).")
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "A text file to route (repeatable: each file is a sequence, e.g. one domain).") var file: [String] = []
@@ -67,14 +75,7 @@ struct RoutingCommand: ParsableCommand {
         let bundle = try modelOptions.loadBundle()
         let model = bundle.model, config = model.config
         guard !config.moeLayers.isEmpty else { throw CLIError("\(bundle.directory): the model has no MoE layers: there is no routing") }
-        var sequences: [(name: String, ids: [Int])] = []
-        for (i, list) in ids.enumerated() { sequences.append(("ids \(i + 1)", try parseIds(list, flag: "--ids"))) }
-        for f in file {
-            let tokenizer = try bundle.requireTokenizer()
-            guard let data = FileManager.default.contents(atPath: resolvePath(f)) else { throw CLIError("\(f): cannot read the file") }
-            guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("\(f): not valid UTF-8 text") }
-            sequences.append(((f as NSString).lastPathComponent, tokenizer.encode(text)))
-        }
+        let sequences = try readSequences(files: file, ids: ids, bundle: bundle)
         let generator = Generator(model: model, threads: modelOptions.threadCount)
         generator.interventions = try steering.interventions(for: model)
         var steps: [(name: String, steps: [RoutingStep])] = []
@@ -106,6 +107,92 @@ struct RoutingCommand: ParsableCommand {
         }
         let hot = r.hotSet
         out += "hot set: \(hot.cover50), \(hot.cover90) and \(hot.cover99) of the \(hot.slots) (layer, expert) slots take 50, 90 and 99 % of the routed tokens\n"
+        return out
+    }
+}
+
+/// Reads `--file`s (each a sequence, encoded as `score --file` encodes) and `--ids` lists.
+func readSequences(files: [String], ids: [String], bundle: ModelBundle) throws -> [(name: String, ids: [Int])] {
+    var sequences: [(name: String, ids: [Int])] = []
+    for (i, list) in ids.enumerated() { sequences.append(("ids \(i + 1)", try parseIds(list, flag: "--ids"))) }
+    for f in files {
+        let tokenizer = try bundle.requireTokenizer()
+        guard let data = FileManager.default.contents(atPath: resolvePath(f)) else { throw CLIError("\(f): cannot read the file") }
+        guard let text = String(validating: data, as: UTF8.self) else { throw CLIError("\(f): not valid UTF-8 text") }
+        sequences.append(((f as NSString).lastPathComponent, tokenizer.encode(text)))
+    }
+    return sequences
+}
+
+/// `nekochat routing ablate`: every (MoE layer, expert) masked in turn over texts, with the
+/// change in mean NLL, the expert's share and REAP's saliency; per layer, no shared expert.
+struct RoutingAblate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ablate",
+        abstract: "Mask each expert in turn (and each layer's shared expert): the change in mean NLL over texts, with share and REAP saliency.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "A text file (repeatable: their predictions are pooled).") var file: [String] = []
+    @Option(help: "Token ids: 1,2,3 (repeatable).") var ids: [String] = []
+    @Option(help: "MoE layers to ablate: 2,3 or 2-5 (default: all).") var layers: String?
+    @Flag(help: "Print one JSON document.") var json = false
+    @Option(help: "Write one row per (layer, expert) to this CSV file.") var csv: String?
+
+    func validate() throws {
+        if file.isEmpty && ids.isEmpty { throw ValidationError("give --file or --ids") }
+        for i in ids { _ = try parseIds(i, flag: "--ids") }
+        if let layers { _ = try layerList(layers) }
+    }
+
+    func layerList(_ text: String) throws -> [Int] {
+        do {
+            return try Interventions.parseLayers("0:" + text, what: "--layers")[0] ?? []
+        } catch {
+            throw ValidationError("--layers: '\(text)' is not a list of layers such as 2,3 or 2-5")
+        }
+    }
+
+    func run() throws {
+        let bundle = try modelOptions.loadBundle()
+        let sequences = try readSequences(files: file, ids: ids, bundle: bundle)
+        let context = ForwardContext(threads: modelOptions.threadCount)
+        let start = DispatchTime.now()
+        var shown = DispatchTime.now()
+        let report: AblationReport
+        do {
+            report = try Ablation.run(model: bundle.model, sequences: sequences.map(\.ids), layers: try layers.map(layerList),
+                                      context: context) { done, total in
+                guard seconds(since: shown) > 0.25 || done == total else { return }
+                shown = DispatchTime.now()
+                let elapsed = seconds(since: start)
+                let left = elapsed / Double(done) * Double(total - done)
+                Output.err(String(format: "\rablating: %d of %d passes, %.0f s left   ", done, total, left) + (done == total ? "\n" : ""))
+            }
+        } catch let error as ChatError {
+            throw CLIError(error.description)
+        }
+        Output.err(String(format: "ablated %d experts over %d tokens in %.1f s\n", report.rows.count, report.tokens, seconds(since: start)))
+        if let csv { try Transcript.writeAtomically(report.csv, to: resolvePath(csv), overwrite: true) }
+        if json {
+            try Output.json(report.json)
+        } else if csv == nil {
+            Output.out(summary(report))
+        }
+    }
+
+    /// The experts whose masking hurts most and least, and the shared experts.
+    func summary(_ r: AblationReport) -> String {
+        var out = String(format: "%d tokens, baseline mean NLL %.4f\n", r.tokens, r.baselineMeanNLL)
+        let sorted = r.rows.sorted { $0.delta > $1.delta }
+        out += "masking hurts most:\n"
+        for row in sorted.prefix(10) {
+            out += String(format: "  L%-3d e%-4d ΔNLL %+.4f  share %.3f  saliency %.4f\n", row.layer, row.expert, row.delta, row.share, row.saliency)
+        }
+        out += "masking helps most:\n"
+        for row in sorted.suffix(3).reversed() {
+            out += String(format: "  L%-3d e%-4d ΔNLL %+.4f  share %.3f  saliency %.4f\n", row.layer, row.expert, row.delta, row.share, row.saliency)
+        }
+        for s in r.shared { out += String(format: "no shared expert at L%d: ΔNLL %+.4f\n", s.layer, s.delta) }
         return out
     }
 }

@@ -188,3 +188,32 @@ struct InterventionCases: Decodable {
         return m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
     }
 }
+
+@Suite struct ResumeTests {
+    let context = ForwardContext(threads: 2)
+
+    /// A pass resumed from a layer's feed-forward block, with an intervention there, gives the
+    /// logits of a whole pass under the same intervention; with none, the plain pass's.
+    @Test(arguments: ["neko_mini_bf16", "sharded3_bf16_normtopk", "hf_qwen2_moe"])
+    func aResumedPassEqualsAWholePass(name: String) throws {
+        let model = try LanguageModel.load(directory: Fixtures.path(name))
+        let tokens = try Fixtures.expected(name).promptIds
+        let tape = ResidualTape()
+        context.tape = tape
+        let plain = try model.forward(tokens, cache: try model.makeCache(capacity: 64), logits: .all, context: context)
+        context.tape = nil
+        #expect(tape.storedLayers == model.config.moeLayers)
+        for layer in model.config.moeLayers {
+            // (The shared expert left out at one layer only is checked against the reference's
+            // ablation, Tests/NekoChatTests/AblationTests.swift: the public value drops it everywhere.)
+            for interventions in [Interventions.none, Interventions(mask: [layer: [1, 2]]), Interventions(force: [layer: [0]])] {
+                let whole = interventions.isEmpty ? plain
+                    : try model.forward(tokens, cache: try model.makeCache(capacity: 64), logits: .all,
+                                        interventions: interventions, context: context)
+                let resumed = try model.resume(tokens, from: layer, tape: tape, interventions: interventions, context: context)
+                let d = zip(whole, resumed).map { abs($0 - $1) }.max() ?? 1
+                #expect(resumed.count == whole.count && d <= 1e-4, "\(name) layer \(layer) \(interventions.summary): \(d)")
+            }
+        }
+    }
+}

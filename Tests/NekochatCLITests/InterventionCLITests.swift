@@ -127,4 +127,26 @@ import Testing
             #expect(a.map { $0["experts"] as? [Int] } == b.map { $0["experts"] as? [Int] })
         }
     }
+
+    /// `routing ablate`: JSON as documented, the CSV's columns, --layers narrowing the rows, and
+    /// a dense layer refused naming the MoE layers.
+    @Test func ablateWritesItsRowsAndRefusesADenseLayer() throws {
+        let ids = "52,117,36,54,12,72,72,70,92"
+        let csv = FileManager.default.temporaryDirectory.appendingPathComponent("ablate-\(UUID().uuidString).csv").path
+        let r = try CLI.run(["routing", "ablate", "--model", CLI.model(name), "--ids", ids, "--layers", "3", "--json", "--csv", csv])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(r.json, "\(r.stdout)")
+        #expect(json["tokens"] as? Int == 9)
+        let rows = try #require(json["rows"] as? [[String: Any]])
+        #expect(rows.count == 8 && rows.allSatisfy { $0["layer"] as? Int == 3 })
+        #expect(rows.first.map { Array($0.keys).sorted() } == ["delta", "expert", "layer", "mean_nll", "saliency", "share"])
+        #expect((json["shared"] as? [[String: Any]])?.map { $0["layer"] as? Int } == [3])
+        let lines = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+        #expect(lines.first == "layer,expert,mean_nll,delta,share,saliency" && lines.count == 9)
+        let dense = try CLI.run(["routing", "ablate", "--model", CLI.model(name), "--ids", ids, "--layers", "0-2"])
+        #expect(dense.status != 0 && dense.stderr.contains("layer 0 is not an MoE layer; the MoE layers are 2, 3"), "\(dense.stderr)")
+        // The analyses are still `nekochat routing` without a subcommand, now with the hot set.
+        let analysis = try CLI.run(["routing", "--model", CLI.model(name), "--ids", ids, "--json"])
+        #expect((analysis.json?["hot_set"] as? [String: Any])?["slots"] as? Int == 16, "\(analysis.stderr)")
+    }
 }

@@ -11,6 +11,10 @@ fixture's prompt records
   margin    the smallest gap between adjacent selection scores that decided a choice (must stay
             above 1e-4 so that float32 picks the same experts)
 
+and ablation.json beside two of them: what `nekochat routing ablate` must print for the prompt
+(baseline mean NLL; per MoE layer and expert the mean NLL with the expert masked, its share of
+routed tokens and REAP's saliency; per MoE layer the mean NLL without its shared expert).
+
 References:
   * NekoMind fixtures: nekomind_ref.py (float64), whose router takes the interventions as its
     attributes mask / force / top_k / shared;
@@ -60,6 +64,9 @@ NEKOMIND_CASES = {
         {"shared": False, "mask": {"3": [2]}},
     ],
 }
+
+# routing ablate's reference numbers (ablation.json)
+ABLATION = ["neko_mini_bf16", "sharded3_bf16_normtopk"]
 
 FAMILY_CASES = {
     "hf_mixtral_swa": [{"mask": {"0": [3]}}, {"top_k": 1}, {"top_k": 3, "mask": {"1": [1, 2]}}],
@@ -116,6 +123,45 @@ def nekomind(name, cases):
         out.append(record(case, logits, prompt, routing, margin))
     model.mask, model.force, model.top_k, model.shared = {}, {}, None, True
     write(name, "nekomind_ref.py (float64)", prompt, out)
+
+
+def ablation(name):
+    """routing ablate's numbers for one fixture: baseline mean NLL over the prompt's predictions;
+    per (MoE layer, expert) the mean NLL with that expert masked, its share of the routed tokens
+    and REAP's saliency; per MoE layer the mean NLL without its shared expert."""
+    d = os.path.join(ENGINE, name)
+    prompt = json.load(open(os.path.join(d, "expected.json")))["prompt_ids"]
+    model = ref.NekoMindRef.from_dir(d, log=lambda *_: None)
+
+    def mean_nll():
+        logits, rec = model.forward(prompt)
+        return sum(float(v) for v in nll_of(logits, prompt)) / (len(prompt) - 1), rec
+
+    model.saliency = {}
+    base, rec = mean_nll()
+    saliency, model.saliency = model.saliency, None
+    k, E = model.cfg.num_experts_per_tok, model.cfg.num_experts
+    rows, shared = [], []
+    for L in sorted(rec):
+        counts = torch.bincount(rec[L]["experts"].reshape(-1), minlength=E)
+        for e in range(E):
+            model.mask = {L: [e]}
+            m, _ = mean_nll()
+            s, n = saliency.get((L, e), [0.0, 0])
+            rows.append({"layer": L, "expert": e, "mean_nll": mf.fmt(m), "delta": mf.fmt(m - base),
+                         "share": mf.fmt(float(counts[e]) / (len(prompt) * k)), "saliency": mf.fmt(s / n if n else 0.0)})
+        model.mask = {}
+        model.shared_off = {L}
+        m, _ = mean_nll()
+        model.shared_off = set()
+        shared.append({"layer": L, "mean_nll": mf.fmt(m), "delta": mf.fmt(m - base)})
+    path = os.path.join(d, "ablation.json")
+    with open(path, "w") as f:
+        f.write('{\n  "reference": "nekomind_ref.py (float64)",\n  "prompt_ids": ' + json.dumps(prompt)
+                + ',\n  "tokens": ' + str(len(prompt)) + ',\n  "baseline_mean_nll": ' + json.dumps(mf.fmt(base)) + ',\n  "rows": [\n')
+        f.write(",\n".join("    " + json.dumps(r, separators=(",", ":")) for r in rows) + "\n  ],\n  \"shared\": [\n")
+        f.write(",\n".join("    " + json.dumps(r, separators=(",", ":")) for r in shared) + "\n  ]\n}\n")
+    print(f"{name}: ablation of {len(rows)} (layer, expert) pairs and {len(shared)} shared experts")
 
 
 def families(name, cases):
@@ -209,6 +255,8 @@ def main():
     torch.set_num_threads(2)
     for name, cases in NEKOMIND_CASES.items():
         nekomind(name, cases)
+    for name in ABLATION:
+        ablation(name)
     for name, cases in FAMILY_CASES.items():
         families(name, cases)
 

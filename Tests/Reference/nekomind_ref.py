@@ -70,6 +70,9 @@ class NekoMindRef:
         # Routing interventions (Sources/NekoRouting/README.md "Interventions"): layer -> experts
         # masked / forced, experts per token instead of k, and whether the shared expert runs.
         self.mask, self.force, self.top_k, self.shared = {}, {}, None, True
+        # ablation: layers whose shared expert alone is left out; and, when a dict, REAP's
+        # saliency sums per (layer, expert): [sum of weight * ||expert output||, tokens]
+        self.shared_off, self.saliency = set(), None
         self._build(tensors)
         self._inv_freq = cfg.rope_theta ** (
             -torch.arange(0, cfg.head_dim, 2, dtype=torch.float64) / cfg.head_dim)
@@ -291,11 +294,15 @@ class NekoMindRef:
             tok, slot = torch.nonzero(idx == e, as_tuple=True)
             out = self._mlp(h[tok], ly["e_gate"][e], ly["e_up"][e], ly["e_down"][e])
             y.index_add_(0, tok, out * w[tok, slot].to(self.cd)[:, None])
+            if self.saliency is not None:
+                acc = self.saliency.setdefault((ly["index"], e), [0.0, 0])
+                acc[0] += float((w[tok, slot].double() * out.double().norm(dim=-1)).sum())
+                acc[1] += int(tok.numel())
         sg = None
         if trace is not None:
             trace("router_probs", ly["index"], p)
             trace("expert_out", ly["index"], y)
-        if ly["s_gate"] is not None and self.shared:
+        if ly["s_gate"] is not None and self.shared and ly["index"] not in self.shared_off:
             sg = torch.sigmoid(self._lin(h, ly["s_gate_w"]))
             shared = sg * self._mlp(h, ly["s_gate"], ly["s_up"], ly["s_down"])
             if trace is not None:
