@@ -56,7 +56,8 @@ public enum Ablation {
     /// least 2 tokens, their predictions pooled). Each sequence is run once in full (the
     /// baseline: NLL, routing shares, saliency, and the residual stream entering each MoE
     /// layer); each ablation then reruns only the layers from the ablated one up. `progress`
-    /// is told the passes done and the total.
+    /// is told the work done and the total, in layers rerun over one sequence (a pass from a
+    /// low layer costs more than one from a high layer).
     public static func run(model: LanguageModel, sequences: [[Int]], layers: [Int]? = nil, context: ForwardContext,
                            progress: (Int, Int) -> Void = { _, _ in }) throws -> AblationReport {
         let config = model.config, experts = config.numExperts, k = config.numExpertsPerTok
@@ -75,7 +76,9 @@ public enum Ablation {
             try model.check(tokens: s)
         }
         let hasShared = model.hasSharedExpert
-        let total = sequences.count * chosen.count * (experts + (hasShared ? 1 : 0))
+        let layersCount = config.numHiddenLayers
+        let passesPerLayer = experts + (hasShared ? 1 : 0)
+        let total = sequences.count * passesPerLayer * chosen.reduce(0) { $0 + layersCount - $1 }
         var done = 0
 
         // Baselines: NLL sums, routing counts, saliency, and a tape per sequence.
@@ -105,7 +108,7 @@ public enum Ablation {
             for (s, tape) in zip(sequences, tapes) {
                 let logits = try model.resume(s, from: layer, tape: tape, interventions: interventions, context: context)
                 sum += nllSum(logits, s, vocab: config.vocabSize)
-                done += 1
+                done += layersCount - layer
                 progress(done, total)
             }
             return sum / Double(predictions)

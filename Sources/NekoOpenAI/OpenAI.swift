@@ -43,6 +43,11 @@ public struct CompletionRequest: Sendable {
     /// The request has a `"nekochat"` object: only then does the reply carry nekochat's own
     /// fields (OpenAI's clients are not sent what they did not ask for).
     public var extended = false
+    /// SGLang's `return_routed_experts`: the reply carries `sglext.routed_experts` (base64 of
+    /// int32 [tokens, num_hidden_layers, experts per token]) from position
+    /// `routed_experts_start_len` on.
+    public var returnRoutedExperts = false
+    public var routedExpertsStartLen = 0
 
     /// Parses an OpenAI request body (`/v1/chat/completions` when `chat`, else
     /// `/v1/completions`), with llama-server's `top_k`, `min_p` and `repeat_penalty`.
@@ -130,6 +135,16 @@ public struct CompletionRequest: Sendable {
         r.includeUsage = json["stream_options"]?["include_usage"]?.bool ?? false
         r.extended = json["nekochat"]?.members != nil
         r.routing = json["nekochat"]?["routing"]?.bool ?? false
+        if let v = json["return_routed_experts"], !v.isNull {
+            guard let b = v.bool else { throw APIError.invalid("return_routed_experts must be true or false", param: "return_routed_experts") }
+            r.returnRoutedExperts = b
+        }
+        if let v = json["routed_experts_start_len"], !v.isNull {
+            guard let n = v.int, n >= 0 else {
+                throw APIError.invalid("routed_experts_start_len must be a non-negative integer", param: "routed_experts_start_len")
+            }
+            r.routedExpertsStartLen = n
+        }
         // Routing interventions replace the server's defaults (they are not merged with them).
         if let experts = json["nekochat"]?["experts"], !experts.isNull {
             do { try r.settings.setExperts(json: experts) } catch {

@@ -124,11 +124,15 @@ public final class ServeEngine: @unchecked Sendable {
         guard ids.count < contextSize else {
             throw APIError.invalid("the prompt has \(ids.count) tokens; the context holds \(contextSize)", param: r.kind.isChat ? "messages" : "prompt")
         }
+        if r.returnRoutedExperts, r.routedExpertsStartLen > ids.count {
+            throw APIError.invalid("routed_experts_start_len \(r.routedExpertsStartLen) is more than the \(ids.count) prompt tokens",
+                                   param: "routed_experts_start_len")
+        }
         do { try bundle.model.check(r.settings.experts) } catch {
             throw APIError.invalid("nekochat.experts: \(error)", param: "nekochat.experts")
         }
         let sequence = DecodeSequence(prompt: ids, sampling: r.settings.sampling, rules: rules, tokenizer: tokenizer)
-        return ServeJob(prompt: ids, sequence: sequence, routing: r.routing && !config.moeLayers.isEmpty,
+        return ServeJob(prompt: ids, sequence: sequence, routing: (r.routing || r.returnRoutedExperts) && !config.moeLayers.isEmpty,
                         interventions: r.settings.experts, sink: sink)
     }
 

@@ -136,7 +136,9 @@ public enum NekoServer {
         }
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(24).lowercased()
         let created = Int(Date().timeIntervalSince1970)
-        let reply = Reply(id: id, created: created, model: engine.modelID, chat: chat, routing: r.routing, extended: r.extended)
+        let reply = Reply(id: id, created: created, model: engine.modelID, chat: chat, routing: r.routing, extended: r.extended,
+                          routedExperts: r.returnRoutedExperts ? RoutedExperts(start: r.routedExpertsStartLen,
+                                                                               layers: engine.config.numHiddenLayers) : nil)
         // However the handler ends (a client gone, a task cancelled), the job stops with it.
         continuation.onTermination = { _ in job.cancel.cancel() }
         engine.submit(job)
@@ -157,8 +159,13 @@ public enum NekoServer {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"], body: .init { writer in
             do {
                 try await requestBody.consumeWithInboundCloseHandler({ _ in
+                    var steps: [RoutingStep] = []   // every routing step so far (SGLang's routed experts)
                     for await event in events {
-                        for chunk in reply.chunks(for: event, includeUsage: includeUsage) {
+                        switch event {
+                        case let .started(_, s), let .token(_, s): steps += s
+                        default: break
+                        }
+                        for chunk in reply.chunks(for: event, includeUsage: includeUsage, allSteps: steps) {
                             try await writer.write(ByteBuffer(string: "data: " + chunk.serialized + "\n\n"))
                         }
                     }
@@ -173,6 +180,35 @@ public enum NekoServer {
     }
 }
 
+/// SGLang's `sglext.routed_experts`: base64 of little-endian int32 [T, layers, k] — for every
+/// token put through the model from position `start` on (the prompt's, then each generated one
+/// but the last: SGLang's positions [start, seqlen − 1)), every layer of the model (dense layers'
+/// rows are zeros, as SGLang leaves them), the experts chosen in descending weight order.
+struct RoutedExperts: Sendable {
+    let start: Int
+    let layers: Int
+
+    func encode(_ steps: [RoutingStep]) -> String {
+        let k = steps.first?.experts.first?.count ?? 0
+        var values: [Int32] = []
+        values.reserveCapacity(max(0, steps.count - start) * layers * k)
+        for step in steps.dropFirst(start) {
+            var rows = [[Int32]](repeating: [Int32](repeating: 0, count: k), count: layers)
+            for (slot, layer) in step.layers.enumerated() where layer < layers {
+                rows[layer] = step.experts[slot].prefix(k).map { Int32($0) } + [Int32](repeating: 0, count: max(0, k - step.experts[slot].count))
+            }
+            for row in rows { values += row }
+        }
+        let bytes = values.flatMap { v -> [UInt8] in
+            let u = UInt32(bitPattern: v)
+            return [UInt8(u & 0xff), UInt8((u >> 8) & 0xff), UInt8((u >> 16) & 0xff), UInt8(u >> 24)]
+        }
+        return Data(bytes).base64EncodedString()
+    }
+
+    func sglext(_ steps: [RoutingStep]) -> JSONValue { .object([("routed_experts", .string(encode(steps)))]) }
+}
+
 /// Builds OpenAI's response objects and stream chunks from a request's events.
 struct Reply: Sendable {
     let id: String
@@ -181,6 +217,8 @@ struct Reply: Sendable {
     let chat: Bool
     let routing: Bool
     let extended: Bool
+    /// SGLang's routed experts, when the request asked for them.
+    var routedExperts: RoutedExperts?
 
     func base(_ object: String) -> [(key: String, value: JSONValue)] {
         [("id", .string(id)), ("object", .string(object)), ("created", .int(created)), ("model", .string(model))]
@@ -226,7 +264,7 @@ struct Reply: Sendable {
     }
 
     /// The stream chunks for one event.
-    func chunks(for event: ServeEvent, includeUsage: Bool) -> [JSONValue] {
+    func chunks(for event: ServeEvent, includeUsage: Bool, allSteps: [RoutingStep] = []) -> [JSONValue] {
         switch event {
         case let .started(_, steps):
             return chat || !steps.isEmpty ? [chunk(choice(text: chat ? "" : "", role: chat, finish: nil, delta: true), routing: steps)] : []
@@ -235,6 +273,13 @@ struct Reply: Sendable {
         case let .finished(reason, prompt, completion, timings):
             // llama-server's timings ride on the last chunk.
             var out = [chunk(choice(text: chat ? nil : "", finish: reason, delta: true), finish: reason, timings: includeUsage ? nil : timings)]
+            // SGLang's routed experts: a chunk of their own, no choices, before the usage.
+            if let routedExperts {
+                var fields = base(chat ? "chat.completion.chunk" : "text_completion")
+                fields.append(("choices", .array([])))
+                fields.append(("sglext", routedExperts.sglext(allSteps)))
+                out.append(.object(fields))
+            }
             if includeUsage { out.append(chunk(nil, usage: Self.usage(prompt, completion), timings: timings)) }
             return out
         case let .failed(error):
@@ -255,6 +300,7 @@ struct Reply: Sendable {
                 fields.append(("usage", Self.usage(prompt, completion)))
                 fields.append(("timings", timings.json))
                 if let ext = nekochatExtension(steps, finish: reason) { fields.append(("nekochat", ext)) }
+                if let routedExperts { fields.append(("sglext", routedExperts.sglext(steps))) }
                 return .object(fields)
             case let .failed(error): throw error
             }

@@ -166,7 +166,7 @@ struct RoutingAblate: ParsableCommand {
                 shown = DispatchTime.now()
                 let elapsed = seconds(since: start)
                 let left = elapsed / Double(done) * Double(total - done)
-                Output.err(String(format: "\rablating: %d of %d passes, %.0f s left   ", done, total, left) + (done == total ? "\n" : ""))
+                Output.err(String(format: "\rablating: %d%%, %.0f s left   ", done * 100 / max(1, total), left) + (done == total ? "\n" : ""))
             }
         } catch let error as ChatError {
             throw CLIError(error.description)

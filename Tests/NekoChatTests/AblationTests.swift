@@ -38,6 +38,7 @@ import Testing
             #expect(abs(s.meanNLL - want.mean_nll) < 1e-4, "\(name) no shared at L\(s.layer): \(s.meanNLL) vs \(want.mean_nll)")
         }
         #expect(calls.last.map { $0.0 == $0.1 } == true && calls.count == ref.rows.count + ref.shared.count)
+        #expect(zip(calls, calls.dropFirst()).allSatisfy { $0.0 < $1.0 })
         #expect(report.csv.split(separator: "\n").first == "layer,expert,mean_nll,delta,share,saliency")
         #expect(report.csv.split(separator: "\n").count == ref.rows.count + 1)
     }

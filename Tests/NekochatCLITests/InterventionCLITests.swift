@@ -149,4 +149,65 @@ import Testing
         let analysis = try CLI.run(["routing", "--model", CLI.model(name), "--ids", ids, "--json"])
         #expect((analysis.json?["hot_set"] as? [String: Any])?["slots"] as? Int == 16, "\(analysis.stderr)")
     }
+
+    /// SGLang's `return_routed_experts`, decoded as SGLang's own helper does
+    /// (`extract_routed_experts_from_meta_info`: base64 → int32 → [tokens, layers, k]): the
+    /// rows are nekochat's routing record from `routed_experts_start_len` on, dense layers zero,
+    /// the last axis N under `--experts-per-token`; streamed, in a chunk of its own.
+    @Test func sglangsRoutedExpertsAreTheRoutingRecord() throws {
+        let server = try ServerProcess(["--experts-per-token", "3"])
+        defer { server.stop() }
+        func request(_ extra: [String: Any], stream: Bool = false) throws -> Data {
+            var request = URLRequest(url: URL(string: server.url + "/v1/completions")!)
+            request.httpMethod = "POST"
+            var body: [String: Any] = ["prompt": "ROMEO:", "max_tokens": 6, "temperature": 0, "nekochat": ["routing": true], "stream": stream]
+            for (k, v) in extra { body[k] = v }
+            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+            return try ServeTests.send(request)
+        }
+        func decode(_ base64: String) throws -> [Int32] {
+            let data = try #require(Data(base64Encoded: base64))
+            let bytes = [UInt8](data)
+            var out: [Int32] = []
+            for i in stride(from: 0, to: bytes.count, by: 4) {
+                var u = UInt32(bytes[i])
+                u |= UInt32(bytes[i + 1]) << 8
+                u |= UInt32(bytes[i + 2]) << 16
+                u |= UInt32(bytes[i + 3]) << 24
+                out.append(Int32(bitPattern: u))
+            }
+            return out
+        }
+        let layers = 6, k = 3   // the demo: 6 layers (dense 0-1, MoE 2-5); 3 experts per token here
+        for start in [0, 2] {
+            let reply = try #require(try JSONSerialization.jsonObject(with: request(["return_routed_experts": true,
+                                                                                     "routed_experts_start_len": start])) as? [String: Any])
+            let record = try #require((reply["nekochat"] as? [String: Any])?["routing"] as? [[[String: Any]]], "\(reply)")
+            let encoded = try #require((reply["sglext"] as? [String: Any])?["routed_experts"] as? String, "\(reply)")
+            let values = try decode(encoded)
+            #expect(values.count == (record.count - start) * layers * k)
+            for t in start..<record.count {
+                for layer in 0..<layers {
+                    let row = Array(values[((t - start) * layers + layer) * k..<((t - start) * layers + layer + 1) * k]).map(Int.init)
+                    let want = record[t].first { $0["layer"] as? Int == layer }?["experts"] as? [Int] ?? [0, 0, 0]
+                    #expect(row == want, "token \(t) layer \(layer)")
+                }
+            }
+        }
+        // Streamed: one chunk with no choices carries it, and it decodes to the same rows.
+        let stream = String(decoding: try request(["return_routed_experts": true], stream: true), as: UTF8.self)
+        let chunks = stream.split(separator: "\n").filter { $0.hasPrefix("data: {") }.compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.dropFirst(6).utf8)) as? [String: Any]
+        }
+        let ext = chunks.compactMap { ($0["sglext"] as? [String: Any])?["routed_experts"] as? String }
+        #expect(ext.count == 1)
+        #expect(chunks.first { $0["sglext"] != nil }.map { ($0["choices"] as? [Any])?.isEmpty } == true)
+        let whole = try #require(try JSONSerialization.jsonObject(with: request(["return_routed_experts": true])) as? [String: Any])
+        #expect(try ext.first.map(decode) == decode(try #require((whole["sglext"] as? [String: Any])?["routed_experts"] as? String)))
+        // Without asking: no sglext; a start past the prompt: a 400 naming the field.
+        let plain = try #require(try JSONSerialization.jsonObject(with: request([:])) as? [String: Any])
+        #expect(plain["sglext"] == nil)
+        let bad = try #require(try JSONSerialization.jsonObject(with: request(["return_routed_experts": true, "routed_experts_start_len": 999])) as? [String: Any])
+        #expect((bad["error"] as? [String: Any])?["param"] as? String == "routed_experts_start_len", "\(bad)")
+    }
 }
