@@ -20,6 +20,11 @@ public protocol ChatBackend: AnyObject, Sendable {
     /// Throws, saying why, unless replies can be made under `experts` (`/experts`): the model
     /// has those layers and experts, or the server is one that takes interventions.
     func check(_ experts: Interventions) throws
+    /// `/experts compare`: the reply to `request.messages` written twice from one seed, under
+    /// `request.settings.experts` and without them, with how far apart the two models' next-token
+    /// distributions are along the first reply (teacher-forced). Reports `.comparison`, then
+    /// `.finished`.
+    func compare(_ request: ReplyRequest, cancel: CancellationFlag, emit: (BackendEvent) -> Void)
 }
 
 /// The routing interventions a reply is made under (NekoModel's value), named here for the
@@ -29,6 +34,12 @@ public typealias RoutingInterventions = Interventions
 extension ChatBackend {
     public func check(_ experts: Interventions) throws {
         if !experts.isEmpty { throw ChatError("this backend cannot change how experts are routed") }
+    }
+
+    public func compare(_ request: ReplyRequest, cancel: CancellationFlag, emit: (BackendEvent) -> Void) {
+        var summary = ReplySummary(reason: .error)
+        summary.error = "this backend cannot compare routing: it runs no model here"
+        emit(.finished(summary))
     }
 }
 
@@ -103,5 +114,7 @@ public enum BackendEvent: Sendable, Equatable {
     case routing(RoutingStep)
     case stats(GenerationStats)
     case contextTrimmed(droppedMessages: Int)
+    /// The lines `/experts compare` shows (sent before its `.finished`).
+    case comparison(String)
     case finished(ReplySummary)
 }

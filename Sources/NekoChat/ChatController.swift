@@ -32,7 +32,9 @@ public final class ChatController {
         worker.shutdown()
     }
 
-    public var isBusy: Bool { replyID != nil }
+    public var isBusy: Bool { replyID != nil || comparing }
+    /// `/experts compare` is running (on the model thread, as a reply does).
+    private var comparing = false
 
     /// Readable when the backend has reported something (poll it with the terminal's input).
     public var wakeDescriptor: Int32 { channel.wakeDescriptor }
@@ -76,6 +78,17 @@ public final class ChatController {
     }
 
     private func handle(_ event: BackendEvent) {
+        if comparing {
+            switch event {
+            case let .prefillProgress(done, total): emit(.prefillProgress(done: done, total: total))
+            case let .comparison(text): emit(.notice(text))
+            case let .finished(summary):
+                comparing = false
+                if let error = summary.error { emit(.error(error)) }
+            default: break
+            }
+            return
+        }
         guard let id = replyID else { return }
         switch event {
         case let .prefillProgress(done, total): emit(.prefillProgress(done: done, total: total))
@@ -83,6 +96,7 @@ public final class ChatController {
         case let .routing(step): emit(.routing(messageID: id, step: step))
         case let .stats(s): emit(.stats(s))
         case let .contextTrimmed(n): emit(.contextTrimmed(droppedMessages: n))
+        case .comparison: break
         case let .finished(summary):
             guard var m = conversation.message(id) else { replyID = nil; return }
             m.finishReason = summary.reason
@@ -244,7 +258,7 @@ public final class ChatController {
     /// the backend before they apply; alone, says what is in force. Returns the line to show.
     @discardableResult
     public func experts(_ arg: String) throws -> String {
-        let usage = "/experts mask L:E[,E…][;L:E…] | force L:E… | k N|default | shared on|off | reset (mask none / force none clear)"
+        let usage = "/experts mask L:E[,E…][;L:E…] | force L:E… | k N|default | shared on|off | reset | compare (mask none / force none clear)"
         var words = arg.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)[...]
         let current = conversation.settings.experts
         guard !words.isEmpty else {
@@ -253,6 +267,9 @@ public final class ChatController {
         var e = current
         while let word = words.popFirst() {
             switch word {
+            case "compare":
+                guard words.isEmpty else { throw ChatError("/experts compare takes nothing after it") }
+                return try compareExperts()
             case "reset", "off", "none": e = .none
             case "mask", "force":
                 guard let spec = words.popFirst() else { throw ChatError("/experts \(word) needs LAYER:EXPERT[,EXPERT…]; \(usage)") }
@@ -288,6 +305,32 @@ public final class ChatController {
         try setExperts(e)
         return e.isEmpty ? "experts: routing as the model does, from the next reply"
             : "experts: \(e.summary), from the next reply (/experts reset undoes)"
+    }
+
+    /// `/experts compare`: the last reply written again from one seed with and without the
+    /// interventions in force, side by side, with the KL divergence of the next-token
+    /// distributions and top-1 agreement along the first (runs on the model thread; the result
+    /// comes as a notice). Returns the line to show now.
+    public func compareExperts() throws -> String {
+        try requireIdle()
+        let experts = conversation.settings.experts
+        guard !experts.isEmpty else { throw ChatError("/experts compare needs interventions in force (/experts mask …, force …, k N, shared off)") }
+        // The prompt of the last reply: the path up to its user message (or the whole path
+        // when it ends with a user message).
+        var path = conversation.path
+        let last = path.last(where: { $0.role == .assistant })
+        if path.last?.role == .assistant { path.removeLast() }
+        guard path.last?.role == .user else { throw ChatError("/experts compare needs a message to answer: send one first") }
+        var settings = conversation.settings
+        // One seed for both: the last reply's, else the settings', else a new one.
+        settings.sampling.seed = last?.seed ?? settings.sampling.seed ?? UInt64.random(in: 0...SettingSpec.maxSeed)
+        let request = ReplyRequest(messages: (conversation.system.map { [ChatMessage(id: 0, role: .system, content: $0)] } ?? []) + path,
+                                   settings: settings)
+        comparing = true
+        cancel.reset()
+        let backend = backend, channel = channel, cancel = cancel
+        worker.submit { backend.compare(request, cancel: cancel) { channel.send($0) } }
+        return "comparing the reply with and without \(experts.summary) (seed \(settings.sampling.seed!)) …"
     }
 
     /// Replies from now on are made under `experts`, once the backend has checked them.

@@ -191,4 +191,94 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         stats.decodeTokensPerSecond = summary.decodeTokensPerSecond
         emit(.stats(stats))
     }
+
+    // MARK: - /experts compare
+
+    public func compare(_ request: ReplyRequest, cancel: CancellationFlag, emit: (BackendEvent) -> Void) {
+        var summary = ReplySummary(reason: .stop)
+        defer { emit(.finished(summary)) }
+        do {
+            let lines = try comparison(request, cancel: cancel)
+            if cancel.isCancelled { summary.reason = .cancelled; return }
+            emit(.comparison(lines))
+        } catch {
+            summary.reason = .error
+            summary.error = userMessage(error)
+        }
+    }
+
+    /// The two replies (one seed) and the teacher-forced figures along the first, as lines.
+    func comparison(_ request: ReplyRequest, cancel: CancellationFlag) throws -> String {
+        let steered = request.settings.experts
+        try bundle.model.check(steered)
+        let (ids, _) = try prompt(request.messages, settings: request.settings)
+        guard !ids.isEmpty else { throw ChatError("the prompt is empty: there is nothing to compare") }
+        // Fresh caches: the chat's own cache (and what it holds) is left alone.
+        func write(_ experts: Interventions) throws -> DecodeSequence {
+            var sequence = DecodeSequence(prompt: ids, sampling: request.settings.sampling, rules: rules(request.settings), tokenizer: tokenizer)
+            let cache = try bundle.model.makeCache(capacity: min(self.cache.capacity, ids.count + request.settings.maxTokens + 1))
+            let saved = generator.interventions
+            generator.interventions = experts
+            defer { generator.interventions = saved }
+            try generator.decode(ids, cache: cache, sequence: &sequence, cancel: cancel)
+            return sequence
+        }
+        let with = try write(steered)
+        let without = try write(.none)
+        // Teacher-forced along the first reply: the next-token distributions under both routings
+        // at every position that predicts one of its tokens.
+        let reply = with.generated
+        var kl: [Double] = [], agree = 0, firstDifference: Int?
+        if !reply.isEmpty, !cancel.isCancelled {
+            let tokens = Array((ids + reply).prefix(ids.count + reply.count - 1))
+            func logits(_ experts: Interventions) throws -> [Float] {
+                let cache = try bundle.model.makeCache(capacity: tokens.count)
+                let saved = generator.interventions
+                generator.interventions = experts
+                defer { generator.interventions = saved }
+                var out: [Float] = []
+                var i = 0
+                while i < tokens.count {
+                    let end = min(tokens.count, i + generator.prefillChunk)
+                    out += try bundle.model.forward(Array(tokens[i..<end]), cache: cache, logits: .all,
+                                                    interventions: experts, context: generator.context)
+                    i = end
+                }
+                return out
+            }
+            let a = try logits(steered), b = try logits(.none)
+            let vocab = bundle.model.config.vocabSize
+            for (j, t) in (ids.count - 1..<tokens.count).enumerated() {
+                let p = a[t * vocab..<(t + 1) * vocab], q = b[t * vocab..<(t + 1) * vocab]
+                kl.append(Self.klDivergence(p, q))
+                let topP = p.indices.max { p[$0] < p[$1] }!, topQ = q.indices.max { q[$0] < q[$1] }!
+                if topP == topQ { agree += 1 } else if firstDifference == nil { firstDifference = j }
+            }
+        }
+        func quoted(_ s: DecodeSequence) -> String {
+            let text = s.text.replacingOccurrences(of: "\n", with: " ⏎ ")
+            return "\"\(text)\" (\(s.generated.count) tokens, \(s.finishReason?.rawValue ?? "stopped"))"
+        }
+        var lines = ["experts compare, seed \(request.settings.sampling.seed.map(String.init) ?? "random"):",
+                     "with \(steered.summary):\t\(quoted(with))",
+                     "without:\t\(quoted(without))"]
+        if !kl.isEmpty {
+            let mean = kl.reduce(0, +) / Double(kl.count)
+            lines.append(String(format: "along the first reply (%d tokens, teacher-forced): KL(with ‖ without) mean %.4f nats, max %.4f; top-1 agreement %.1f %% (%d/%d)",
+                                kl.count, mean, kl.max()!, 100 * Double(agree) / Double(kl.count), agree, kl.count)
+                + (firstDifference.map { "; first disagreement at token \($0 + 1)" } ?? ""))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// KL(softmax(p) ‖ softmax(q)) in nats, in double precision.
+    static func klDivergence(_ p: ArraySlice<Float>, _ q: ArraySlice<Float>) -> Double {
+        let lp = logSumExp(p), lq = logSumExp(q)
+        var sum = 0.0
+        for (x, y) in zip(p, q) {
+            let a = Double(x) - lp
+            sum += exp(a) * (a - (Double(y) - lq))
+        }
+        return max(0, sum)
+    }
 }

@@ -58,8 +58,8 @@ struct SlashCommand: Sendable {
             }
             return try app.controller.set(kv[0], kv[1])
         },
-        SlashCommand(name: "experts", usage: "/experts [mask L:E… | force L:E… | k N | shared on|off | reset]",
-                     help: "mask or force experts, change experts per token, drop the shared expert; alone: what is in force") { app, arg, _ in
+        SlashCommand(name: "experts", usage: "/experts [mask L:E… | force L:E… | k N | shared on|off | reset | compare]",
+                     help: "mask or force experts, change experts per token, drop the shared expert; compare: the reply with and without; alone: what is in force") { app, arg, _ in
             try app.controller.experts(arg)
         },
         SlashCommand(name: "show", usage: "/show", help: "the model, the backend and the settings") { app, _, _ in

@@ -193,6 +193,50 @@ import Testing
         #expect(try Transcript.load(path: try #require(c.transcript?.path)).conversation.settings.experts.isEmpty)
     }
 
+    /// `/experts compare`: both replies from one seed, the first being what a reply under the
+    /// interventions writes, the second what the plain model writes, and the teacher-forced
+    /// figures; the chat's conversation and cache are left as they were.
+    @Test func compareWritesBothRepliesFromOneSeed() throws {
+        let backend = try ChatFixture.backend()
+        var settings = ChatFixture.settings(maxTokens: 8)
+        settings.sampling.temperature = 0.9
+        settings.sampling.seed = 7
+        let c = ChatController(backend: backend, conversation: Conversation(settings: settings), transcript: nil)
+        #expect(throws: ChatError.self) { try c.experts("compare") }   // nothing in force
+        try c.send("hi")
+        _ = c.finish()
+        try c.experts("mask 2:0-3;3:0-3 k 1")
+        let before = c.conversation
+        #expect(try c.experts("compare").hasPrefix("comparing the reply with and without mask 2:0,1,2,3;3:0,1,2,3"))
+        #expect(c.isBusy)
+        let events = c.finish()
+        let notice = try #require(events.compactMap { if case let .notice(n) = $0 { n } else { nil } }.first, "\(events)")
+        #expect(c.conversation == before)
+        let lines = notice.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(notice)")
+        #expect(lines[0] == "experts compare, seed 7:")
+        // The same replies as ordinary replies under each routing with that seed.
+        func reply(_ experts: Interventions) -> String {
+            var s = settings
+            s.experts = experts
+            return ChatFixture.text(ChatFixture.reply(try! ChatFixture.backend(), c.conversation.prompt.filter { $0.role != .assistant }, s))
+        }
+        #expect(lines[1].contains("\"\(reply(c.conversation.settings.experts).replacingOccurrences(of: "\n", with: " ⏎ "))\""), "\(lines[1])")
+        #expect(lines[2].contains("\"\(reply(.none).replacingOccurrences(of: "\n", with: " ⏎ "))\""), "\(lines[2])")
+        #expect(lines[3].contains("KL(with ‖ without) mean") && lines[3].contains("top-1 agreement"), "\(lines[3])")
+        #expect(reply(c.conversation.settings.experts) != reply(.none), "the interventions must change the reply for this test to see them")
+    }
+
+    @Test func klDivergenceIsZeroForTheSameDistributionAndPositiveOtherwise() {
+        let p: [Float] = [1, 2, 3, 0.5], q: [Float] = [3, 2, 1, 0.5]
+        #expect(abs(LocalBackend.klDivergence(p[...], p[...])) < 1e-12)
+        // By hand: softmax p = e^x / Σ; KL = Σ p (log p − log q).
+        let sp = p.map { exp(Double($0)) }, sq = q.map { exp(Double($0)) }
+        let zp = sp.reduce(0, +), zq = sq.reduce(0, +)
+        let want = zip(sp, sq).reduce(0.0) { $0 + $1.0 / zp * (log($1.0 / zp) - log($1.1 / zq)) }
+        #expect(abs(LocalBackend.klDivergence(p[...], q[...]) - want) < 1e-9)
+    }
+
     @Test func aBackendThatCannotSteerRefusesExperts() throws {
         let (c, _) = controller()
         let error = #expect(throws: ChatError.self) { try c.experts("mask 2:1") }
