@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "NekoJSON"),
         .target(name: "NekoTokenizer", dependencies: ["NekoJSON"]),
         .target(name: "NekoTemplate", dependencies: ["NekoJSON"]),
-        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting", "CNekoPlatform"]),
+        .target(name: "NekoChat", dependencies: ["NekoModel", "NekoKernels", "NekoTokenizer", "NekoTemplate", "NekoJSON", "NekoRouting", "CNekoPlatform"]),
         // The routing analyses (its README) over routing traces, and their JSON/CSV/SVG: knows no model.
         .target(name: "NekoRouting", dependencies: ["NekoJSON"], exclude: ["README.md"]),
         // `nekochat serve`: OpenAI's HTTP API over the local engine (batched decode of N streams).

@@ -198,6 +198,42 @@ NK_AVX2 static void softmax_avx2(float *x, size_t n) {
 }
 #endif
 
+static double logsumexp_portable(const float *x, size_t n) {
+    float m = x[0];
+    for (size_t i = 1; i < n; i++) if (x[i] > m) m = x[i];
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) sum += expf(x[i] - m);
+    return (double)m + log((double)sum);
+}
+
+#if NK_X86
+NK_AVX2 static double logsumexp_avx2(const float *x, size_t n) {
+    size_t i = 0;
+    __m256 mv = _mm256_set1_ps(x[0]);
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float mm[8];
+    _mm256_storeu_ps(mm, mv);
+    float m = mm[0];
+    for (int j = 1; j < 8; j++) if (mm[j] > m) m = mm[j];
+    for (; i < n; i++) if (x[i] > m) m = x[i];
+    __m256 msub = _mm256_set1_ps(m), sumv = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) sumv = _mm256_add_ps(sumv, nk_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), msub)));
+    float ss[8];
+    _mm256_storeu_ps(ss, sumv);
+    double sum = 0;
+    for (int j = 0; j < 8; j++) sum += ss[j];
+    for (; i < n; i++) sum += expf(x[i] - m);
+    return (double)m + log(sum);
+}
+#endif
+
+double nk_logsumexp(const float *x, size_t n) {
+#if NK_X86
+    if (nk_level_now() >= NK_LEVEL_AVX2) return logsumexp_avx2(x, n);
+#endif
+    return logsumexp_portable(x, n);
+}
+
 void nk_softmax(float *x, size_t n) {
     if (n == 0) return;
 #if NK_X86

@@ -1,5 +1,6 @@
 import Foundation
 import NekoJSON
+import NekoKernels
 import NekoModel
 
 /// `nekochat routing ablate`: for every (MoE layer, expert), how much worse (or better) the
@@ -130,13 +131,16 @@ public enum Ablation {
         return AblationReport(tokens: tokens, baselineMeanNLL: base, rows: rows, shared: shared)
     }
 
-    /// Σ over positions t < n − 1 of −log softmax(logits[t])[tokens[t + 1]].
+    /// Σ over positions t < n − 1 of −log softmax(logits[t])[tokens[t + 1]] (the kernels'
+    /// log-sum-exp: an ablation pass reads 16M logits on the full model's vocabulary).
     static func nllSum(_ logits: [Float], _ tokens: [Int], vocab: Int) -> Double {
-        var sum = 0.0
-        for t in 0..<tokens.count - 1 {
-            let row = logits[t * vocab..<(t + 1) * vocab]
-            sum += logSumExp(row) - Double(row[row.startIndex + tokens[t + 1]])
+        logits.withUnsafeBufferPointer { p in
+            var sum = 0.0
+            for t in 0..<tokens.count - 1 {
+                let row = p.baseAddress! + t * vocab
+                sum += Kernels.logSumExp(row, vocab) - Double(row[tokens[t + 1]])
+            }
+            return sum
         }
-        return sum
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NekoKernels
 import NekoModel
 import NekoTokenizer
 
@@ -228,12 +229,9 @@ extension Generator {
     }
 }
 
-/// log Σ exp(x), in double precision.
+/// log Σ exp(x) (the kernels': the largest subtracted first, vectorised).
 func logSumExp(_ x: ArraySlice<Float>) -> Double {
-    let m = Double(x.max() ?? 0)
-    var sum = 0.0
-    for v in x { sum += exp(Double(v) - m) }
-    return m + log(sum)
+    x.withUnsafeBufferPointer { p in p.isEmpty ? -.infinity : Kernels.logSumExp(p.baseAddress!, p.count) }
 }
 
 // MARK: - one-shot generation (generate, bench)

@@ -96,6 +96,9 @@ public enum Kernels {
 
     public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) { nk_softmax(x, n) }
 
+    /// log Σ exp(x[i]) over `n ≥ 1` values (the largest subtracted first).
+    public static func logSumExp(_ x: UnsafePointer<Float>, _ n: Int) -> Double { nk_logsumexp(x, n) }
+
     /// `gate[i] = silu(gate[i]) · up[i]`.
     public static func siluMul(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
         nk_silu_mul(gate, up, n)

@@ -159,6 +159,25 @@ func maxDiff(_ a: [Float], _ b: [Float]) -> Float {
         }
     }
 
+    /// log Σ exp against double precision, at every SIMD level, for lengths around the vector
+    /// width, a vocabulary-sized row, large values and −∞ (masked) entries.
+    @Test(arguments: [0, 1, 2] as [Int32])
+    func logSumExpMatchesDoublePrecision(level: Int32) {
+        nk_thread_simd_level(level)
+        defer { nk_thread_simd_level(-1) }
+        var noise = Noise(state: 11)
+        for n in [1, 7, 8, 9, 31, 32006] {
+            for scale: Float in [1, 40] {
+                var x = noise.floats(n).map { $0 * scale }
+                if n > 2 { x[1] = -.infinity }
+                let m = Double(x.max()!)
+                let want = m + log(x.reduce(0.0) { $0 + exp(Double($1) - m) })
+                let got = x.withUnsafeBufferPointer { Kernels.logSumExp($0.baseAddress!, n) }
+                #expect(abs(got - want) < 1e-5 * max(1, abs(want)), "n \(n) scale \(scale) level \(level): \(got) vs \(want)")
+            }
+        }
+    }
+
     @Test func elementwiseKernelsMatchTheirDefinitions() {
         var noise = Noise(state: 7)
         let n = 50

@@ -59,6 +59,8 @@ void nk_scale(float *x, float alpha, size_t n);
 void nk_rmsnorm(const float *x, const float *w, size_t n, float eps, float *out);
 /// In-place softmax over n values (max-subtracted, float32).
 void nk_softmax(float *x, size_t n);
+/// log Σ exp(x[i]) (max subtracted first; the sum in float). n ≥ 1.
+double nk_logsumexp(const float *x, size_t n);
 /// g[i] = silu(g[i]) · u[i].
 void nk_silu_mul(float *g, const float *u, size_t n);
 /// Rotate-half RoPE on one head of `head_dim` values, pairs (i, i + head_dim/2).
