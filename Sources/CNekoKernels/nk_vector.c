@@ -329,3 +329,36 @@ void nk_f32_to_f16_array(const float *src, size_t n, uint16_t *dst) {
 #endif
     for (size_t i = 0; i < n; i++) dst[i] = nk_f32_to_f16_scalar(src[i]);
 }
+
+static inline uint16_t f32_to_bf16_scalar(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((bits >> 16) | 0x40);  // NaN stays NaN
+    return (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+#if NK_X86
+NK_AVX2 static void to_bf16_avx2(const float *src, size_t n, uint16_t *dst) {
+    size_t i = 0;
+    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    for (; i + 8 <= n; i += 8) {
+        __m256i b = _mm256_castps_si256(_mm256_loadu_ps(src + i));
+        __m256i rounded = _mm256_add_epi32(b, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(b, 16), one)));
+        __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(b, abs_mask), inf);
+        __m256i quiet = _mm256_or_si256(b, _mm256_set1_epi32(0x400000));
+        __m256i r = _mm256_srli_epi32(_mm256_blendv_epi8(rounded, quiet, nan), 16);
+        // Pack the eight 32-bit lanes' low halves into eight uint16 (lanes 0-3, then 4-7).
+        __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        _mm_storeu_si128((__m128i *)(dst + i), packed);
+    }
+    for (; i < n; i++) dst[i] = f32_to_bf16_scalar(src[i]);
+}
+#endif
+
+void nk_f32_to_bf16_array(const float *src, size_t n, uint16_t *dst) {
+#if NK_X86
+    if (nk_level_now() >= NK_LEVEL_AVX2) { to_bf16_avx2(src, n, dst); return; }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = f32_to_bf16_scalar(src[i]);
+}

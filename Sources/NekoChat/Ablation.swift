@@ -60,7 +60,7 @@ public enum Ablation {
     /// is told the work done and the total, in layers rerun over one sequence (a pass from a
     /// low layer costs more than one from a high layer).
     public static func run(model: LanguageModel, sequences: [[Int]], layers: [Int]? = nil, context: ForwardContext,
-                           progress: (Int, Int) -> Void = { _, _ in }) throws -> AblationReport {
+                           kvPrecision: KVPrecision = .float32, progress: (Int, Int) -> Void = { _, _ in }) throws -> AblationReport {
         let config = model.config, experts = config.numExperts, k = config.numExpertsPerTok
         let moe = config.moeLayers
         guard !moe.isEmpty else { throw ChatError("the model has no MoE layers: there is nothing to ablate") }
@@ -92,7 +92,7 @@ public enum Ablation {
             context.tape = tape
             context.saliency = saliency
             defer { context.tape = nil; context.saliency = nil }
-            let logits = try model.forward(s, cache: try model.makeCache(capacity: s.count), logits: .all,
+            let logits = try model.forward(s, cache: try model.makeCache(capacity: s.count, precision: kvPrecision), logits: .all,
                                            routing: record, context: context)
             baseline += nllSum(logits, s, vocab: config.vocabSize)
             predictions += s.count - 1
@@ -107,7 +107,8 @@ public enum Ablation {
         func meanNLL(from layer: Int, _ interventions: Interventions) throws -> Double {
             var sum = 0.0
             for (s, tape) in zip(sequences, tapes) {
-                let logits = try model.resume(s, from: layer, tape: tape, interventions: interventions, context: context)
+                let logits = try model.resume(s, from: layer, tape: tape, interventions: interventions,
+                                              kvPrecision: kvPrecision, context: context)
                 sum += nllSum(logits, s, vocab: config.vocabSize)
                 done += layersCount - layer
                 progress(done, total)

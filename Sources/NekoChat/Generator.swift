@@ -130,6 +130,9 @@ public final class Generator: @unchecked Sendable {
     /// How the MoE layers route in everything this generator runs (`prefill`, `score`,
     /// `decode`, `generate`).
     public var interventions = Interventions.none
+    /// How the KV caches this generator makes store keys and values (float32: `score` and
+    /// `routing` are exact; the chat and `generate` set 16 bits).
+    public var kvPrecision = KVPrecision.float32
 
     public init(model: LanguageModel, threads: Int) {
         self.model = model
@@ -201,7 +204,11 @@ public func seconds(since start: DispatchTime) -> Double {
 extension Generator {
     /// Negative log-likelihood of each token given the ones before it (`tokens.count − 1` values),
     /// from batched forward passes of `prefillChunk` tokens over one KV cache.
-    public func score(_ tokens: [Int]) throws -> [Double] {
+    public func score(_ tokens: [Int]) throws -> [Double] { try scoreWithPredictions(tokens).nll }
+
+    /// The NLLs of `score`, and at each of those positions the model's most likely next token
+    /// (to compare two ways of running the model: top-1 agreement).
+    public func scoreWithPredictions(_ tokens: [Int]) throws -> (nll: [Double], top1: [Int]) {
         guard tokens.count >= 2 else {
             throw ModelError.input("scoring needs at least 2 tokens, got \(tokens.count)")
         }
@@ -210,10 +217,11 @@ extension Generator {
             throw ModelError.input("the text has \(tokens.count) tokens, longer than the context window of \(contextSize)")
         }
         try model.check(tokens: tokens)
-        let cache = try model.makeCache(capacity: tokens.count)
+        let cache = try model.makeCache(capacity: tokens.count, precision: kvPrecision)
         let vocab = model.config.vocabSize
-        var nll: [Double] = []
+        var nll: [Double] = [], top1: [Int] = []
         nll.reserveCapacity(tokens.count - 1)
+        top1.reserveCapacity(tokens.count - 1)
         var i = 0
         while i < tokens.count {
             let end = min(tokens.count, i + prefillChunk)
@@ -222,10 +230,11 @@ extension Generator {
             for t in i..<end where t + 1 < tokens.count {
                 let row = logits[(t - i) * vocab..<(t - i + 1) * vocab]
                 nll.append(logSumExp(row) - Double(row[row.startIndex + tokens[t + 1]]))
+                top1.append(Sampler.argmax(row))
             }
             i = end
         }
-        return nll
+        return (nll, top1)
     }
 }
 
@@ -265,7 +274,7 @@ extension Generator {
     /// the decode loop; ids only (no text). `onToken` sees each generated id.
     public func generate(_ request: GenerationRequest, contextSize: Int? = nil, cancel: CancellationFlag? = nil,
                          onToken: (Int) -> Void = { _ in }) throws -> GenerationResult {
-        let cache = try model.makeCache(capacity: contextSize)
+        let cache = try model.makeCache(capacity: contextSize, precision: kvPrecision)
         var rules = StopRules(eos: request.eosIds, endOfTurn: request.stopIds)
         rules.maxTokens = request.maxTokens
         var sequence = DecodeSequence(prompt: request.promptIds, sampling: request.sampling, rules: rules, tokenizer: nil)

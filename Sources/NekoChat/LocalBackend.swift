@@ -20,14 +20,17 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
     private(set) var cachedTokens: [Int] = []
     private(set) var cachedInterventions = Interventions.none
 
+    /// `kvPrecision`: how the KV cache stores keys and values (16 bits by default: half the
+    /// memory and the bytes each token reads; float32 for results exact to the reference).
     public init(bundle: ModelBundle, threads: Int, contextSize: Int? = nil, modelName: String? = nil,
-                isBuiltInDemo: Bool = false) throws {
+                isBuiltInDemo: Bool = false, kvPrecision: KVPrecision = .float16) throws {
         self.bundle = bundle
         tokenizer = try bundle.requireTokenizer()
         template = try bundle.chatTemplate()
         // Prefill in Generator.defaultPrefillChunk tokens a pass: progress and Esc between chunks.
         generator = Generator(model: bundle.model, threads: threads)
-        cache = try bundle.model.makeCache(capacity: contextSize)
+        generator.kvPrecision = kvPrecision
+        cache = try bundle.model.makeCache(capacity: contextSize, precision: kvPrecision)
         let config = bundle.model.config
         info = BackendInfo(kind: "local", modelName: modelName ?? URL(fileURLWithPath: bundle.directory).lastPathComponent,
                            location: bundle.directory, fingerprint: bundle.fingerprint, contextSize: cache.capacity,
@@ -216,7 +219,8 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         // Fresh caches: the chat's own cache (and what it holds) is left alone.
         func write(_ experts: Interventions) throws -> DecodeSequence {
             var sequence = DecodeSequence(prompt: ids, sampling: request.settings.sampling, rules: rules(request.settings), tokenizer: tokenizer)
-            let cache = try bundle.model.makeCache(capacity: min(self.cache.capacity, ids.count + request.settings.maxTokens + 1))
+            let cache = try bundle.model.makeCache(capacity: min(self.cache.capacity, ids.count + request.settings.maxTokens + 1),
+                                                   precision: self.cache.precision)
             let saved = generator.interventions
             generator.interventions = experts
             defer { generator.interventions = saved }
@@ -232,7 +236,7 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         if !reply.isEmpty, !cancel.isCancelled {
             let tokens = Array((ids + reply).prefix(ids.count + reply.count - 1))
             func logits(_ experts: Interventions) throws -> [Float] {
-                let cache = try bundle.model.makeCache(capacity: tokens.count)
+                let cache = try bundle.model.makeCache(capacity: tokens.count, precision: self.cache.precision)
                 let saved = generator.interventions
                 generator.interventions = experts
                 defer { generator.interventions = saved }

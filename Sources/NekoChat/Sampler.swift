@@ -91,10 +91,13 @@ public struct Sampler: Sendable {
     }
 
     /// Highest logit; the lower id wins ties.
-    public static func argmax(_ logits: [Float]) -> Int {
-        var best = 0
+    public static func argmax(_ logits: [Float]) -> Int { argmax(logits[...]) }
+
+    /// Highest logit of a row (its index from 0); the lower id wins ties.
+    public static func argmax(_ logits: ArraySlice<Float>) -> Int {
+        var best = logits.startIndex
         for i in logits.indices where logits[i] > logits[best] { best = i }
-        return best
+        return best - logits.startIndex
     }
 
     /// The `k` highest logits, sorted descending (ties: lower id first); all of them when k ≤ 0.

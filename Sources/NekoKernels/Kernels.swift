@@ -109,27 +109,28 @@ public enum Kernels {
         nk_rope(x, cos, sin, headDim)
     }
 
+    /// Positions one block of decode attention covers: `scores` needs group × this many floats.
+    public static let attendBlock = Int(NK_ATTEND_BLOCK)
+
     /// Decode attention of `group` query heads `q` (group, headDim) sharing one KV head whose
-    /// `count` cached rows are `keys`/`values` (count, headDim): `out` (group, headDim) =
-    /// softmax(q·kᵀ·scale)·v, through `scores` (group, count) of scratch.
+    /// `count` cached rows are `keys`/`values` (count, headDim) of `dtype` (f32, f16 or bf16):
+    /// `out` (group, headDim) = softmax(q·kᵀ·scale)·v, through `scores` (group × `attendBlock`
+    /// floats of scratch), with an online softmax over blocks of positions.
     public static func attendDecode(q: UnsafePointer<Float>, group: Int, headDim: Int,
-                                    keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int,
+                                    keys: UnsafeRawPointer, values: UnsafeRawPointer, dtype: DType, count: Int,
                                     scale: Float, scores: UnsafeMutablePointer<Float>,
                                     out: UnsafeMutablePointer<Float>) {
-        nk_attend_decode(q, Int32(group), Int32(headDim), keys, values, Int64(count), scale, scores, out)
-    }
-
-    /// The same over a half-precision cache (`keys`, `values`: IEEE half bit patterns).
-    public static func attendDecodeHalf(q: UnsafePointer<Float>, group: Int, headDim: Int,
-                                        keys: UnsafePointer<UInt16>, values: UnsafePointer<UInt16>, count: Int,
-                                        scale: Float, scores: UnsafeMutablePointer<Float>,
-                                        out: UnsafeMutablePointer<Float>) {
-        nk_attend_decode_f16(q, Int32(group), Int32(headDim), keys, values, Int64(count), scale, scores, out)
+        nk_attend_decode(q, Int32(group), Int32(headDim), keys, values, dtype.c, Int64(count), scale, scores, out)
     }
 
     /// `out[i] = half(src[i])` (IEEE half bit patterns, round to nearest even).
     public static func toHalf(_ src: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<UInt16>) {
         nk_f32_to_f16_array(src, count, out)
+    }
+
+    /// `out[i] = bfloat16(src[i])` (bit patterns, round to nearest even).
+    public static func toBFloat16(_ src: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<UInt16>) {
+        nk_f32_to_bf16_array(src, count, out)
     }
 
     /// `out[i] = float(src[i])` for `n` elements of `dtype`.

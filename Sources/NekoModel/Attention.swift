@@ -123,7 +123,7 @@ extension LanguageModel {
         let scale = attentionScale
         let longest = segments.map { $0.start + 1 }.max() ?? 1
         let tasks = segments.count * kvHeads
-        let scores = ctx.scores.reserve(tasks * group * longest)  // (tasks, group, longest)
+        let scores = ctx.scores.reserve(tasks * group * Kernels.attendBlock)  // (tasks, group, block)
         let minChunk = longest * group * tasks < 1024 ? tasks : 1   // tiny: not worth a fork
         ctx.pool.parallelRanges(tasks, minChunk: minChunk) { begin, end in
             for task in begin..<end {
@@ -131,55 +131,53 @@ extension LanguageModel {
                 let keys = s.cache.rows(layer: l, head: kvHead, values: false)
                 let values = s.cache.rows(layer: l, head: kvHead, values: true)
                 let qh = q + row * qDim + kvHead * group * hd, oh = out + row * qDim + kvHead * group * hd
-                let sc = scores + task * group * longest
+                let sc = scores + task * group * Kernels.attendBlock
                 let first = firstVisible(position: s.start, layer: l), count = s.start + 1 - first
-                if s.cache.precision == .float32 {
-                    Kernels.attendDecode(q: qh, group: group, headDim: hd,
-                                         keys: keys.assumingMemoryBound(to: Float.self) + first * hd,
-                                         values: values.assumingMemoryBound(to: Float.self) + first * hd, count: count,
-                                         scale: scale, scores: sc, out: oh)
-                } else {
-                    Kernels.attendDecodeHalf(q: qh, group: group, headDim: hd,
-                                             keys: keys.assumingMemoryBound(to: UInt16.self) + first * hd,
-                                             values: values.assumingMemoryBound(to: UInt16.self) + first * hd, count: count,
-                                             scale: scale, scores: sc, out: oh)
-                }
+                Kernels.attendDecode(q: qh, group: group, headDim: hd,
+                                     keys: keys + first * hd * s.cache.precision.bytes,
+                                     values: values + first * hd * s.cache.precision.bytes,
+                                     dtype: s.cache.precision.dtype, count: count, scale: scale, scores: sc, out: oh)
             }
         }
     }
 
     /// Several rows of one sequence (prefill): per head, S = q·kᵀ (rows, context) and
-    /// out = softmax(S)·v through single-threaded sgemm, heads spread over the pool.
+    /// out = softmax(S)·v through single-threaded sgemm, spread over the pool by KV head (a
+    /// 16-bit cache's rows converted once for the query heads that share them) or, with more
+    /// threads than KV heads, by query head.
     func attendRows(_ s: Segment, layer l: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                     ctx: ForwardContext) {
         let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
         let qDim = heads * hd, group = heads / kvHeads
         let n = s.rows.count, total = s.start + n, scale = attentionScale
         let qRows = q + s.rows.lowerBound * qDim, outRows = out + s.rows.lowerBound * qDim
-        let half = s.cache.precision == .float16
-        // Per thread: scores (n, total), then for a half-precision cache K and V of one head as
-        // float32 (total, headDim) each.
-        let perThread = n * total + (half ? 2 * total * hd : 0)
+        let converts = s.cache.precision != .float32
+        let byKVHead = ctx.pool.threads <= kvHeads
+        // Per thread: scores (n, total), then for a 16-bit cache K and V of one head as float32
+        // (total, headDim) each.
+        let perThread = n * total + (converts ? 2 * total * hd : 0)
         let scratch = ctx.scores.reserve(ctx.pool.threads * perThread)
-        ctx.pool.parallelChunks(heads) { worker, begin, end in
+        ctx.pool.parallelChunks(byKVHead ? kvHeads : heads) { worker, begin, end in
             let sc = scratch + worker * perThread
-            for head in begin..<end {
-                let kvHead = head / group
+            for task in begin..<end {
+                let kvHead = byKVHead ? task : task / group
                 let keys = s.cache.floatRows(layer: l, head: kvHead, values: false, count: total, scratch: sc + n * total)
                 let values = s.cache.floatRows(layer: l, head: kvHead, values: true, count: total,
                                                scratch: sc + n * total + total * hd)
-                Kernels.gemm(m: n, n: total, k: hd, alpha: scale, a: qRows + head * hd, lda: qDim,
-                             b: keys, ldb: hd, transposeB: true, c: sc, ldc: total)
-                for t in 0..<n {
-                    // Keys first ..< visible: causal, and inside the sliding window where there is one.
-                    let visible = s.start + t + 1, first = firstVisible(position: s.start + t, layer: l)
-                    let row = sc + t * total
-                    Kernels.softmax(row + first, visible - first)
-                    row.initialize(repeating: 0, count: first)
-                    (row + visible).initialize(repeating: 0, count: total - visible)
+                for head in byKVHead ? kvHead * group..<(kvHead + 1) * group : task..<task + 1 {
+                    Kernels.gemm(m: n, n: total, k: hd, alpha: scale, a: qRows + head * hd, lda: qDim,
+                                 b: keys, ldb: hd, transposeB: true, c: sc, ldc: total)
+                    for t in 0..<n {
+                        // Keys first ..< visible: causal, and inside the sliding window where there is one.
+                        let visible = s.start + t + 1, first = firstVisible(position: s.start + t, layer: l)
+                        let row = sc + t * total
+                        Kernels.softmax(row + first, visible - first)
+                        row.initialize(repeating: 0, count: first)
+                        (row + visible).initialize(repeating: 0, count: total - visible)
+                    }
+                    Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values, ldb: hd,
+                                 transposeB: false, c: outRows + head * hd, ldc: qDim)
                 }
-                Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values, ldb: hd,
-                             transposeB: false, c: outRows + head * hd, ldc: qDim)
             }
         }
     }

@@ -4,12 +4,21 @@ import NekoKernels
 import Glibc
 #endif
 
-/// How a KV cache stores keys and values: float32 (as computed; BF16 models, so results match
-/// the float64 reference to float32 rounding) or IEEE half (quantised models: half the bytes
-/// that decode attention streams).
-public enum KVPrecision: Sendable, Equatable {
-    case float32, float16
+/// How a KV cache stores keys and values: float32 (as computed, so results match the float64
+/// reference to float32 rounding: `score`, `routing` and `ablate`), or in 16 bits, IEEE half or
+/// bfloat16 (half the bytes decode attention streams and the cache's memory: the chat,
+/// `generate`, `serve` and `bench`). Sources/NekoModel/README.md gives each one's error.
+public enum KVPrecision: String, Sendable, Equatable, CaseIterable {
+    case float32 = "f32", float16 = "f16", bfloat16 = "bf16"
     public var bytes: Int { self == .float32 ? 4 : 2 }
+    /// The element type of the cache's rows.
+    public var dtype: DType {
+        switch self {
+        case .float32: .f32
+        case .float16: .f16
+        case .bfloat16: .bf16
+        }
+    }
 }
 
 /// Keys and values of every layer for positions `0..<length`.
@@ -70,16 +79,16 @@ public final class KVCache: @unchecked Sendable {
     /// Stores the keys and values of `positions` of `layer`: `keys`/`values` are
     /// (positions.count, kvHeads * headDim) floats, as the projections wrote them.
     func store(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, layer: Int, positions: Range<Int>) {
-        let heads = width / headDim, bytes = precision.bytes, half = precision == .float16
+        let heads = width / headDim, bytes = precision.bytes
         for (kind, src) in [(false, keys), (true, values)] {
             for head in 0..<heads {
                 let base = rows(layer: layer, head: head, values: kind)
                 for (i, pos) in positions.enumerated() {
                     let row = src + i * width + head * headDim, dst = base + pos * headDim * bytes
-                    if half {
-                        Kernels.toHalf(row, count: headDim, out: dst.assumingMemoryBound(to: UInt16.self))
-                    } else {
-                        dst.assumingMemoryBound(to: Float.self).update(from: row, count: headDim)
+                    switch precision {
+                    case .float32: dst.assumingMemoryBound(to: Float.self).update(from: row, count: headDim)
+                    case .float16: Kernels.toHalf(row, count: headDim, out: dst.assumingMemoryBound(to: UInt16.self))
+                    case .bfloat16: Kernels.toBFloat16(row, count: headDim, out: dst.assumingMemoryBound(to: UInt16.self))
                     }
                 }
             }
@@ -91,7 +100,7 @@ public final class KVCache: @unchecked Sendable {
     func floatRows(layer: Int, head: Int, values: Bool, count: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
         let src = rows(layer: layer, head: head, values: values)
         if precision == .float32 { return UnsafePointer(src.assumingMemoryBound(to: Float.self)) }
-        Kernels.toFloat(src, dtype: .f16, count: count * headDim, out: scratch)
+        Kernels.toFloat(src, dtype: precision.dtype, count: count * headDim, out: scratch)
         return UnsafePointer(scratch)
     }
 

@@ -132,12 +132,12 @@ public final class LanguageModel: @unchecked Sendable {
         RoutingRecord(moeLayers: config.moeLayers, expertsPerToken: interventions.expertsPerToken(config))
     }
 
-    /// A KV cache for `capacity` positions (default: the configured context): float32 for the
-    /// weights as stored, half precision for quantised weights.
+    /// A KV cache for `capacity` positions (default: the configured context) holding keys and
+    /// values in `precision` (float32, the exact default; each front end picks its own).
     /// A capacity past `max_position_embeddings` is allowed (RoPE goes on; the model was not trained
     /// there: `contextWarning` says so), up to what memory holds.
-    public func makeCache(capacity: Int? = nil) throws -> KVCache {
-        try KVCache(config: config, capacity: capacity ?? config.maxPositionEmbeddings, precision: kvPrecision)
+    public func makeCache(capacity: Int? = nil, precision: KVPrecision = .float32) throws -> KVCache {
+        try KVCache(config: config, capacity: capacity ?? config.maxPositionEmbeddings, precision: precision)
     }
 
     /// What to tell a user whose context of `size` tokens is past what the model was trained for.
@@ -146,9 +146,6 @@ public final class LanguageModel: @unchecked Sendable {
         return "the context is \(size) tokens, past the \(config.maxPositionEmbeddings) this model was trained for "
             + "(max_position_embeddings): text past \(config.maxPositionEmbeddings) tokens may be poor"
     }
-
-    /// How this model's KV caches store keys and values.
-    public var kvPrecision: KVPrecision { weightFormat == .bf16 ? .float32 : .float16 }
 
     /// Throws unless every id is inside the vocabulary.
     public func check(tokens: [Int]) throws {
@@ -188,12 +185,12 @@ public final class LanguageModel: @unchecked Sendable {
     /// only; returns the logits of every position. What is below the layer cannot change, so
     /// an ablation of one layer costs the layers from it up. The tape's tokens are `tokens`.
     public func resume(_ tokens: [Int], from layer: Int, tape: ResidualTape, interventions: Interventions,
-                       context ctx: ForwardContext) throws -> [Float] {
+                       kvPrecision: KVPrecision = .float32, context ctx: ForwardContext) throws -> [Float] {
         guard let residual = tape.layers[layer], tape.tokens == tokens.count else {
             throw ModelError.input("the tape holds no residual stream of \(tokens.count) tokens at layer \(layer)")
         }
         try check(interventions)
-        let cache = try makeCache(capacity: tokens.count)
+        let cache = try makeCache(capacity: tokens.count, precision: kvPrecision)
         let segment = Segment(cache: cache, start: 0, rows: 0..<tokens.count, routing: nil, firstRouted: 0)
         let saved = (ctx.tape, ctx.saliency)
         ctx.tape = nil

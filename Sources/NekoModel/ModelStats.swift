@@ -25,6 +25,16 @@ extension LanguageModel {
         return bytes
     }
 
+    /// Bytes of KV cache a decode step at `position` reads: every layer's keys and values of the
+    /// positions it sees (all before it and itself, or its sliding window), in `precision`.
+    public func kvBytesRead(position: Int, precision: KVPrecision) -> Int {
+        var positions = 0
+        for l in 0..<config.numHiddenLayers {
+            positions += position + 1 - firstVisible(position: position, layer: l)
+        }
+        return positions * 2 * config.numKeyValueHeads * config.headDim * precision.bytes
+    }
+
     /// Floating-point operations (a multiply-add = 2) of one forward pass of `tokens` tokens after
     /// `start` cached ones, with logits for `logitRows` of them: every matrix product (top-k
     /// experts per token) and the attention scores and weighted sums (causal).

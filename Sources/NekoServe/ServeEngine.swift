@@ -83,8 +83,13 @@ public final class ServeEngine: @unchecked Sendable {
     /// Prompt tokens per prefill step (between decode steps of the other requests).
     let prefillChunk = Generator.defaultPrefillChunk
 
-    public init(bundle: ModelBundle, threads: Int, parallel: Int, contextSize: Int, modelID: String) throws {
+    /// How each request's KV cache stores keys and values.
+    public let kvPrecision: KVPrecision
+
+    public init(bundle: ModelBundle, threads: Int, parallel: Int, contextSize: Int, modelID: String,
+                kvPrecision: KVPrecision = .float16) throws {
         self.bundle = bundle
+        self.kvPrecision = kvPrecision
         tokenizer = try bundle.requireTokenizer()
         template = try bundle.chatTemplate()
         self.modelID = modelID
@@ -234,7 +239,7 @@ public final class ServeEngine: @unchecked Sendable {
             do {
                 if j.session == nil {
                     j.prefillStart = Self.now()
-                    j.session = try DecodeSession(model: bundle.model, prompt: j.prompt, cache: try bundle.model.makeCache(capacity: contextSize),
+                    j.session = try DecodeSession(model: bundle.model, prompt: j.prompt, cache: try bundle.model.makeCache(capacity: contextSize, precision: kvPrecision),
                                                   sequence: j.sequence,
                                                   routing: j.wantsRouting ? bundle.model.makeRoutingRecord(j.interventions) : nil,
                                                   interventions: j.interventions)

@@ -11,7 +11,8 @@ struct Bench: ParsableCommand {
             + "against the measured read bandwidth and FMA peak of this machine.")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(name: .customLong("prompt-tokens"), help: "Prompt tokens to prefill.") var promptTokens = 512
+    @Option(name: [.customLong("prompt-tokens"), .customLong("depth")],
+            help: "Prompt tokens to prefill; decode then runs at this depth (--depth D: the same).") var promptTokens = 512
     @Option(name: .customLong("gen-tokens"), help: "Tokens to decode.") var genTokens = 128
     @Option(help: "Prompt tokens a prefill pass (the chat's, generate's and serve's default).") var chunk = Generator.defaultPrefillChunk
     @Option(help: "Seed for the random prompt.") var seed: UInt64 = 1
@@ -70,14 +71,17 @@ struct Bench: ParsableCommand {
         var rng = SeededGenerator(seed: seed)
         let prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<model.config.vocabSize, using: &rng) }
         let context = ForwardContext(threads: threads)
+        let kv = modelOptions.kvPrecision(default: .float16)
         if !noWarmup {
-            _ = try model.forward(prompt, cache: try model.makeCache(capacity: promptTokens), logits: .last,
+            // Enough tokens that every expert's weights are faulted in (not the whole of a long prompt).
+            let warm = Array(prompt.prefix(512))
+            _ = try model.forward(warm, cache: try model.makeCache(capacity: warm.count, precision: kv), logits: .last,
                                   interventions: experts, context: context)
         }
 
         // The chat's decode loop (a DecodeSession): prefill in --chunk tokens a pass, then greedy
         // tokens with no stop but the count, each fed back.
-        let cache = try model.makeCache(capacity: promptTokens + genTokens + 1)
+        let cache = try model.makeCache(capacity: promptTokens + genTokens + 1, precision: kv)
         var sampling = SamplingParameters()
         sampling.temperature = 0
         let session = try DecodeSession(model: model, prompt: prompt, cache: cache,
@@ -109,8 +113,10 @@ struct Bench: ParsableCommand {
         let prefillRate = Double(promptTokens) / prefillSeconds
         let decodeRate = genTokens > 0 ? Double(genTokens) / decodeSeconds : 0
         let activeBytes = model.activeWeightBytes(experts)
-        let limit = bandwidth / Double(activeBytes)
-        let freshLimit = freshBandwidth / Double(activeBytes)
+        // What decode reads per token: the active weights and the KV cache at its mean depth.
+        let kvBytes = genTokens > 0 ? (0..<genTokens).reduce(0) { $0 + model.kvBytesRead(position: promptTokens + $1, precision: kv) } / genTokens : 0
+        let limit = bandwidth / Double(activeBytes + kvBytes)
+        let freshLimit = freshBandwidth / Double(activeBytes + kvBytes)
         let flops = model.forwardFLOPs(tokens: promptTokens)
         let gflops = flops / prefillSeconds / 1e9
         let batched = try batch.map { try timeBatches(try batchSizes($0), model: model, context: context) } ?? []
@@ -134,6 +140,8 @@ struct Bench: ParsableCommand {
                 ("fresh_read_bandwidth_max_bytes_per_s", .double(passes.last!)),
                 ("decode_fraction_of_fresh_limit", .double(decodeRate / freshLimit)),
                 ("active_weight_bytes_per_token", .int(activeBytes)),
+                ("kv_cache", .string(kv.rawValue)),
+                ("kv_bytes_per_token", .int(kvBytes)),
                 ("decode_limit_tokens_per_s", .double(limit)),
                 ("decode_fraction_of_limit", .double(decodeRate / limit)),
                 ("prefill_gflops", .double(gflops)),
@@ -170,7 +178,7 @@ struct Bench: ParsableCommand {
         var text = """
             cpu: \(cpu), kernels \(simd), \(threads) threads
             read bandwidth (\(threads) threads): the weights' own memory \(format(bandwidth / 1e9)) GB/s (median of \(weightPasses.count) passes after decode); fresh 256 MiB \(format(freshBandwidth / 1e9)) GB/s (median of \(passes.count) passes before and after, \(format(passes.first! / 1e9))–\(format(passes.last! / 1e9)))
-            weights \(modelOptions.weights.rawValue) (stored \(model.dtype.rawValue)): \(format(Double(activeBytes) / 1e6)) MB read per token → limit \(format(limit)) tok/s (fresh-memory limit \(format(freshLimit)))
+            weights \(modelOptions.weights.rawValue) (stored \(model.dtype.rawValue)): \(format(Double(activeBytes) / 1e6)) MB read per token, KV cache \(kv.rawValue) \(format(Double(kvBytes) / 1e6)) MB at depth \(promptTokens) → limit \(format(limit)) tok/s (fresh-memory limit \(format(freshLimit)))
             load: \(String(format: "%.2f", loadSeconds)) s\(cacheNote(model))
             prefill: \(promptTokens) tokens in passes of \(chunk), \(format(prefillRate)) tok/s, \(format(gflops)) GFLOP/s = \(percent(gflops * 1e9 / peak)) of the FMA peak \(format(peak / 1e9)) GFLOP/s
                      (peak measured: 12 independent FMA chains per thread, \(peakNote))
@@ -229,7 +237,7 @@ struct Bench: ParsableCommand {
             var caches: [KVCache] = []
             var next: [Int] = []
             for _ in 0..<n {
-                let cache = try model.makeCache(capacity: batchPromptTokens + genTokens + 1)
+                let cache = try model.makeCache(capacity: batchPromptTokens + genTokens + 1, precision: modelOptions.kvPrecision(default: .float16))
                 let p = (0..<batchPromptTokens).map { _ in Int.random(in: 0..<model.config.vocabSize, using: &rng) }
                 next.append(argmax(try model.forward(p, cache: cache, logits: .last, context: context)))
                 caches.append(cache)
@@ -247,7 +255,7 @@ struct Bench: ParsableCommand {
     /// Decode time with a routing record over decode time without, minus 1: the median over
     /// 30 back-to-back pairs of 8-token decodes (with, without) from the same cached prompt.
     func timeRouting(model: LanguageModel, prompt: [Int], context: ForwardContext) throws -> (overhead: Double, share: Double) {
-        let cache = try model.makeCache(capacity: prompt.count + 9)
+        let cache = try model.makeCache(capacity: prompt.count + 9, precision: modelOptions.kvPrecision(default: .float16))
         let first = argmax(try model.forward(prompt, cache: cache, logits: .last, context: context))
         let record = model.makeRoutingRecord()
         func run(_ routing: RoutingRecord?) throws -> Double {
@@ -276,12 +284,15 @@ struct Bench: ParsableCommand {
         return (ratios.sorted()[ratios.count / 2] - 1, share)
     }
 
-    /// Top-1 agreement and KL(p_bf16 ‖ p_this) over every prompt position.
+    /// Top-1 agreement and KL(p_bf16 ‖ p_this) over every prompt position: the reference is the
+    /// weights as stored with a float32 KV cache, so both the weights' format and the cache's
+    /// precision are measured.
     func compare(model: LanguageModel, prompt: [Int], threads: Int) throws -> (top1: Double, kl: Double, klMax: Double) {
         let reference = try LanguageModel.load(directory: model.directory)
         let context = ForwardContext(threads: threads)
         let a = try reference.forward(prompt, cache: try reference.makeCache(capacity: prompt.count), logits: .all, context: context)
-        let b = try model.forward(prompt, cache: try model.makeCache(capacity: prompt.count), logits: .all, context: context)
+        let b = try model.forward(prompt, cache: try model.makeCache(capacity: prompt.count, precision: modelOptions.kvPrecision(default: .float16)),
+                                  logits: .all, context: context)
         let vocab = model.config.vocabSize
         var agree = 0, klSum = 0.0, klMax = 0.0
         for t in 0..<prompt.count {

@@ -68,7 +68,8 @@ struct Chat: ParsableCommand {
             name = location.displayName
             hub = location.hub
             backend = try LocalBackend(bundle: bundle, threads: modelOptions.threadCount, contextSize: context,
-                                       modelName: name, isBuiltInDemo: location.isBuiltInDemo)
+                                       modelName: name, isBuiltInDemo: location.isBuiltInDemo,
+                                       kvPrecision: modelOptions.kvPrecision(default: .float16))
             contextNotice = bundle.model.contextWarning(context)
         }
         settings.stop = try stopStrings(stop)

@@ -51,7 +51,7 @@ struct Generate: ParsableCommand {
         var sequence = DecodeSequence(prompt: ids, sampling: parameters, rules: rules, tokenizer: tokenizer)
         let generator = Generator(model: bundle.model, threads: modelOptions.threadCount)
         generator.interventions = try steering.interventions(for: bundle.model)
-        let cache = try bundle.model.makeCache(capacity: ctxSize)
+        let cache = try bundle.model.makeCache(capacity: ctxSize, precision: modelOptions.kvPrecision(default: .float16))
         if let warning = bundle.model.contextWarning(cache.capacity) { Output.err("warning: \(warning)\n") }
         let record = routing ? bundle.model.makeRoutingRecord(generator.interventions) : nil
         if tokenizer == nil && !json { Output.err("note: \(bundle.directory) has no tokenizer.json: printing token ids\n") }

@@ -5,6 +5,7 @@ import NekoModel
 import NekoRemote
 
 extension WeightFormat: ExpressibleByArgument {}
+extension KVPrecision: ExpressibleByArgument {}
 
 /// `--model`, `--threads` and `--weights`, shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
@@ -17,11 +18,18 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Weights: bf16 (as stored), q8 or q4 (quantised at first use and cached).")
     var weights: WeightFormat = .bf16
 
+    @Option(name: .customLong("kv-cache"),
+            help: "KV cache precision: f32, f16 or bf16 (default: f16 for chat, generate, serve and bench; f32, exact, for score, routing and ablate).")
+    var kvCache: KVPrecision?
+
     func validate() throws {
         if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be from 1 to 256") }
     }
 
     var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
+
+    /// The KV cache precision asked for, else this command's default.
+    func kvPrecision(default value: KVPrecision) -> KVPrecision { kvCache ?? value }
 
     /// Loads the bundle (from `location`, else resolving `--model`) and prints the loader's notices
     /// and the first quantisation's progress to stderr.

@@ -86,7 +86,8 @@ struct RoutingAnalyze: ParsableCommand {
             }
             try model.check(tokens: tokens)
             let record = model.makeRoutingRecord(generator.interventions)
-            _ = try generator.prefill(tokens, cache: try model.makeCache(capacity: tokens.count), routing: record)
+            _ = try generator.prefill(tokens, cache: try model.makeCache(capacity: tokens.count, precision: modelOptions.kvPrecision(default: .float32)),
+                                     routing: record)
             steps.append((name, tokens.indices.map { RoutingStep(record: record, token: $0, id: tokens[$0], text: "", isPrompt: true) }))
         }
         guard let trace = try RoutingTrace.of(steps, experts: config.numExperts) else { throw CLIError("no tokens to route") }
@@ -161,7 +162,7 @@ struct RoutingAblate: ParsableCommand {
         let report: AblationReport
         do {
             report = try Ablation.run(model: bundle.model, sequences: sequences.map(\.ids), layers: try layers.map(layerList),
-                                      context: context) { done, total in
+                                      context: context, kvPrecision: modelOptions.kvPrecision(default: .float32)) { done, total in
                 guard seconds(since: shown) > 0.25 || done == total else { return }
                 shown = DispatchTime.now()
                 let elapsed = seconds(since: start)

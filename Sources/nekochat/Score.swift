@@ -37,11 +37,13 @@ struct Score: ParsableCommand {
         }
         let generator = Generator(model: bundle.model, threads: modelOptions.threadCount)
         generator.interventions = try steering.interventions(for: bundle.model)
-        let nll = try generator.score(tokens)
+        generator.kvPrecision = modelOptions.kvPrecision(default: .float32)
+        let (nll, top1) = try generator.scoreWithPredictions(tokens)
         let mean = nll.isEmpty ? 0 : nll.reduce(0, +) / Double(nll.count)
         if json {
             try Output.json(.object([
                 ("tokens", .int(tokens.count)), ("ids", .ints(tokens)), ("nll", .array(nll.map { .double($0) })),
+                ("top1", .ints(top1)), ("kv_cache", .string(generator.kvPrecision.rawValue)),
                 ("mean_nll", .double(mean)), ("perplexity", .double(exp(mean))),
             ]))
         } else {

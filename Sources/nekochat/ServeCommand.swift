@@ -41,7 +41,8 @@ struct Serve: ParsableCommand {
         let modelID = location.isBuiltInDemo ? "nekomind-demo" : location.displayName
         let context = ctxSize ?? min(bundle.model.config.maxPositionEmbeddings, 8192)
         if let warning = bundle.model.contextWarning(context) { Output.err("warning: \(warning)\n") }
-        let engine = try ServeEngine(bundle: bundle, threads: modelOptions.threadCount, parallel: parallel, contextSize: context, modelID: modelID)
+        let engine = try ServeEngine(bundle: bundle, threads: modelOptions.threadCount, parallel: parallel, contextSize: context, modelID: modelID,
+                                     kvPrecision: modelOptions.kvPrecision(default: .float16))
         options.host = host
         options.port = port
         options.maxBodyBytes = maxBody

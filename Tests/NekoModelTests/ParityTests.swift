@@ -66,6 +66,35 @@ let logitTolerance = 1e-3
         }
     }
 
+    /// With a 16-bit KV cache (the chat's default), decode and chunked prefill stay within the
+    /// cache's rounding of the reference: IEEE half keeps 11 significant bits, bfloat16 8, so
+    /// keys and values move by ≤ 2⁻¹¹ and ≤ 2⁻⁸ of themselves; on these fixtures the logits moved
+    /// by at most 0.013 (half) and 0.13 (bfloat16). The tolerances are about twice that: an error
+    /// in the cache (a wrong row, head or conversion) moves logits by whole units.
+    @Test(arguments: Fixtures.engineModels, [KVPrecision.float16, .bfloat16])
+    func sixteenBitCachesStayNearTheReference(name: String, precision: KVPrecision) throws {
+        let (model, expected) = try load(name)
+        let vocab = model.config.vocabSize
+        let tolerance = precision == .float16 ? 3e-2 : 0.3
+        var worst = 0.0
+        for chunk in [1, 3, 64] {
+            let cache = try model.makeCache(capacity: 64, precision: precision)
+            var t = 0
+            while t < expected.promptIds.count {
+                let end = min(expected.promptIds.count, t + chunk)
+                let logits = try model.forward(Array(expected.promptIds[t..<end]), cache: cache,
+                                               logits: .all, context: context)
+                for p in t..<end {
+                    let d = maxDiff(logits[(p - t) * vocab..<(p - t + 1) * vocab], expected.logits[p])
+                    worst = max(worst, d)
+                    #expect(d <= tolerance, "\(name) \(precision) chunk \(chunk) position \(p): \(d)")
+                }
+                t = end
+            }
+        }
+        print("kv \(precision.rawValue) \(name): max |Δlogit| \(worst)")
+    }
+
     /// Greedy continuation (ignoring EOS) and the routing of every token fed through the model.
     @Test(arguments: Fixtures.engineModels)
     func greedyAndRoutingAreIdentical(name: String) throws {

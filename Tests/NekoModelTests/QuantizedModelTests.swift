@@ -59,15 +59,20 @@ import Testing
     }
 
     /// Token-by-token decode and one batched prefill give the same logits with packed weights, for
-    /// NekoMind and for every other family (each fixture made by transformers' own class).
+    /// NekoMind and for every other family (each fixture made by transformers' own class), over
+    /// the half-precision KV cache these weights are run with (the chat's default). Both paths
+    /// then attend over the same rounded keys; a float32 cache leaves the two attention kernels'
+    /// last-bit differences in, which on these random tiny models can flip one activation's int8
+    /// rounding or a near-tied expert and move later logits by ~0.1.
     @Test(arguments: [WeightFormat.q8, .q4], ["neko_mini_bf16", "hf_olmoe", "hf_mixtral_swa", "hf_granitemoe", "hf_qwen3_moe"])
     func decodeMatchesPrefill(format: WeightFormat, fixture: String) throws {
         let expected = try Fixtures.expected(fixture)
         let model = try LanguageModel.load(directory: Fixtures.path(fixture), weights: format, cache: .disabled)
         let ctx = ForwardContext(threads: 2)
         let vocab = model.config.vocabSize
-        let all = try model.forward(expected.promptIds, cache: try model.makeCache(capacity: 64), logits: .all, context: ctx)
-        let cache = try model.makeCache(capacity: 64)
+        let all = try model.forward(expected.promptIds, cache: try model.makeCache(capacity: 64, precision: .float16),
+                                    logits: .all, context: ctx)
+        let cache = try model.makeCache(capacity: 64, precision: .float16)
         for (t, id) in expected.promptIds.enumerated() {
             let one = try model.forward([id], cache: cache, context: ctx)
             let d = zip(one, all[t * vocab..<(t + 1) * vocab]).map { abs($0 - $1) }.max() ?? 0
@@ -115,8 +120,6 @@ import Testing
             }
         }
         #expect(matrices.allSatisfy { $0.format == packed })
-        #expect(try model.makeCache(capacity: 4).precision == .float16)
-        #expect(try LanguageModel.load(directory: Fixtures.path("hf_qwen2_moe")).makeCache(capacity: 4).precision == .float32)
         #expect(!model.weights.embed.format.isPacked)
         #expect(model.weightFormat == format)
         #expect(model.activeWeightBytes < (try LanguageModel.load(directory: Fixtures.path("hf_qwen2_moe"))).activeWeightBytes)

@@ -65,14 +65,16 @@ double nk_logsumexp(const float *x, size_t n);
 void nk_silu_mul(float *g, const float *u, size_t n);
 /// Rotate-half RoPE on one head of `head_dim` values, pairs (i, i + head_dim/2).
 void nk_rope(float *x, const float *cos, const float *sin, size_t head_dim);
+/// Positions a block of decode attention covers (its scratch: group × this many floats).
+#define NK_ATTEND_BLOCK 64
 /// One decode step of attention for `group` query heads q (group, head_dim) sharing a KV head:
-/// scores (group, n) = softmax(q·kᵀ · scale) over the n cached rows k (n, head_dim), then
-/// out (group, head_dim) = scores · v. Each key and value row is read once.
-void nk_attend_decode(const float *q, int group, int head_dim, const float *k, const float *v,
+/// out (group, head_dim) = softmax(q·kᵀ · scale) · v over the n cached rows k, v (n, head_dim)
+/// of `kv` (float32, IEEE half or bfloat16), through `scores` (group × NK_ATTEND_BLOCK floats of
+/// scratch). Each key and value row is read once.
+void nk_attend_decode(const float *q, int group, int head_dim, const void *k, const void *v, nk_dtype kv,
                       int64_t n, float scale, float *scores, float *out);
-/// The same over a half-precision cache (k, v: IEEE half).
-void nk_attend_decode_f16(const float *q, int group, int head_dim, const uint16_t *k, const uint16_t *v,
-                          int64_t n, float scale, float *scores, float *out);
+/// out[i] = bfloat16(src[i]), round to nearest even (NaN stays NaN).
+void nk_f32_to_bf16_array(const float *src, size_t n, uint16_t *dst);
 
 // ---------------------------------------------------------------------------------------------
 // Inputs prepared once per layer input and shared by every matrix that reads it.
