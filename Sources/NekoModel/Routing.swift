@@ -78,6 +78,18 @@ public final class RoutingRecord: @unchecked Sendable {
         entropies[token * moeLayers.count + slot]
     }
 
+    /// Appends the first `count` tokens of `other` (a record of the same layers and k: the
+    /// routing of a reused KV cache's tokens).
+    public func append(prefixOf other: RoutingRecord, count: Int) {
+        precondition(other.moeLayers == moeLayers && other.expertsPerToken == expertsPerToken && count <= other.tokens)
+        let cells = count * moeLayers.count
+        expertIds += other.expertIds[0..<cells * expertsPerToken]
+        weights += other.weights[0..<cells * expertsPerToken]
+        sharedGates += other.sharedGates[0..<cells]
+        entropies += other.entropies[0..<cells]
+        tokens += count
+    }
+
     /// Drops every token from `count` on.
     public func truncate(to count: Int) {
         precondition(count >= 0 && count <= tokens)

@@ -20,7 +20,9 @@ public enum ServeEvent: Sendable {
 /// for a slot is not in it; with other requests running, their decode steps between this one's
 /// prefill chunks are).
 public struct ServeTimings: Sendable {
+    /// Prompt tokens prefilled, and those taken from an earlier request's KV cache instead.
     public var promptTokens = 0
+    public var cachedTokens = 0
     public var promptSeconds = 0.0
     public var predictedTokens = 0
     public var predictedSeconds = 0.0
@@ -28,7 +30,8 @@ public struct ServeTimings: Sendable {
     /// llama-server's `timings` object, which clients of either server read.
     public var json: JSONValue {
         func rate(_ n: Int, _ s: Double) -> JSONValue { .double(s > 0 ? Double(n) / s : 0) }
-        return .object([("prompt_n", .int(promptTokens)), ("prompt_ms", .double(promptSeconds * 1000)),
+        return .object([("cache_n", .int(cachedTokens)),
+                        ("prompt_n", .int(promptTokens)), ("prompt_ms", .double(promptSeconds * 1000)),
                         ("prompt_per_second", rate(promptTokens, promptSeconds)),
                         ("predicted_n", .int(predictedTokens)), ("predicted_ms", .double(predictedSeconds * 1000)),
                         ("predicted_per_second", rate(predictedTokens, predictedSeconds))])
@@ -45,6 +48,8 @@ public final class ServeJob: @unchecked Sendable {
     let interventions: Interventions
     let sequence: DecodeSequence
     var session: DecodeSession?
+    /// Prompt tokens found in an earlier request's KV cache (not prefilled again).
+    var reused = 0
     /// Routing entries sent so far.
     var routed = 0
     /// When its prefill began and ended (monotonic seconds).
@@ -82,6 +87,19 @@ public final class ServeEngine: @unchecked Sendable {
     private var preparing = 0
     /// Prompt tokens per prefill step (between decode steps of the other requests).
     let prefillChunk = Generator.defaultPrefillChunk
+
+    /// A finished request's KV cache, kept for a later request that starts with the same tokens
+    /// (llama-server's prompt cache: a multi-turn chat re-sends the whole conversation, and only
+    /// what is new is prefilled): the tokens it holds, the interventions they went through, and
+    /// their routing (so a response that reports prompt routing stays complete).
+    struct ParkedCache {
+        let cache: KVCache
+        let tokens: [Int]
+        let interventions: Interventions
+        let routing: RoutingRecord?
+    }
+    /// The most recent `parallel` finished caches, oldest first (the engine thread's own).
+    private var parked: [ParkedCache] = []
 
     /// How each request's KV cache stores keys and values.
     public let kvPrecision: KVPrecision
@@ -213,12 +231,14 @@ public final class ServeEngine: @unchecked Sendable {
         var ended: [ServeJob] = []
         func end(_ j: ServeJob, _ reason: FinishReason) {
             j.session?.finish(reason)
+            park(j)
             let rest = j.session?.flush() ?? ""
             if !rest.isEmpty { j.sink(.token(text: rest, routing: [])) }
             let now = Self.now()
             var t = ServeTimings()
             if let start = j.prefillStart {
                 t.promptTokens = j.session?.prefilled ?? 0
+                t.cachedTokens = j.reused
                 t.promptSeconds = (j.prefillEnd ?? now) - start
             }
             let generated = j.session?.sequence.generated.count ?? 0
@@ -239,10 +259,9 @@ public final class ServeEngine: @unchecked Sendable {
             do {
                 if j.session == nil {
                     j.prefillStart = Self.now()
-                    j.session = try DecodeSession(model: bundle.model, prompt: j.prompt, cache: try bundle.model.makeCache(capacity: contextSize, precision: kvPrecision),
-                                                  sequence: j.sequence,
-                                                  routing: j.wantsRouting ? bundle.model.makeRoutingRecord(j.interventions) : nil,
-                                                  interventions: j.interventions)
+                    let (cache, routing) = try takeCache(for: j)
+                    j.session = try DecodeSession(model: bundle.model, prompt: Array(j.prompt[j.reused...]), cache: cache,
+                                                  sequence: j.sequence, routing: routing, interventions: j.interventions)
                 }
                 let session = j.session!
                 try session.prefill(chunk: prefillChunk, context: generator.context)
@@ -277,11 +296,50 @@ public final class ServeEngine: @unchecked Sendable {
 
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-    /// The routing entries recorded since the last event.
+    /// The routing entries recorded since the last event (none unless the request asked): the
+    /// reused prompt tokens' first, from the record they came with.
     func newRouting(_ j: ServeJob) -> [RoutingStep] {
-        guard let session = j.session, let record = session.routing else { return [] }
-        let steps = session.routingSteps(from: j.routed) { i in tokenizer.decode([session.fed[i]]) }
+        guard j.wantsRouting, let session = j.session, let record = session.routing else { return [] }
+        var steps: [RoutingStep] = []
+        if j.routed < session.firstRouted {
+            steps = (j.routed..<session.firstRouted).map { t in
+                RoutingStep(record: record, token: t, id: j.prompt[t], text: tokenizer.decode([j.prompt[t]]), isPrompt: true)
+            }
+            j.routed = session.firstRouted
+        }
+        steps += session.routingSteps(from: j.routed) { i in tokenizer.decode([session.fed[i]]) }
         j.routed = record.tokens
         return steps
+    }
+
+    /// A KV cache for `j` and its routing record (always kept for MoE models: a later request
+    /// may reuse these tokens and ask for their routing): the parked cache holding the longest
+    /// start of its prompt under the same interventions, cut there (at least one token is left
+    /// to prefill, for the next token's logits), else a new one. Sets `j.reused`.
+    func takeCache(for j: ServeJob) throws -> (KVCache, RoutingRecord?) {
+        let record = config.moeLayers.isEmpty ? nil : bundle.model.makeRoutingRecord(j.interventions)
+        var best: Int?, longest = 0
+        for (i, p) in parked.enumerated() where p.interventions == j.interventions {
+            var n = 0
+            while n < min(p.tokens.count, j.prompt.count), p.tokens[n] == j.prompt[n] { n += 1 }
+            if n > longest { (best, longest) = (i, n) }
+        }
+        let reuse = min(longest, j.prompt.count - 1)
+        guard let best, reuse > 0 else { return (try bundle.model.makeCache(capacity: contextSize, precision: kvPrecision), record) }
+        let p = parked.remove(at: best)
+        p.cache.truncate(to: reuse)
+        if let record, let routing = p.routing { record.append(prefixOf: routing, count: reuse) }
+        j.reused = reuse
+        return (p.cache, record)
+    }
+
+    /// Keeps an ended request's cache for the requests after it (not one that failed: its cache
+    /// may hold a half-written pass).
+    func park(_ j: ServeJob) {
+        guard let s = j.session else { return }
+        let tokens = Array(j.prompt[0..<j.reused]) + s.fed
+        guard !tokens.isEmpty, tokens.count == s.cache.length, (s.routing?.tokens ?? tokens.count) == tokens.count else { return }
+        parked.append(ParkedCache(cache: s.cache, tokens: tokens, interventions: j.interventions, routing: s.routing))
+        if parked.count > parallel { parked.removeFirst() }
     }
 }

@@ -224,8 +224,11 @@ struct Reply: Sendable {
         [("id", .string(id)), ("object", .string(object)), ("created", .int(created)), ("model", .string(model))]
     }
 
-    static func usage(_ prompt: Int, _ completion: Int) -> JSONValue {
-        .object([("prompt_tokens", .int(prompt)), ("completion_tokens", .int(completion)), ("total_tokens", .int(prompt + completion))])
+    /// OpenAI's usage object; `cached`: prompt tokens whose keys and values came from an earlier
+    /// request's cache (OpenAI's prompt_tokens_details.cached_tokens).
+    static func usage(_ prompt: Int, _ completion: Int, cached: Int) -> JSONValue {
+        .object([("prompt_tokens", .int(prompt)), ("completion_tokens", .int(completion)), ("total_tokens", .int(prompt + completion)),
+                 ("prompt_tokens_details", .object([("cached_tokens", .int(cached))]))])
     }
 
     func choice(text: String?, role: Bool = false, finish: FinishReason?, delta: Bool) -> JSONValue {
@@ -280,7 +283,7 @@ struct Reply: Sendable {
                 fields.append(("sglext", routedExperts.sglext(allSteps)))
                 out.append(.object(fields))
             }
-            if includeUsage { out.append(chunk(nil, usage: Self.usage(prompt, completion), timings: timings)) }
+            if includeUsage { out.append(chunk(nil, usage: Self.usage(prompt, completion, cached: timings.cachedTokens), timings: timings)) }
             return out
         case let .failed(error):
             return [error.json]
@@ -297,7 +300,7 @@ struct Reply: Sendable {
             case let .finished(reason, prompt, completion, timings):
                 var fields = base(chat ? "chat.completion" : "text_completion")
                 fields.append(("choices", .array([choice(text: text, role: chat, finish: reason, delta: false)])))
-                fields.append(("usage", Self.usage(prompt, completion)))
+                fields.append(("usage", Self.usage(prompt, completion, cached: timings.cachedTokens)))
                 fields.append(("timings", timings.json))
                 if let ext = nekochatExtension(steps, finish: reason) { fields.append(("nekochat", ext)) }
                 if let routedExperts { fields.append(("sglext", routedExperts.sglext(steps))) }

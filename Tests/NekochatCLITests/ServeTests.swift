@@ -143,13 +143,15 @@ enum TestPython {
             #expect(json["finish_reason"] as? String == reason && json["text"] as? String == local["text"] as? String,
                     "\(reason): \(json) vs \(local)")
         }
-        // A plain OpenAI request sees llama-server's timings, which agree with its usage.
+        // A plain OpenAI request sees llama-server's timings, which agree with its usage (this
+        // prompt was sent before: part of it comes from that request's cache, `cache_n`).
         var request = URLRequest(url: URL(string: server.url + "/v1/completions")!)
         request.httpMethod = "POST"
         request.httpBody = try JSONSerialization.data(withJSONObject: ["prompt": "Once upon a time", "max_tokens": 5, "temperature": 0])
         let reply = try #require(try JSONSerialization.jsonObject(with: Self.send(request)) as? [String: Any])
         let usage = try #require(reply["usage"] as? [String: Any]), timings = try #require(reply["timings"] as? [String: Any])
-        #expect(timings["prompt_n"] as? Int == usage["prompt_tokens"] as? Int && timings["predicted_n"] as? Int == usage["completion_tokens"] as? Int)
+        #expect((timings["prompt_n"] as? Int ?? 0) + (timings["cache_n"] as? Int ?? -1) == usage["prompt_tokens"] as? Int
+                && timings["predicted_n"] as? Int == usage["completion_tokens"] as? Int, "\(timings) \(usage)")
         #expect((timings["prompt_per_second"] as? Double ?? 0) > 0 && (timings["predicted_per_second"] as? Double ?? 0) > 0, "\(timings)")
         #expect(reply["nekochat"] == nil, "nekochat's extension sent unasked: \(reply)")
         // Asking for the extension brings the exact finish reason.
@@ -212,6 +214,49 @@ enum TestPython {
                          ChatMessage(id: messages.count + 1, parent: messages.count, role: .user, content: "And then?")]
         }
         #expect(used[1] > used[0], "\(used)")
+    }
+
+    /// A follow-up that re-sends the conversation prefills only what is new (llama-server's prompt
+    /// cache): the timings and usage say how many prompt tokens came from the cache, the reply is
+    /// the one a fresh cache gives, and the prompt's routing is complete and the same.
+    @Test func aFollowUpReusesTheConversationsKVCache() throws {
+        let server = try ServerProcess(["--parallel", "1"])
+        defer { server.stop() }
+        func chat(_ messages: [[String: String]], experts: [String: Any]? = nil) throws -> [String: Any] {
+            var r = URLRequest(url: URL(string: server.url + "/v1/chat/completions")!)
+            r.httpMethod = "POST"
+            r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            var ext: [String: Any] = ["routing": true]
+            if let experts { ext["experts"] = experts }
+            r.httpBody = try JSONSerialization.data(withJSONObject: ["messages": messages, "max_tokens": 6, "temperature": 0, "nekochat": ext])
+            return try #require(try JSONSerialization.jsonObject(with: Self.send(r)) as? [String: Any])
+        }
+        func facts(_ reply: [String: Any]) throws -> (text: String, prompt: Int, cached: Int, prefilled: Int, routing: [[[String: Any]]], tokens: [[String: Any]]) {
+            let usage = try #require(reply["usage"] as? [String: Any]), timings = try #require(reply["timings"] as? [String: Any])
+            let message = (((reply["choices"] as? [[String: Any]])?.first)?["message"] as? [String: Any])?["content"] as? String
+            let ext = try #require(reply["nekochat"] as? [String: Any])
+            #expect((usage["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int == timings["cache_n"] as? Int)
+            return (try #require(message), try #require(usage["prompt_tokens"] as? Int), try #require(timings["cache_n"] as? Int),
+                    try #require(timings["prompt_n"] as? Int), try #require(ext["routing"] as? [[[String: Any]]]),
+                    try #require(ext["tokens"] as? [[String: Any]]))
+        }
+        let first: [[String: String]] = [["role": "user", "content": "Tell me of the king."]]
+        let follow = first + [["role": "assistant", "content": "The king is dead."], ["role": "user", "content": "And the queen?"]]
+        let fresh = try facts(try chat(follow))                  // nothing parked yet
+        #expect(fresh.cached == 0 && fresh.prefilled == fresh.prompt, "\(fresh)")
+        _ = try chat(first)                                       // a shorter start: reused from `follow`'s cache
+        let again = try facts(try chat(follow))                  // `first`'s cache holds the start of this
+        #expect(again.cached > 0 && again.cached + again.prefilled == again.prompt, "cache_n \(again.cached), prompt_n \(again.prefilled) of \(again.prompt)")
+        #expect(again.text == fresh.text)
+        // The prompt's routing, reused tokens included, is every prompt token's, as a fresh cache gives it.
+        func promptExperts(_ f: (text: String, prompt: Int, cached: Int, prefilled: Int, routing: [[[String: Any]]], tokens: [[String: Any]])) -> [[[Int]]] {
+            zip(f.routing, f.tokens).filter { $0.1["prompt"] as? Bool == true }.map { $0.0.map { $0["experts"] as? [Int] ?? [] } }
+        }
+        #expect(promptExperts(again).count == again.prompt)
+        #expect(promptExperts(again) == promptExperts(fresh))
+        // Other interventions made other keys: nothing is reused under them.
+        let masked = try facts(try chat(follow, experts: ["mask": ["3": [0]]]))
+        #expect(masked.cached == 0, "\(masked.cached)")
     }
 
     /// One request's body, waited for.
