@@ -262,3 +262,10 @@ void nk_attend_decode(const float *q, int group, int head_dim, const void *k, co
     case NK_BF16: attend_bf16_portable(q, group, head_dim, k, v, n, scale, scores, out); return;
     }
 }
+
+float nk_softmax_fold(float *s, int64_t n, float *m, float *l) {
+#if NK_X86
+    if (nk_level_now() >= NK_LEVEL_AVX2) return fold_block_avx2(s, n, m, l);
+#endif
+    return fold_block(s, n, m, l);
+}

@@ -123,6 +123,13 @@ public enum Kernels {
         nk_attend_decode(q, Int32(group), Int32(headDim), keys, values, dtype.c, Int64(count), scale, scores, out)
     }
 
+    /// One step of an online softmax (flash attention's): `s[0..<n]` become e^(s − m') with m'
+    /// the larger of `m` and their maximum; `l` becomes l·e^(m − m') + Σ, `m` becomes m'.
+    /// Returns e^(m − m'): the factor for the output summed so far (0 when m was −∞).
+    public static func softmaxFold(_ s: UnsafeMutablePointer<Float>, _ n: Int, max m: inout Float, sum l: inout Float) -> Float {
+        nk_softmax_fold(s, Int64(n), &m, &l)
+    }
+
     /// `out[i] = half(src[i])` (IEEE half bit patterns, round to nearest even).
     public static func toHalf(_ src: UnsafePointer<Float>, count: Int, out: UnsafeMutablePointer<UInt16>) {
         nk_f32_to_f16_array(src, count, out)

@@ -141,42 +141,92 @@ extension LanguageModel {
         }
     }
 
-    /// Several rows of one sequence (prefill): per head, S = q·kᵀ (rows, context) and
-    /// out = softmax(S)·v through single-threaded sgemm, spread over the pool by KV head (a
-    /// 16-bit cache's rows converted once for the query heads that share them) or, with more
-    /// threads than KV heads, by query head.
+    /// Keys per tile of prefill attention: a tile's scores (rows × tile) and, for a 16-bit
+    /// cache, its keys and values as float32 stay in L2 while they are used.
+    static let prefillKeyTile = 256
+
+    /// Several rows of one sequence (prefill), flash-attention style: the visible keys in tiles of
+    /// `prefillKeyTile`; per tile S = q·kᵀ for the rows that see any of it (sgemm), an online
+    /// softmax per row (running max and sum; the output so far rescaled when the max grows), then
+    /// out += P·v (sgemm). No (rows × context) matrix is made, tiles no row sees (above the
+    /// diagonal, before a sliding window) are skipped, and a 16-bit cache's tile is converted once
+    /// for the query heads sharing it. Spread over the pool by KV head, or with more threads
+    /// than KV heads, by query head.
     func attendRows(_ s: Segment, layer l: Int, q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                    ctx: ForwardContext) {
+                    ctx: ForwardContext, keyTile tile: Int = LanguageModel.prefillKeyTile) {
         let hd = config.headDim, heads = config.numAttentionHeads, kvHeads = config.numKeyValueHeads
         let qDim = heads * hd, group = heads / kvHeads
         let n = s.rows.count, total = s.start + n, scale = attentionScale
         let qRows = q + s.rows.lowerBound * qDim, outRows = out + s.rows.lowerBound * qDim
-        let converts = s.cache.precision != .float32
+        let precision = s.cache.precision, converts = precision != .float32
         let byKVHead = ctx.pool.threads <= kvHeads
-        // Per thread: scores (n, total), then for a 16-bit cache K and V of one head as float32
-        // (total, headDim) each.
-        let perThread = n * total + (converts ? 2 * total * hd : 0)
+        let perTask = byKVHead ? group : 1
+        let window = layerWindows[l]
+        // Per thread: a tile of scores (n, tile); each head's row maxima and sums (n each); for a
+        // 16-bit cache the tile's keys and values as float32 (tile, headDim) each.
+        let perThread = n * tile + 2 * perTask * n + (converts ? 2 * tile * hd : 0)
         let scratch = ctx.scores.reserve(ctx.pool.threads * perThread)
         ctx.pool.parallelChunks(byKVHead ? kvHeads : heads) { worker, begin, end in
             let sc = scratch + worker * perThread
+            let maxima = sc + n * tile, sums = maxima + perTask * n
+            let keyTile = sums + perTask * n, valueTile = keyTile + tile * hd
             for task in begin..<end {
                 let kvHead = byKVHead ? task : task / group
-                let keys = s.cache.floatRows(layer: l, head: kvHead, values: false, count: total, scratch: sc + n * total)
-                let values = s.cache.floatRows(layer: l, head: kvHead, values: true, count: total,
-                                               scratch: sc + n * total + total * hd)
-                for head in byKVHead ? kvHead * group..<(kvHead + 1) * group : task..<task + 1 {
-                    Kernels.gemm(m: n, n: total, k: hd, alpha: scale, a: qRows + head * hd, lda: qDim,
-                                 b: keys, ldb: hd, transposeB: true, c: sc, ldc: total)
-                    for t in 0..<n {
-                        // Keys first ..< visible: causal, and inside the sliding window where there is one.
-                        let visible = s.start + t + 1, first = firstVisible(position: s.start + t, layer: l)
-                        let row = sc + t * total
-                        Kernels.softmax(row + first, visible - first)
-                        row.initialize(repeating: 0, count: first)
-                        (row + visible).initialize(repeating: 0, count: total - visible)
+                let firstHead = byKVHead ? task * group : task
+                let keys = s.cache.rows(layer: l, head: kvHead, values: false)
+                let values = s.cache.rows(layer: l, head: kvHead, values: true)
+                for h in 0..<perTask {
+                    let o = outRows + (firstHead + h) * hd
+                    for t in 0..<n { (o + t * qDim).initialize(repeating: 0, count: hd) }
+                    (maxima + h * n).initialize(repeating: -.infinity, count: n)
+                    (sums + h * n).initialize(repeating: 0, count: n)
+                }
+                var c0 = firstVisible(position: s.start, layer: l)
+                while c0 < total {
+                    let cw = min(tile, total - c0)
+                    defer { c0 += cw }
+                    // The rows that see a key of this tile: causal (position ≥ c0), and inside
+                    // the window where there is one (position − window + 1 < c0 + cw).
+                    let r0 = max(0, c0 - s.start)
+                    let r1 = window > 0 ? min(n, c0 + cw + window - 1 - s.start) : n
+                    guard r0 < r1 else { continue }
+                    let kt: UnsafePointer<Float>, vt: UnsafePointer<Float>
+                    if converts {
+                        Kernels.toFloat(keys + c0 * hd * precision.bytes, dtype: precision.dtype, count: cw * hd, out: keyTile)
+                        Kernels.toFloat(values + c0 * hd * precision.bytes, dtype: precision.dtype, count: cw * hd, out: valueTile)
+                        (kt, vt) = (UnsafePointer(keyTile), UnsafePointer(valueTile))
+                    } else {
+                        kt = UnsafePointer(keys.assumingMemoryBound(to: Float.self) + c0 * hd)
+                        vt = UnsafePointer(values.assumingMemoryBound(to: Float.self) + c0 * hd)
                     }
-                    Kernels.gemm(m: n, n: hd, k: total, a: sc, lda: total, b: values, ldb: hd,
-                                 transposeB: false, c: outRows + head * hd, ldc: qDim)
+                    for h in 0..<perTask {
+                        let head = firstHead + h, o = outRows + head * hd
+                        let m = maxima + h * n, z = sums + h * n
+                        Kernels.gemm(m: r1 - r0, n: cw, k: hd, alpha: scale, a: qRows + r0 * qDim + head * hd, lda: qDim,
+                                     b: kt, ldb: hd, transposeB: true, c: sc, ldc: tile)
+                        for t in r0..<r1 {
+                            let row = sc + (t - r0) * tile, position = s.start + t
+                            let lo = max(firstVisible(position: position, layer: l), c0) - c0
+                            let hi = min(position + 1, c0 + cw) - c0
+                            guard lo < hi else { row.initialize(repeating: 0, count: cw); continue }
+                            let corr = Kernels.softmaxFold(row + lo, hi - lo, max: &m[t], sum: &z[t])
+                            row.initialize(repeating: 0, count: lo)
+                            (row + hi).initialize(repeating: 0, count: cw - hi)
+                            if corr != 1 {
+                                let ot = o + t * qDim
+                                for i in 0..<hd { ot[i] *= corr }
+                            }
+                        }
+                        Kernels.gemm(m: r1 - r0, n: hd, k: cw, a: sc, lda: tile, b: vt, ldb: hd,
+                                     transposeB: false, beta: 1, c: o + r0 * qDim, ldc: qDim)
+                    }
+                }
+                for h in 0..<perTask {
+                    let o = outRows + (firstHead + h) * hd, z = sums + h * n
+                    for t in 0..<n {
+                        let ot = o + t * qDim, inverse = 1 / z[t]
+                        for i in 0..<hd { ot[i] *= inverse }
+                    }
                 }
             }
         }

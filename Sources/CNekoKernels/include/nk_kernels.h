@@ -73,6 +73,10 @@ void nk_rope(float *x, const float *cos, const float *sin, size_t head_dim);
 /// scratch). Each key and value row is read once.
 void nk_attend_decode(const float *q, int group, int head_dim, const void *k, const void *v, nk_dtype kv,
                       int64_t n, float scale, float *scores, float *out);
+/// One step of an online softmax over a row: s[0..<n] (scores) become e^(s − m') where m' is the
+/// larger of *m and their maximum; *l (the running denominator) becomes *l · e^(*m − m') + Σ, *m
+/// becomes m'. Returns e^(*m − m'), the factor for what was summed before (0 when *m was −∞).
+float nk_softmax_fold(float *s, int64_t n, float *m, float *l);
 /// out[i] = bfloat16(src[i]), round to nearest even (NaN stays NaN).
 void nk_f32_to_bf16_array(const float *src, size_t n, uint16_t *dst);
 
