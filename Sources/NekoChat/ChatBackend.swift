@@ -62,6 +62,8 @@ public struct BackendInfo: Sendable, Equatable {
     public var reportsRouting: Bool
     /// Whether the model was shipped inside nekochat (the Shakespeare demo).
     public var isBuiltInDemo = false
+    /// How the local KV cache stores keys and values ("f16", "f32", "bf16"); nil for a server.
+    public var kvCache: String?
 
     public init(kind: String, modelName: String, location: String, fingerprint: String, contextSize: Int,
                 experts: Int, expertsPerToken: Int, moeLayers: [Int], reportsRouting: Bool, isBuiltInDemo: Bool = false) {

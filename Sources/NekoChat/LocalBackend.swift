@@ -32,10 +32,12 @@ public final class LocalBackend: ChatBackend, @unchecked Sendable {
         generator.kvPrecision = kvPrecision
         cache = try bundle.model.makeCache(capacity: contextSize, precision: kvPrecision)
         let config = bundle.model.config
-        info = BackendInfo(kind: "local", modelName: modelName ?? URL(fileURLWithPath: bundle.directory).lastPathComponent,
+        var info = BackendInfo(kind: "local", modelName: modelName ?? URL(fileURLWithPath: bundle.directory).lastPathComponent,
                            location: bundle.directory, fingerprint: bundle.fingerprint, contextSize: cache.capacity,
                            experts: config.numExperts, expertsPerToken: config.numExpertsPerTok,
                            moeLayers: config.moeLayers, reportsRouting: !config.moeLayers.isEmpty, isBuiltInDemo: isBuiltInDemo)
+        info.kvCache = kvPrecision.rawValue
+        self.info = info
     }
 
     public var contextSize: Int { cache.capacity }

@@ -66,6 +66,7 @@ struct SlashCommand: Sendable {
             let info = app.controller.backend.info
             let settings = app.controller.conversation.settings
             var parts = ["model \(info.modelName) (\(info.location))", "\(info.kind) backend", "context \(info.contextSize)"]
+            if let kv = info.kvCache { parts.append("KV cache \(kv)") }
             if !info.moeLayers.isEmpty { parts.append("\(info.moeLayers.count) MoE layers × \(info.experts) experts, top-\(info.expertsPerToken)") }
             parts.append(SettingSpec.all.map { "\($0.name) \($0.display(settings))" }.joined(separator: ", "))
             if !settings.experts.isEmpty { parts.append("experts: " + settings.experts.summary) }

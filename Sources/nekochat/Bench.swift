@@ -64,9 +64,9 @@ struct Bench: ParsableCommand {
         let bundle = try modelOptions.loadBundle()
         let loadSeconds = seconds(since: loadStart)
         let model = bundle.model
-        guard promptTokens + genTokens <= model.config.maxPositionEmbeddings else {
-            throw CLIError("--prompt-tokens + --gen-tokens = \(promptTokens + genTokens) exceeds the context window \(model.config.maxPositionEmbeddings)")
-        }
+        // Past the trained context is allowed, as in the chat (RoPE goes on): a depth of exactly
+        // max_position_embeddings still decodes its tokens after it.
+        if let warning = model.contextWarning(promptTokens + genTokens) { Output.err("note: \(warning)\n") }
         let experts = try steering.interventions(for: model)
         var rng = SeededGenerator(seed: seed)
         let prompt = (0..<promptTokens).map { _ in Int.random(in: 0..<model.config.vocabSize, using: &rng) }
