@@ -96,7 +96,8 @@ public final class KVCache: @unchecked Sendable {
     }
 
     /// Positions `0..<count` of one head as float32 (count, headDim): the cache itself when it
-    /// holds float32, else converted into `scratch`.
+    /// holds float32, else converted into `scratch` (what the cache holds, as the tests read it
+    /// back; prefill converts tile by tile instead).
     func floatRows(layer: Int, head: Int, values: Bool, count: Int, scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
         let src = rows(layer: layer, head: head, values: values)
         if precision == .float32 { return UnsafePointer(src.assumingMemoryBound(to: Float.self)) }
