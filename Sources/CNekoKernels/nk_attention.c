@@ -59,25 +59,13 @@ attend_portable(const float *q, int group, int hd, const void *k, const void *v,
 #if NK_X86
 /// fold_block, eight scores at a time.
 NK_AVX2 static float fold_block_avx2(float *s, int64_t nb, float *m, float *l) {
-    __m256 mv = _mm256_set1_ps(-INFINITY);
-    int64_t p = 0;
-    for (; p + 8 <= nb; p += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + p));
-    float mm[8], bm = -INFINITY;
-    _mm256_storeu_ps(mm, mv);
-    for (int j = 0; j < 8; j++) if (mm[j] > bm) bm = mm[j];
-    for (; p < nb; p++) if (s[p] > bm) bm = s[p];
-    float nm = bm > *m ? bm : *m;
+    float nm = nk_max_avx2(s, (size_t)nb, *m);
     float corr = *m == -INFINITY ? 0.0f : expf(*m - nm);
-    __m256 sub = _mm256_set1_ps(nm), sum = _mm256_setzero_ps();
-    for (p = 0; p + 8 <= nb; p += 8) {
-        __m256 e = nk_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + p), sub));
-        _mm256_storeu_ps(s + p, e);
-        sum = _mm256_add_ps(sum, e);
-    }
+    __m256 sum = nk_exp_sub_avx2(s, (size_t)nb, nm, 1);
     float ss[8], total = 0.0f;
     _mm256_storeu_ps(ss, sum);
     for (int j = 0; j < 8; j++) total += ss[j];
-    for (; p < nb; p++) { s[p] = expf(s[p] - nm); total += s[p]; }
+    for (int64_t p = nb & ~(int64_t)7; p < nb; p++) { s[p] = expf(s[p] - nm); total += s[p]; }
     *l = *l * corr + total;
     *m = nm;
     return corr;

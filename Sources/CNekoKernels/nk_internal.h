@@ -86,6 +86,32 @@ NK_AVX2 static inline __m256 nk_exp8(__m256 x) {
 }
 #endif
 
+#if NK_X86
+/// The largest of `init` and x[0..<n] (softmax, log-sum-exp, online softmax).
+NK_AVX2 static inline float nk_max_avx2(const float *x, size_t n, float init) {
+    __m256 mv = _mm256_set1_ps(init);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float mm[8], m = init;
+    _mm256_storeu_ps(mm, mv);
+    for (int j = 0; j < 8; j++) if (mm[j] > m) m = mm[j];
+    for (; i < n; i++) if (x[i] > m) m = x[i];
+    return m;
+}
+
+/// e^(x[i] − m) for the whole 8-blocks of x (i < n & ~7), written back when `store`; returns their
+/// per-lane sums. The caller adds the lanes in its own order and does the tail.
+NK_AVX2 static inline __attribute__((always_inline)) __m256 nk_exp_sub_avx2(const float *x, size_t n, float m, const int store) {
+    __m256 msub = _mm256_set1_ps(m), sumv = _mm256_setzero_ps();
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        __m256 e = nk_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), msub));
+        if (store) _mm256_storeu_ps((float *)x + i, e);   // only callers that own x store
+        sumv = _mm256_add_ps(sumv, e);
+    }
+    return sumv;
+}
+#endif
+
 /// How far ahead (bytes) the decode kernels ask for weights into L2 (prefetcht2): the L1 miss
 /// buffers then wait on L2 rather than DRAM. Measured here: +15-25% of single-core read rate.
 #ifndef NK_PREFETCH_AHEAD

@@ -174,20 +174,9 @@ static void softmax_portable(float *x, size_t n) {
 
 #if NK_X86
 NK_AVX2 static void softmax_avx2(float *x, size_t n) {
-    size_t i = 0;
-    __m256 mv = _mm256_set1_ps(x[0]);
-    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
-    float mm[8];
-    _mm256_storeu_ps(mm, mv);
-    float m = mm[0];
-    for (int j = 1; j < 8; j++) if (mm[j] > m) m = mm[j];
-    for (; i < n; i++) if (x[i] > m) m = x[i];
-    __m256 msub = _mm256_set1_ps(m), sumv = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) {
-        __m256 e = nk_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), msub));
-        _mm256_storeu_ps(x + i, e);
-        sumv = _mm256_add_ps(sumv, e);
-    }
+    float m = nk_max_avx2(x, n, x[0]);
+    __m256 sumv = nk_exp_sub_avx2(x, n, m, 1);
+    size_t i = n & ~(size_t)7;
     float ss[8];
     _mm256_storeu_ps(ss, sumv);
     float sum = ((ss[0] + ss[1]) + (ss[2] + ss[3])) + ((ss[4] + ss[5]) + (ss[6] + ss[7]));
@@ -208,16 +197,9 @@ static double logsumexp_portable(const float *x, size_t n) {
 
 #if NK_X86
 NK_AVX2 static double logsumexp_avx2(const float *x, size_t n) {
-    size_t i = 0;
-    __m256 mv = _mm256_set1_ps(x[0]);
-    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
-    float mm[8];
-    _mm256_storeu_ps(mm, mv);
-    float m = mm[0];
-    for (int j = 1; j < 8; j++) if (mm[j] > m) m = mm[j];
-    for (; i < n; i++) if (x[i] > m) m = x[i];
-    __m256 msub = _mm256_set1_ps(m), sumv = _mm256_setzero_ps();
-    for (i = 0; i + 8 <= n; i += 8) sumv = _mm256_add_ps(sumv, nk_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), msub)));
+    float m = nk_max_avx2(x, n, x[0]);
+    __m256 sumv = nk_exp_sub_avx2(x, n, m, 0);
+    size_t i = n & ~(size_t)7;
     float ss[8];
     _mm256_storeu_ps(ss, sumv);
     double sum = 0;
