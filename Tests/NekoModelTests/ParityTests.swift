@@ -44,25 +44,32 @@ let logitTolerance = 1e-3
         print("parity \(name): max |Δlogit| \(worst) over \(expected.logits.count) positions")
     }
 
+    /// The prompt fed `chunk` tokens a pass into one cache of `precision`: per position, the max
+    /// |Δlogit| from the reference. The cache must hold the whole prompt at the end.
+    func chunkedDifferences(_ model: LanguageModel, _ expected: Expected, chunk: Int,
+                            precision: KVPrecision = .float32) throws -> [Double] {
+        let vocab = model.config.vocabSize
+        let cache = try model.makeCache(capacity: 64, precision: precision)
+        var differences: [Double] = []
+        var t = 0
+        while t < expected.promptIds.count {
+            let end = min(expected.promptIds.count, t + chunk)
+            let logits = try model.forward(Array(expected.promptIds[t..<end]), cache: cache, logits: .all, context: context)
+            for p in t..<end { differences.append(maxDiff(logits[(p - t) * vocab..<(p - t + 1) * vocab], expected.logits[p])) }
+            t = end
+        }
+        #expect(cache.length == expected.promptIds.count)
+        return differences
+    }
+
     /// Token-by-token decode with the KV cache, and prefill in uneven chunks, give the same logits.
     @Test(arguments: Fixtures.engineModels)
     func decodeAndChunkedPrefillMatchReference(name: String) throws {
         let (model, expected) = try load(name)
-        let vocab = model.config.vocabSize
         for chunk in [1, 3] {
-            let cache = try model.makeCache(capacity: 64)
-            var t = 0
-            while t < expected.promptIds.count {
-                let end = min(expected.promptIds.count, t + chunk)
-                let logits = try model.forward(Array(expected.promptIds[t..<end]), cache: cache,
-                                               logits: .all, context: context)
-                for p in t..<end {
-                    let d = maxDiff(logits[(p - t) * vocab..<(p - t + 1) * vocab], expected.logits[p])
-                    #expect(d <= logitTolerance, "\(name) chunk \(chunk) position \(p): \(d)")
-                }
-                t = end
+            for (p, d) in try chunkedDifferences(model, expected, chunk: chunk).enumerated() {
+                #expect(d <= logitTolerance, "\(name) chunk \(chunk) position \(p): \(d)")
             }
-            #expect(cache.length == expected.promptIds.count)
         }
     }
 
@@ -70,29 +77,22 @@ let logitTolerance = 1e-3
     /// cache's rounding of the reference: IEEE half keeps 11 significant bits, bfloat16 8, so
     /// keys and values move by ≤ 2⁻¹¹ and ≤ 2⁻⁸ of themselves; on these fixtures the logits moved
     /// by at most 0.013 (half) and 0.13 (bfloat16). The tolerances are about twice that: an error
-    /// in the cache (a wrong row, head or conversion) moves logits by whole units.
+    /// in the cache (a wrong row, head or conversion) moves logits by whole units. And they must
+    /// move at all: a cache that kept float32 would pass the bound unnoticed.
     @Test(arguments: Fixtures.engineModels, [KVPrecision.float16, .bfloat16])
     func sixteenBitCachesStayNearTheReference(name: String, precision: KVPrecision) throws {
         let (model, expected) = try load(name)
-        let vocab = model.config.vocabSize
         let tolerance = precision == .float16 ? 3e-2 : 0.3
-        var worst = 0.0
+        var worst = 0.0, worstExact = 0.0
         for chunk in [1, 3, 64] {
-            let cache = try model.makeCache(capacity: 64, precision: precision)
-            var t = 0
-            while t < expected.promptIds.count {
-                let end = min(expected.promptIds.count, t + chunk)
-                let logits = try model.forward(Array(expected.promptIds[t..<end]), cache: cache,
-                                               logits: .all, context: context)
-                for p in t..<end {
-                    let d = maxDiff(logits[(p - t) * vocab..<(p - t + 1) * vocab], expected.logits[p])
-                    worst = max(worst, d)
-                    #expect(d <= tolerance, "\(name) \(precision) chunk \(chunk) position \(p): \(d)")
-                }
-                t = end
+            for (p, d) in try chunkedDifferences(model, expected, chunk: chunk, precision: precision).enumerated() {
+                worst = max(worst, d)
+                #expect(d <= tolerance, "\(name) \(precision) chunk \(chunk) position \(p): \(d)")
             }
+            worstExact = max(worstExact, try chunkedDifferences(model, expected, chunk: chunk).max() ?? 0)
         }
-        print("kv \(precision.rawValue) \(name): max |Δlogit| \(worst)")
+        #expect(worst > worstExact, "\(name) \(precision): no further from the reference than float32 (\(worst))")
+        print("kv \(precision.rawValue) \(name): max |Δlogit| \(worst) (float32 cache: \(worstExact))")
     }
 
     /// Greedy continuation (ignoring EOS) and the routing of every token fed through the model.
